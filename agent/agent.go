@@ -1,0 +1,472 @@
+// Package agent is tillsync-agent: the service beside a till. It wires the
+// barcode scanner (agent/scanner), the POS's local API (agent/posapi), the
+// durable outbox (agent/outbox) and the MQTT uplink to the hub
+// (agent/uplink), and holds the till's rules for earning, burning and
+// reversing points.
+//
+// The path of a transaction: the POS calls the API; the agent validates and
+// prices it, commits it to the outbox (fsync) and only then answers; the
+// uplink publishes the outbox and deletes an entry when the hub's ack for
+// its id arrives. Earns and reverses are accepted at the till, online or
+// not. A burn needs the hub's verdict: it is committed, sent at once, and
+// the POS waits up to BurnTimeout for the ack; without one the burn is
+// declined and a void for it goes through the outbox, so the ledger never
+// keeps a burn the till declined. While the hub is unreachable burns are
+// declined with code "offline" and nothing is written.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tillsync/tillsync/agent/outbox"
+	"github.com/tillsync/tillsync/agent/posapi"
+	"github.com/tillsync/tillsync/agent/scanner"
+	"github.com/tillsync/tillsync/agent/uplink"
+	"github.com/tillsync/tillsync/internal/clock"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// OutboxFile is the outbox's file name inside the data dir.
+const OutboxFile = "outbox.db"
+
+// Options configures an Agent. DataDir, Broker, Store, Terminal, Partner and
+// POSListener are required.
+type Options struct {
+	// DataDir holds the outbox; created owner-only if missing.
+	DataDir string
+	// Broker is the hub's MQTT address, e.g. tcp://hub.example:1883.
+	Broker string
+	// Store, Terminal and Partner identify this till and its brand.
+	Store, Terminal, Partner string
+	// EarnRate is the points earned per 100 minor units of the purchase
+	// (1 point per euro at the default of 1), rounded down. Partner earn
+	// rules pushed by the hub replace it in a later version.
+	EarnRate int64
+	// BurnTimeout bounds the wait for the hub's verdict on a burn; default 3s.
+	BurnTimeout time.Duration
+	// POSListener is where the POS API is served (loopback in production).
+	POSListener net.Listener
+	// ScannerPort is the serial port of the barcode scanner; "" for none.
+	ScannerPort string
+	// ScannerBaud defaults to 9600.
+	ScannerBaud int
+	// Uplink tuning; zero values take the uplink's defaults.
+	Window, BatchMax int
+	AckTimeout       time.Duration
+	// BackoffMax caps the wait between attempts to reach the hub.
+	BackoffMax time.Duration
+	// Version is reported in health.
+	Version string
+	// Logger defaults to discarding; Clock to the real one.
+	Logger *slog.Logger
+	Clock  clock.Clock
+}
+
+// Agent is one till's agent. Make it with New, run it with Run.
+type Agent struct {
+	o   Options
+	log *slog.Logger
+	clk clock.Clock
+	ob  *outbox.Outbox
+	up  *uplink.Uplink
+	ids idGen
+
+	wmu     sync.Mutex
+	waiters map[string]chan protocol.Ack // burn id -> its verdict
+
+	scans scanLog
+
+	smu     sync.Mutex
+	scanner posapi.Scanner
+}
+
+// New checks the options and opens the outbox. The error names the problem
+// in one line.
+func New(o Options) (*Agent, error) {
+	for _, f := range [...]struct{ name, v string }{{"store", o.Store}, {"terminal", o.Terminal}, {"partner", o.Partner}} {
+		if !protocol.ValidID(f.v) {
+			return nil, fmt.Errorf("agent: %s %q is not a valid id (1-64 characters of A-Z a-z 0-9 . _ -)", f.name, f.v)
+		}
+	}
+	if o.DataDir == "" {
+		return nil, errors.New("agent: no data dir")
+	}
+	if o.POSListener == nil {
+		return nil, errors.New("agent: no POS API listener")
+	}
+	if o.EarnRate < 0 {
+		return nil, fmt.Errorf("agent: earn rate %d is negative", o.EarnRate)
+	}
+	if o.EarnRate == 0 {
+		o.EarnRate = 1
+	}
+	if o.BurnTimeout <= 0 {
+		o.BurnTimeout = 3 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Clock = clock.Or(o.Clock)
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: data dir: %w", err)
+	}
+	ob, err := outbox.Open(filepath.Join(o.DataDir, OutboxFile), outbox.Options{Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{o: o, log: o.Logger.With("store", o.Store, "terminal", o.Terminal), clk: o.Clock, ob: ob, waiters: map[string]chan protocol.Ack{}}
+	a.scans.init()
+	a.scanner.Port = o.ScannerPort
+	a.up, err = uplink.New(uplink.Options{
+		Broker: o.Broker, Store: o.Store, Terminal: o.Terminal, Outbox: ob,
+		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
+		OnAck: a.onAck, Logger: a.log, Clock: o.Clock,
+	})
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Outbox gives tests and tools read access to the outbox.
+func (a *Agent) Outbox() *outbox.Outbox { return a.ob }
+
+// Run serves the POS API, reads the scanner and syncs with the hub until ctx
+// is done, then stops them in that order and closes the outbox. It returns
+// an error when the POS API cannot be served.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.ob.Close()
+	if err := a.recoverBurns(); err != nil {
+		return err
+	}
+	a.log.Info("agent running", "broker", a.o.Broker, "pos_api", a.o.POSListener.Addr().String(), "scanner", a.o.ScannerPort)
+
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { a.up.Run(syncCtx) })
+	if a.o.ScannerPort != "" {
+		wg.Go(func() {
+			err := scanner.Run(syncCtx, scanner.Options{
+				Port: a.o.ScannerPort, Baud: a.o.ScannerBaud, Logger: a.log, Clock: a.clk,
+				OnScan: a.onScan, OnState: a.onScannerState,
+			})
+			if err != nil {
+				a.log.Error("scanner stopped", "err", err)
+			}
+		})
+	}
+	err := posapi.Serve(ctx, a.o.POSListener, a, a.log)
+	stopSync()
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return err
+}
+
+// recoverBurns declines the burns left pending by a crash or kill: their POS
+// request never got an answer, so each gets a void.
+func (a *Agent) recoverBurns() error {
+	ids, err := a.ob.PendingBurns()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		l, _, err := a.ob.Local(id)
+		if err != nil {
+			return err
+		}
+		res := posapi.Result{Status: "declined", Code: protocol.CodeTimeout, TxID: id, Kind: string(protocol.KindBurn), Member: l.Member, Points: l.Points}
+		if _, err := a.ob.DecideBurn(id, mustJSON(res), false, a.void(id, l.Member)); err != nil {
+			return err
+		}
+		a.log.Warn("declined a burn left unanswered by a restart; voiding it", "tx", id)
+	}
+	return nil
+}
+
+func (a *Agent) onAck(ack protocol.Ack) {
+	a.wmu.Lock()
+	ch := a.waiters[ack.ID]
+	a.wmu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- ack:
+		default:
+		}
+	}
+}
+
+func (a *Agent) newTx(kind protocol.Kind, member string) protocol.Transaction {
+	now := a.clk.Now().UTC()
+	return protocol.Transaction{
+		ID: a.ids.next(now), Store: a.o.Store, Terminal: a.o.Terminal, Partner: a.o.Partner,
+		Member: member, Kind: kind, CreatedAt: now,
+	}
+}
+
+func (a *Agent) void(burnID, member string) *protocol.Transaction {
+	v := a.newTx(protocol.KindVoid, member)
+	v.Original = burnID
+	return &v
+}
+
+// repeat answers a request whose Idempotency-Key was seen before.
+func repeat(rec outbox.IdemRecord, hash string) (posapi.Result, error) {
+	if rec.Hash != hash {
+		return posapi.Result{}, protocol.Errorf(posapi.CodeIdempotencyConflict, "Idempotency-Key", "already used for a different request")
+	}
+	if rec.Pending {
+		return posapi.Result{}, protocol.Errorf(posapi.CodeInProgress, "Idempotency-Key", "the first request with this key is still waiting for the hub")
+	}
+	var res posapi.Result
+	if err := json.Unmarshal(rec.Response, &res); err != nil {
+		return posapi.Result{}, fmt.Errorf("agent: stored answer for %s: %w", rec.TxID, err)
+	}
+	return res, nil
+}
+
+// seen looks up an Idempotency-Key; ok is true when the request was answered before.
+func (a *Agent) seen(key, hash string) (posapi.Result, bool, error) {
+	if key == "" {
+		return posapi.Result{}, false, nil
+	}
+	rec, found, err := a.ob.Idem(key)
+	if err != nil || !found {
+		return posapi.Result{}, false, err
+	}
+	res, err := repeat(rec, hash)
+	return res, true, err
+}
+
+// commit appends tx with its idempotency record; a key that raced in between
+// gets the stored answer.
+func (a *Agent) commit(tx *protocol.Transaction, key, hash string, res *posapi.Result, pendingBurn bool) (posapi.Result, bool, error) {
+	rec := &outbox.IdemRecord{Hash: hash, TxID: tx.ID, Pending: pendingBurn}
+	if !pendingBurn {
+		rec.Response = mustJSON(res)
+	}
+	err := a.ob.Append(tx, key, rec, pendingBurn)
+	var ie *outbox.IdemExistsError
+	if errors.As(err, &ie) {
+		r, err := repeat(ie.Record, hash)
+		return r, true, err
+	}
+	return posapi.Result{}, false, err
+}
+
+// Earn accepts points for a purchase: committed at the till, online or not.
+func (a *Agent) Earn(ctx context.Context, key, hash string, r posapi.EarnRequest) (posapi.Result, error) {
+	if res, ok, err := a.seen(key, hash); ok || err != nil {
+		return res, err
+	}
+	tx := a.newTx(protocol.KindEarn, r.Member)
+	tx.Amount, tx.Currency, tx.Receipt = r.Amount, r.Currency, r.Receipt
+	if r.Amount > 0 && r.Amount <= protocol.MaxAmount {
+		tx.Points = r.Amount / 100 * a.o.EarnRate
+		tx.Points += r.Amount % 100 * a.o.EarnRate / 100
+	}
+	res := posapi.Result{Status: "accepted", TxID: tx.ID, Kind: string(tx.Kind), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt}
+	if prev, dup, err := a.commit(&tx, key, hash, &res, false); dup || err != nil {
+		return prev, err
+	}
+	a.up.Kick()
+	a.log.Debug("earn accepted", "tx", tx.ID, "points", tx.Points)
+	return res, nil
+}
+
+// Reverse accepts a return against an earlier earn or burn.
+func (a *Agent) Reverse(ctx context.Context, key, hash string, r posapi.ReverseRequest) (posapi.Result, error) {
+	if res, ok, err := a.seen(key, hash); ok || err != nil {
+		return res, err
+	}
+	if !protocol.ValidID(r.Original) {
+		return posapi.Result{}, protocol.Errorf(protocol.CodeInvalidID, "original", "must be the tx_id of an earn or burn")
+	}
+	if r.Points < 0 {
+		return posapi.Result{}, protocol.Errorf(protocol.CodeInvalidPoints, "points", "must not be negative")
+	}
+	member, points := r.Member, r.Points
+	l, found, err := a.ob.Local(r.Original)
+	if err != nil {
+		return posapi.Result{}, err
+	}
+	switch {
+	case found:
+		if member != "" && member != l.Member {
+			return posapi.Result{}, protocol.Errorf(protocol.CodeOriginalMismatch, "member", "%s was made for another member", r.Original)
+		}
+		member = l.Member
+		if points == 0 {
+			points = l.Points - l.Reversed
+			if points <= 0 {
+				return posapi.Result{}, protocol.Errorf(protocol.CodeOverReversed, "points", "nothing left to reverse of %s", r.Original)
+			}
+		}
+	case member == "" || points == 0:
+		return posapi.Result{}, protocol.Errorf(protocol.CodeUnknownOriginal, "original", "%s was not made at this till; give member and points to reverse it", r.Original)
+	}
+	tx := a.newTx(protocol.KindReverse, member)
+	tx.Original, tx.Points, tx.Amount, tx.Currency, tx.Receipt = r.Original, points, r.Amount, r.Currency, r.Receipt
+	res := posapi.Result{Status: "accepted", TxID: tx.ID, Kind: string(tx.Kind), Member: member, Points: points, CreatedAt: tx.CreatedAt}
+	if prev, dup, err := a.commit(&tx, key, hash, &res, false); dup || err != nil {
+		return prev, err
+	}
+	a.up.Kick()
+	return res, nil
+}
+
+// Burn redeems points, with the hub's verdict.
+func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest) (posapi.Result, error) {
+	if res, ok, err := a.seen(key, hash); ok || err != nil {
+		return res, err
+	}
+	tx := a.newTx(protocol.KindBurn, r.Member)
+	tx.Points, tx.Amount, tx.Currency, tx.Receipt = r.Points, r.Amount, r.Currency, r.Receipt
+	tx.Seq = 1 // checked for real by the outbox; here only to validate early
+	if err := tx.Validate(); err != nil {
+		return posapi.Result{}, err
+	}
+	res := posapi.Result{TxID: tx.ID, Kind: string(tx.Kind), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt}
+	if !a.up.Connected() {
+		res.Status, res.Code, res.TxID = "declined", protocol.CodeOffline, ""
+		return res, nil
+	}
+	verdict := make(chan protocol.Ack, 1)
+	a.wmu.Lock()
+	a.waiters[tx.ID] = verdict
+	a.wmu.Unlock()
+	defer func() {
+		a.wmu.Lock()
+		delete(a.waiters, tx.ID)
+		a.wmu.Unlock()
+	}()
+	if prev, dup, err := a.commit(&tx, key, hash, &res, true); dup || err != nil {
+		return prev, err
+	}
+	a.up.Kick()
+
+	timer := time.NewTimer(a.o.BurnTimeout)
+	defer timer.Stop()
+	var void *protocol.Transaction
+	select {
+	case ack := <-verdict:
+		bal := ack.Balance
+		res.Balance = &bal
+		if ack.Final() == protocol.StatusApplied {
+			res.Status = "approved"
+		} else {
+			res.Status, res.Code = "declined", ack.Code
+		}
+	case <-timer.C:
+		res.Status, res.Code = "declined", protocol.CodeTimeout
+		void = a.void(tx.ID, tx.Member)
+	case <-ctx.Done():
+		res.Status, res.Code = "declined", protocol.CodeTimeout
+		void = a.void(tx.ID, tx.Member)
+	}
+	if _, err := a.ob.DecideBurn(tx.ID, mustJSON(res), res.Status == "approved", void); err != nil {
+		a.log.Error("could not record a burn verdict; the burn will be voided at restart", "tx", tx.ID, "err", err)
+		return posapi.Result{}, err
+	}
+	if void != nil {
+		a.up.Kick()
+		a.log.Warn("burn declined: no answer from the hub in time; voiding it", "tx", tx.ID, "timeout", a.o.BurnTimeout.String())
+	}
+	return res, nil
+}
+
+// Balance returns the member's balance from the hub when connected, else as
+// the hub last reported it, with the points still in this till's outbox.
+func (a *Agent) Balance(ctx context.Context, member string) (posapi.Balance, error) {
+	b := posapi.Balance{Member: member}
+	var err error
+	if b.UnsyncedEarned, b.UnsyncedBurned, err = a.ob.PendingPoints(member, 100_000); err != nil {
+		return b, err
+	}
+	if a.up.Connected() {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		r, err := a.up.Query(qctx, member)
+		cancel()
+		if err == nil && r.Code == "" {
+			b.Known, b.Points, b.Source, b.AsOf = r.Known, r.Balance, "hub", r.AsOf
+			return b, nil
+		}
+		a.log.Warn("balance query to hub failed; answering from cache", "err", errOr(err, string(r.Code)))
+	}
+	c, found, err := a.ob.CachedBalance(member)
+	if err != nil {
+		return b, err
+	}
+	b.Known, b.Points, b.Source, b.AsOf = found, c.Points, "cache", c.AsOf
+	return b, nil
+}
+
+// Health reports the hub connection, the backlog and the scanner.
+func (a *Agent) Health(ctx context.Context) posapi.Health {
+	h := posapi.Health{Store: a.o.Store, Terminal: a.o.Terminal, Version: a.o.Version, HubConnected: a.up.Connected()}
+	n, oldest, err := a.ob.Stats()
+	if err != nil {
+		a.log.Error("outbox stats", "err", err)
+	}
+	h.Backlog = n
+	if !oldest.IsZero() {
+		h.OldestUnsynced = oldest
+		h.OldestUnsyncedSeconds = max(0, a.clk.Now().Sub(oldest).Seconds())
+	}
+	a.smu.Lock()
+	h.Scanner = a.scanner
+	a.smu.Unlock()
+	return h
+}
+
+// Scans returns member scans after seq, waiting up to wait for one.
+func (a *Agent) Scans(ctx context.Context, after uint64, wait time.Duration) []posapi.ScanEvent {
+	return a.scans.after(ctx, after, wait)
+}
+
+func (a *Agent) onScan(s scanner.Scan) {
+	member, err := scanner.MemberID(s)
+	a.smu.Lock()
+	a.scanner.LastScan = s.At
+	a.smu.Unlock()
+	if err != nil {
+		a.log.Warn("scan is not a member id; ignored", "symbology", s.Symbology, "len", len(s.Data), "err", err)
+		return
+	}
+	a.scans.add(posapi.ScanEvent{Member: member, Symbology: s.Symbology, At: s.At})
+}
+
+func (a *Agent) onScannerState(connected bool, err error) {
+	a.smu.Lock()
+	a.scanner.Connected = connected
+	if err != nil {
+		a.scanner.LastError = err.Error()
+	} else if connected {
+		a.scanner.LastError = ""
+	}
+	a.smu.Unlock()
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("agent: encode %T: %v", v, err)) // plain structs: cannot happen
+	}
+	return b
+}
+
+func errOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(msg)
+}

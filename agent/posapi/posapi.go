@@ -1,0 +1,373 @@
+// Package posapi is the agent's local HTTP API for the point-of-sale
+// software: earn, burn, reverse, a member's balance, the scans coming from
+// the barcode scanner, and the agent's health.
+//
+// It owns the HTTP surface only — request decoding with size limits, the
+// Idempotency-Key header, error bodies with stable codes, status mapping —
+// and calls a Service (the agent) for everything else. It listens on
+// loopback by default: the POS runs on the same machine.
+//
+// Every error body is {"error":{"code":"…","message":"…"}} with a code from
+// protocol's stable set (plus the few HTTP-level ones below). A burn the hub
+// declines is not an error: it is a 200 answer with status "declined" and
+// the reason in code.
+package posapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// HTTP-level codes, besides protocol's.
+const (
+	CodeBadRequest          protocol.Code = "bad_request"          // body is not the expected JSON
+	CodeNotFound            protocol.Code = "not_found"            // no such endpoint
+	CodeMethodNotAllowed    protocol.Code = "method_not_allowed"   // wrong HTTP method
+	CodeIdempotencyConflict protocol.Code = "idempotency_conflict" // key reused with another request
+	CodeInProgress          protocol.Code = "in_progress"          // the first request with this key is still running
+)
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 16 << 10
+
+// MaxIdempotencyKeyLen bounds the Idempotency-Key header.
+const MaxIdempotencyKeyLen = 128
+
+// EarnRequest asks for points on a purchase.
+type EarnRequest struct {
+	Member   string `json:"member"`            // member id from the card or QR code
+	Amount   int64  `json:"amount"`            // purchase amount in minor units
+	Currency string `json:"currency"`          // ISO 4217
+	Receipt  string `json:"receipt,omitempty"` // the POS's sale reference
+}
+
+// BurnRequest asks to redeem points.
+type BurnRequest struct {
+	Member   string `json:"member"`
+	Points   int64  `json:"points"`
+	Amount   int64  `json:"amount,omitempty"`   // what the points pay for, minor units (optional)
+	Currency string `json:"currency,omitempty"` // required with Amount
+	Receipt  string `json:"receipt,omitempty"`
+}
+
+// ReverseRequest gives back (part of) an earlier earn or burn.
+type ReverseRequest struct {
+	Original string `json:"original"`         // tx_id of the earn or burn
+	Member   string `json:"member,omitempty"` // needed only when the original was made at another till
+	Points   int64  `json:"points,omitempty"` // default: all that is left of the original
+	Amount   int64  `json:"amount,omitempty"` // returned amount, minor units (optional)
+	Currency string `json:"currency,omitempty"`
+	Receipt  string `json:"receipt,omitempty"`
+}
+
+// Result answers earn, burn and reverse.
+type Result struct {
+	// Status is "accepted" (earn, reverse: committed at the till, syncing to
+	// the hub), "approved" (burn: the hub applied it) or "declined" (burn: see Code).
+	Status string `json:"status"`
+	// Code is why a burn was declined: insufficient_points, unknown_member, offline, timeout, …
+	Code protocol.Code `json:"code,omitempty"`
+	// TxID is the transaction's id; quote it to reverse it.
+	TxID   string `json:"tx_id,omitempty"`
+	Kind   string `json:"kind"`
+	Member string `json:"member"`
+	Points int64  `json:"points"`
+	// Balance is the member's balance at the hub after a burn, when known.
+	Balance *int64 `json:"balance,omitempty"`
+	// CreatedAt is the till's time of acceptance.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Balance answers a balance query.
+type Balance struct {
+	Member string `json:"member"`
+	// Known is false when neither the hub nor this till's cache has seen the member.
+	Known bool `json:"known"`
+	// Points is the balance at the hub ("hub") or as the hub last reported it ("cache").
+	Points int64 `json:"points"`
+	// Source is "hub" for a live answer, "cache" while offline.
+	Source string    `json:"source"`
+	AsOf   time.Time `json:"as_of,omitzero"`
+	// UnsyncedEarned and UnsyncedBurned are points in this till's outbox, not yet in Points.
+	UnsyncedEarned int64 `json:"unsynced_earned"`
+	UnsyncedBurned int64 `json:"unsynced_burned"`
+}
+
+// Health is the agent's state for the POS and for installers.
+type Health struct {
+	Store        string `json:"store"`
+	Terminal     string `json:"terminal"`
+	Version      string `json:"version"`
+	HubConnected bool   `json:"hub_connected"`
+	// Backlog is the number of transactions accepted and not yet acked by the hub.
+	Backlog int64 `json:"backlog"`
+	// OldestUnsyncedSeconds is the age of the oldest of them (0 when none).
+	OldestUnsyncedSeconds float64   `json:"oldest_unsynced_seconds"`
+	OldestUnsynced        time.Time `json:"oldest_unsynced,omitzero"`
+	Scanner               Scanner   `json:"scanner"`
+}
+
+// Scanner is the barcode scanner's state.
+type Scanner struct {
+	Port      string    `json:"port,omitempty"`
+	Connected bool      `json:"connected"`
+	LastScan  time.Time `json:"last_scan,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// ScanEvent is one member card or QR code read by the scanner.
+type ScanEvent struct {
+	Seq       uint64    `json:"seq"`
+	Member    string    `json:"member"`
+	Symbology string    `json:"symbology,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Service is what the API needs of the agent. idemKey is the request's
+// Idempotency-Key ("" when absent) and hash identifies its body.
+type Service interface {
+	Earn(ctx context.Context, idemKey, hash string, r EarnRequest) (Result, error)
+	Burn(ctx context.Context, idemKey, hash string, r BurnRequest) (Result, error)
+	Reverse(ctx context.Context, idemKey, hash string, r ReverseRequest) (Result, error)
+	Balance(ctx context.Context, member string) (Balance, error)
+	Health(ctx context.Context) Health
+	// Scans returns the scans after seq, waiting up to wait for one to arrive.
+	Scans(ctx context.Context, after uint64, wait time.Duration) []ScanEvent
+}
+
+// Handler returns the API's http.Handler.
+func Handler(svc Service, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &api{svc: svc, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/earn", a.earn)
+	mux.HandleFunc("POST /v1/burn", a.burn)
+	mux.HandleFunc("POST /v1/reverse", a.reverse)
+	mux.HandleFunc("GET /v1/members/{member}/balance", a.balance)
+	mux.HandleFunc("GET /v1/scans", a.scans)
+	mux.HandleFunc("GET /v1/health", a.health)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// Serve runs the API on l until ctx is done, then shuts down gracefully.
+func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           Handler(svc, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("posapi: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		return nil
+	}
+}
+
+type api struct {
+	svc Service
+	log *slog.Logger
+}
+
+func (a *api) earn(w http.ResponseWriter, r *http.Request) {
+	var req EarnRequest
+	key, hash, ok := a.decode(w, r, &req)
+	if !ok {
+		return
+	}
+	res, err := a.svc.Earn(r.Context(), key, hash, req)
+	a.answer(w, r, res, err)
+}
+
+func (a *api) burn(w http.ResponseWriter, r *http.Request) {
+	var req BurnRequest
+	key, hash, ok := a.decode(w, r, &req)
+	if !ok {
+		return
+	}
+	res, err := a.svc.Burn(r.Context(), key, hash, req)
+	a.answer(w, r, res, err)
+}
+
+func (a *api) reverse(w http.ResponseWriter, r *http.Request) {
+	var req ReverseRequest
+	key, hash, ok := a.decode(w, r, &req)
+	if !ok {
+		return
+	}
+	res, err := a.svc.Reverse(r.Context(), key, hash, req)
+	a.answer(w, r, res, err)
+}
+
+func (a *api) balance(w http.ResponseWriter, r *http.Request) {
+	m := r.PathValue("member")
+	if !protocol.ValidID(m) {
+		writeError(w, http.StatusBadRequest, protocol.CodeInvalidID, "member: must be 1-64 characters of A-Z a-z 0-9 . _ -")
+		return
+	}
+	b, err := a.svc.Balance(r.Context(), m)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (a *api) scans(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "after: must be a whole number")
+			return
+		}
+		after = v
+	}
+	var wait time.Duration
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > time.Minute {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "wait: must be a duration from 0s to 60s, e.g. 10s")
+			return
+		}
+		wait = d
+	}
+	ev := a.svc.Scans(r.Context(), after, wait)
+	if ev == nil {
+		ev = []ScanEvent{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"scans": ev})
+}
+
+func (a *api) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.svc.Health(r.Context()))
+}
+
+// decode reads a JSON body of at most MaxBodyBytes into v, refusing unknown
+// fields, and returns the Idempotency-Key and a hash of the body.
+func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) (key, hash string, ok bool) {
+	key = r.Header.Get("Idempotency-Key")
+	if len(key) > MaxIdempotencyKeyLen || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("Idempotency-Key: at most %d printable ASCII characters", MaxIdempotencyKeyLen))
+		return "", "", false
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "Content-Type must be application/json")
+		return "", "", false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "could not read the request body")
+		return "", "", false
+	}
+	if len(body) > MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
+		return "", "", false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, jsonProblem(err))
+		return "", "", false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "trailing data after the JSON body")
+		return "", "", false
+	}
+	return key, bodyHash(r.URL.Path, body), true
+}
+
+func (a *api) answer(w http.ResponseWriter, r *http.Request, res Result, err error) {
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// fail maps a Service error to a status and a one-line body. Internal
+// details are logged, not sent.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := protocol.CodeOf(err)
+	status := http.StatusBadRequest
+	switch code {
+	case protocol.CodeInternal:
+		a.log.Error("pos api request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, code, "internal error; see the agent log")
+		return
+	case CodeIdempotencyConflict, CodeInProgress:
+		status = http.StatusConflict
+	case protocol.CodeUnknownOriginal:
+		status = http.StatusNotFound
+	case protocol.CodeOffline, protocol.CodeTimeout:
+		status = http.StatusServiceUnavailable
+	}
+	msg := err.Error()
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		msg = strings.TrimPrefix(pe.Error(), string(pe.Code)+": ")
+	}
+	writeError(w, status, code, msg)
+}
+
+type errorBody struct {
+	Error struct {
+		Code    protocol.Code `json:"code"`
+		Message string        `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code protocol.Code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "invalid JSON at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return "wrong type for field " + te.Field
+		}
+		return "the body must be a JSON object"
+	case errors.Is(err, io.EOF):
+		return "empty body; send a JSON object"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "invalid JSON"
+}

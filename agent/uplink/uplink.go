@@ -1,0 +1,480 @@
+// Package uplink is the agent's MQTT side: it keeps a connection to the
+// broker, publishes the outbox to the hub and hands the hub's acks back.
+//
+// Delivery is decided by the outbox and the hub's acks, never by paho: a
+// publish token can complete with no error and no delivery, and a broker's
+// PUBACK proves nothing about the ledger. So the uplink keeps its own bounded
+// in-flight window over the outbox, re-sends whatever the hub has not acked
+// after AckTimeout or a reconnect, and leaves paho's in-memory store and
+// auto-reconnect off. A fresh paho client (and connection) is made for each
+// attempt, with jittered exponential backoff between attempts.
+//
+// MQTT message handlers never block: they decode and hand the message to the
+// uplink goroutine over a buffered channel, dropping it (and counting) when
+// the channel is full; the outbox makes a dropped ack harmless.
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/tillsync/tillsync/internal/clock"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// Outbox is what the uplink needs of the durable queue (agent/outbox).
+type Outbox interface {
+	// Pending returns up to limit queued transactions with Seq above after, oldest first.
+	Pending(after uint64, limit int) ([]protocol.Transaction, error)
+	// Acked deletes acknowledged transactions, returning the acks that removed one.
+	Acked(acks []protocol.Ack, at time.Time) ([]protocol.Ack, error)
+	// Stats returns the queue depth and the oldest queued creation time.
+	Stats() (int64, time.Time, error)
+	// Queued reports whether transaction id is still in the queue (not yet acked).
+	Queued(id string) (bool, error)
+}
+
+// Options configures an Uplink. Broker, Store, Terminal and Outbox are required.
+type Options struct {
+	// Broker is the MQTT broker URL, e.g. tcp://127.0.0.1:1883.
+	Broker string
+	// Store and Terminal identify this till; they name its topics.
+	Store, Terminal string
+	// ClientID defaults to "tillsync-agent-{store}-{terminal}".
+	ClientID string
+	// Username and Password, when the broker wants them.
+	Username, Password string
+	// Outbox is the durable queue to drain.
+	Outbox Outbox
+	// Window bounds the transactions published and not yet acked; default 1000.
+	Window int
+	// BatchMax bounds the transactions in one published batch; default 100.
+	BatchMax int
+	// AckTimeout: unacked transactions are re-sent after this long; default 10s.
+	AckTimeout time.Duration
+	// ConnectTimeout bounds one connection attempt; default 5s.
+	ConnectTimeout time.Duration
+	// BackoffMin and BackoffMax bound the jittered wait between attempts; defaults 250ms and 15s.
+	BackoffMin, BackoffMax time.Duration
+	// OnAck is called from the uplink goroutine for each ack that removed a
+	// transaction from the outbox, after that removal committed. Must not block.
+	OnAck func(protocol.Ack)
+	// OnState is called when the connection comes up or goes down, with the error that took it down.
+	OnState func(connected bool, err error)
+	// Logger defaults to discarding; Clock to the real one.
+	Logger *slog.Logger
+	Clock  clock.Clock
+}
+
+// Uplink syncs one terminal's outbox to the hub.
+type Uplink struct {
+	o Options
+
+	kick      chan struct{}
+	acks      chan []protocol.Ack
+	connected atomic.Bool
+	dropped   atomic.Int64
+
+	qmu     sync.Mutex
+	client  mqtt.Client // current connection, nil when down; for queries
+	queries map[string]chan protocol.BalanceReply
+	qseq    atomic.Uint64
+
+	topicTx, topicAck, topicQuery, topicReply string
+}
+
+// ErrOffline is returned by Query when there is no connection to the broker.
+var ErrOffline = errors.New("uplink: not connected to the hub")
+
+// New checks opts and returns an Uplink; call Run to start it.
+func New(opts Options) (*Uplink, error) {
+	if opts.Broker == "" {
+		return nil, errors.New("uplink: no broker address")
+	}
+	if opts.Outbox == nil {
+		return nil, errors.New("uplink: no outbox")
+	}
+	var err error
+	u := &Uplink{kick: make(chan struct{}, 1), acks: make(chan []protocol.Ack, 1024), queries: map[string]chan protocol.BalanceReply{}}
+	if u.topicTx, err = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelTx); err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	u.topicAck, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelAck)
+	u.topicQuery, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelQuery)
+	u.topicReply, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelReply)
+	if opts.ClientID == "" {
+		opts.ClientID = "tillsync-agent-" + opts.Store + "-" + opts.Terminal
+	}
+	if opts.Window <= 0 {
+		opts.Window = 1000
+	}
+	if opts.BatchMax <= 0 {
+		opts.BatchMax = 100
+	}
+	opts.BatchMax = min(opts.BatchMax, protocol.MaxBatchTxs)
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 10 * time.Second
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 250 * time.Millisecond
+	}
+	if opts.BackoffMax < opts.BackoffMin {
+		opts.BackoffMax = max(15*time.Second, opts.BackoffMin)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.Clock = clock.Or(opts.Clock)
+	u.o = opts
+	return u, nil
+}
+
+// Connected reports whether the uplink has a live connection to the broker.
+func (u *Uplink) Connected() bool { return u.connected.Load() }
+
+// Kick tells the uplink the outbox has new entries. It never blocks.
+func (u *Uplink) Kick() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Dropped counts acks dropped because the uplink goroutine was behind.
+func (u *Uplink) Dropped() int64 { return u.dropped.Load() }
+
+// Run connects, syncs and reconnects until ctx is done. It returns nil then.
+func (u *Uplink) Run(ctx context.Context) error {
+	attempt := 0
+	for ctx.Err() == nil {
+		c, lost, err := u.connect(ctx)
+		if err != nil {
+			attempt++
+			wait := u.backoff(attempt)
+			lvl := slog.LevelDebug
+			if attempt == 1 || attempt%20 == 0 {
+				lvl = slog.LevelWarn
+			}
+			u.o.Logger.Log(ctx, lvl, "hub unreachable, working offline", "broker", u.o.Broker, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		attempt = 0
+		u.setState(true, nil, c)
+		u.o.Logger.Info("connected to hub", "broker", u.o.Broker)
+		err = u.session(ctx, c, lost)
+		u.setState(false, err, nil)
+		c.Disconnect(250)
+		if ctx.Err() == nil {
+			u.o.Logger.Warn("connection to hub lost", "broker", u.o.Broker, "err", err)
+			// A short jittered pause so a broker restart is not met by every till at once.
+			select {
+			case <-ctx.Done():
+			case <-time.After(u.backoff(1)):
+			}
+		}
+	}
+	return nil
+}
+
+func (u *Uplink) setState(up bool, err error, c mqtt.Client) {
+	u.qmu.Lock()
+	u.client = c
+	u.qmu.Unlock()
+	u.connected.Store(up)
+	if u.o.OnState != nil {
+		u.o.OnState(up, err)
+	}
+}
+
+// backoff returns the wait before attempt n: exponential from BackoffMin,
+// capped at BackoffMax, with full jitter in its upper half.
+func (u *Uplink) backoff(n int) time.Duration {
+	d := u.o.BackoffMin
+	for i := 1; i < n && d < u.o.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, u.o.BackoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// connect makes a new client and connection, subscribed to this terminal's
+// ack and reply topics. lost is closed when that connection drops.
+func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
+	lost := make(chan error, 1)
+	opts := mqtt.NewClientOptions().
+		AddBroker(u.o.Broker).
+		SetClientID(u.o.ClientID).
+		SetUsername(u.o.Username).
+		SetPassword(u.o.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(false).
+		SetConnectTimeout(u.o.ConnectTimeout).
+		SetKeepAlive(15 * time.Second).
+		SetPingTimeout(5 * time.Second).
+		SetWriteTimeout(5 * time.Second).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {}).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	if !waitToken(ctx, tok, u.o.ConnectTimeout+time.Second) {
+		c.Disconnect(0)
+		return nil, nil, fmt.Errorf("connect to %s: timed out", u.o.Broker)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w", u.o.Broker, err)
+	}
+	// A new client per connection with a clean session: subscribing right
+	// after CONNACK is the OnConnect of this connection.
+	sub := c.SubscribeMultiple(map[string]byte{u.topicAck: 1, u.topicReply: 0}, u.onMessage)
+	if !waitToken(ctx, sub, u.o.ConnectTimeout) || sub.Error() != nil {
+		c.Disconnect(0)
+		return nil, nil, fmt.Errorf("subscribe on %s: %v", u.o.Broker, errOr(sub.Error(), "timed out"))
+	}
+	return c, lost, nil
+}
+
+// onMessage runs on paho's goroutine: decode, hand off, never block.
+func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
+	switch m.Topic() {
+	case u.topicAck:
+		ab, err := protocol.DecodeAckBatch(m.Payload())
+		if err != nil {
+			u.o.Logger.Warn("ignoring bad ack batch", "err", err)
+			return
+		}
+		select {
+		case u.acks <- ab.Acks:
+		default:
+			u.dropped.Add(1) // the hub answers again when the transactions are re-sent
+		}
+	case u.topicReply:
+		r, err := protocol.DecodeBalanceReply(m.Payload())
+		if err != nil {
+			u.o.Logger.Warn("ignoring bad balance reply", "err", err)
+			return
+		}
+		u.qmu.Lock()
+		ch := u.queries[r.RequestID]
+		delete(u.queries, r.RequestID)
+		u.qmu.Unlock()
+		if ch != nil {
+			ch <- *r // buffered 1, and removed from the map: never blocks
+		}
+	}
+}
+
+// sentBatch remembers when a published batch left, by its last Seq.
+type sentBatch struct {
+	last uint64
+	at   time.Time
+}
+
+// session drains the outbox over one connection until it drops or ctx ends.
+func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) error {
+	var (
+		cursor   uint64      // highest Seq published on this connection
+		inflight int         // transactions published and not yet acked
+		sent     []sentBatch // batches published, oldest first, pruned as acks arrive
+	)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	now := u.o.Clock.Now
+	for {
+		// Fill the window.
+		for inflight < u.o.Window {
+			txs, err := u.o.Outbox.Pending(cursor, min(u.o.BatchMax, u.o.Window-inflight))
+			if err != nil {
+				return err
+			}
+			txs, err = u.causal(txs)
+			if err != nil {
+				return err
+			}
+			if len(txs) == 0 {
+				break
+			}
+			inflight += len(txs)
+			if err := u.publish(c, txs, inflight); err != nil {
+				return err
+			}
+			cursor = txs[len(txs)-1].Seq
+			sent = append(sent, sentBatch{last: cursor, at: now()})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-lost:
+			return errOr(err, "connection closed")
+		case <-u.kick:
+		case acks := <-u.acks:
+			// Take whatever else has arrived, to delete in one commit.
+			for more := true; more && len(acks) < 4*protocol.MaxBatchTxs; {
+				select {
+				case a := <-u.acks:
+					acks = append(acks, a...)
+				default:
+					more = false
+				}
+			}
+			done, err := u.o.Outbox.Acked(acks, now())
+			if err != nil {
+				return err
+			}
+			inflight = max(0, inflight-len(done))
+			if u.o.OnAck != nil {
+				for _, a := range done {
+					u.o.OnAck(a)
+				}
+			}
+		case <-tick.C:
+			if len(sent) == 0 {
+				continue
+			}
+			// The oldest queued transaction decides: if it went out more than
+			// AckTimeout ago and the hub has not answered it, send everything
+			// again from there. The hub answers duplicates with the original
+			// result, so a re-send is always safe.
+			oldest, err := u.o.Outbox.Pending(0, 1)
+			if err != nil {
+				return err
+			}
+			if len(oldest) == 0 {
+				sent, inflight = sent[:0], 0
+				continue
+			}
+			for len(sent) > 0 && sent[0].last < oldest[0].Seq {
+				sent = sent[1:]
+			}
+			if len(sent) > 0 && oldest[0].Seq <= cursor && now().Sub(sent[0].at) > u.o.AckTimeout {
+				u.o.Logger.Warn("no ack from hub in time, re-sending", "tx", oldest[0].ID, "inflight", inflight, "after", u.o.AckTimeout.String())
+				cursor, inflight, sent = 0, 0, sent[:0]
+			}
+		}
+	}
+}
+
+// causal cuts txs before the first transaction whose original (the earn or
+// burn it reverses or voids) is still waiting for the hub's ack and is not
+// earlier in this same batch. The hub applies a batch in order, but batches
+// may reach it out of order (a lost batch re-sent later, an external broker
+// delivering concurrently), and a reverse must never arrive before what it
+// reverses. The cut-off part goes out once the original is acked.
+func (u *Uplink) causal(txs []protocol.Transaction) ([]protocol.Transaction, error) {
+	for i, t := range txs {
+		if t.Original == "" {
+			continue
+		}
+		inBatch := false
+		for _, p := range txs[:i] {
+			if p.ID == t.Original {
+				inBatch = true
+				break
+			}
+		}
+		if inBatch {
+			continue
+		}
+		queued, err := u.o.Outbox.Queued(t.Original)
+		if err != nil {
+			return nil, err
+		}
+		if queued {
+			return txs[:i], nil
+		}
+	}
+	return txs, nil
+}
+
+// publish sends txs as one batch; inflight counts them and everything
+// published before them that the hub has not acked.
+func (u *Uplink) publish(c mqtt.Client, txs []protocol.Transaction, inflight int) error {
+	queued, oldest, err := u.o.Outbox.Stats()
+	if err != nil {
+		return err
+	}
+	backlog := max(0, queued-int64(inflight)) // queued and not yet sent
+	payload, err := protocol.Encode(&protocol.Batch{
+		Version: protocol.Version, Store: u.o.Store, Terminal: u.o.Terminal,
+		Backlog: backlog, OldestUnsynced: oldest, SentAt: u.o.Clock.Now(), Txs: txs,
+	})
+	if err != nil {
+		return fmt.Errorf("encode batch: %w", err)
+	}
+	// The token is not waited on: the hub's ack, not the PUBACK, says what
+	// arrived, and a re-send covers a publish that silently went nowhere.
+	c.Publish(u.topicTx, 1, false, payload)
+	return nil
+}
+
+// Query asks the hub for a member's balance over the current connection.
+func (u *Uplink) Query(ctx context.Context, member string) (protocol.BalanceReply, error) {
+	id := strconv.FormatUint(u.qseq.Add(1), 36) + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	payload, err := protocol.Encode(&protocol.BalanceQuery{Version: protocol.Version, RequestID: id, Member: member})
+	if err != nil {
+		return protocol.BalanceReply{}, err
+	}
+	ch := make(chan protocol.BalanceReply, 1)
+	u.qmu.Lock()
+	c := u.client
+	if c != nil {
+		u.queries[id] = ch
+	}
+	u.qmu.Unlock()
+	if c == nil {
+		return protocol.BalanceReply{}, ErrOffline
+	}
+	defer func() {
+		u.qmu.Lock()
+		delete(u.queries, id)
+		u.qmu.Unlock()
+	}()
+	c.Publish(u.topicQuery, 0, false, payload)
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return protocol.BalanceReply{}, fmt.Errorf("uplink: balance query: %w", ctx.Err())
+	}
+}
+
+func waitToken(ctx context.Context, t mqtt.Token, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return true
+	case <-timer.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func errOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(msg)
+}

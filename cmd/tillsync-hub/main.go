@@ -1,0 +1,102 @@
+// Command tillsync-hub runs the coalition's hub: the embedded MQTT broker
+// (or a connection to an external one), the authoritative points ledger and
+// the operators' HTTP API.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/tillsync/tillsync/hub"
+	"github.com/tillsync/tillsync/internal/cli"
+)
+
+func main() { cli.Main(rootCmd()) }
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tillsync-hub",
+		Short: "The coalition hub: ledger, MQTT broker and operator API",
+		Long: `tillsync-hub holds the coalition's authoritative points ledger. Store agents
+send their transactions to it over MQTT; it applies each exactly once, acks it
+after the ledger commit, and shows operators which stores are in sync.`,
+		Version: cli.Version,
+		Args:    cobra.NoArgs,
+	}
+	root.AddCommand(serveCmd(), versionCmd())
+	return root
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "tillsync-hub", cli.Version) },
+	}
+}
+
+func serveCmd() *cobra.Command {
+	var (
+		dataDir, mqttListen, broker, httpListen, clientID string
+		logf                                              cli.LogFlags
+	)
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub until interrupted",
+		Long: `Run the hub: open the ledger in the data dir, start the embedded MQTT broker
+(or connect to the external one given by --broker), and serve the HTTP API.
+Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
+		Example: `  tillsync-hub serve --data-dir ./hub-data --mqtt-listen 127.0.0.1:18830 --http-listen 127.0.0.1:8080
+  tillsync-hub serve --data-dir ./hub-data --broker tcp://127.0.0.1:1883`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			log, err := logf.Logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
+				return err
+			}
+			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID}
+			if broker != "" {
+				if c.Flags().Changed("mqtt-listen") {
+					return cli.Usagef("--broker and --mqtt-listen exclude each other: the hub either embeds a broker or uses yours")
+				}
+				u, err := url.Parse(broker)
+				if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" {
+					return cli.Usagef("--broker %q: want tcp://host:port", broker)
+				}
+				o.BrokerURL = "tcp://" + u.Host
+			} else {
+				if o.MQTTListener, err = cli.Listen("MQTT", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"); err != nil {
+					return err
+				}
+			}
+			if httpListen != "" {
+				if o.HTTPListener, err = cli.Listen("HTTP API", httpListen, "--http-listen"); err != nil {
+					return err
+				}
+			}
+			h, err := hub.Open(o)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return h.Run(ctx)
+		},
+	}
+	c.Flags().StringVar(&dataDir, "data-dir", cli.DefaultDataDir("hub"), "directory for the ledger (created owner-only)")
+	c.Flags().StringVar(&mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
+	c.Flags().StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
+	c.Flags().StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
+	c.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API (empty to disable)")
+	logf.Add(c)
+	return c
+}

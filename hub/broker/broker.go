@@ -1,0 +1,278 @@
+// Package broker is the hub's MQTT side: the embedded mochi-mqtt broker the
+// hub runs by default, and an adapter for an external broker (Mosquitto,
+// EMQX, HiveMQ) reached with paho. Both give the hub the same small Bus:
+// subscribe with a handler, publish.
+//
+// Handlers run on the broker's or paho's goroutines and must hand work off
+// without blocking (ARCHITECTURE.md, invariant 6).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Message is one message delivered to a subscription.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// ClientID is the publisher's MQTT client id when the broker can tell
+	// (embedded), "" otherwise (external).
+	ClientID string
+}
+
+// Handler receives messages. It must not block.
+type Handler func(Message)
+
+// Bus is what the hub needs of a broker.
+type Bus interface {
+	// Subscribe delivers messages matching filter to h, from now on and, for
+	// an external broker, again after every reconnect.
+	Subscribe(filter string, qos byte, h Handler) error
+	// Publish sends payload on topic. It does not wait for delivery.
+	Publish(topic string, qos byte, retain bool, payload []byte) error
+	// Close disconnects (external) or stops the broker (embedded).
+	Close() error
+}
+
+// EmbeddedOptions configures the embedded broker.
+type EmbeddedOptions struct {
+	// Listener is the TCP listener MQTT clients connect to; the caller opens it
+	// so that a port in use is reported where the address was chosen.
+	Listener net.Listener
+	// Logger receives the broker's own lines at WARN and above.
+	Logger *slog.Logger
+}
+
+// Embedded is the in-process mochi broker. The hub talks to it through
+// mochi's inline client: no TCP hop, and the publisher's client id is known.
+type Embedded struct {
+	srv  *mochi.Server
+	mu   sync.Mutex
+	subs int
+}
+
+var _ Bus = (*Embedded)(nil)
+
+// StartEmbedded starts a broker serving on opts.Listener.
+func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
+	if opts.Listener == nil {
+		return nil, errors.New("broker: no listener for the embedded broker")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// mochi logs every connect at INFO; the hub logs what matters itself.
+	quiet := slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet})
+	// Authentication and per-store ACLs arrive with enrollment; until then
+	// every client may connect, and the hub checks that each transaction's
+	// store and terminal match the topic it came on.
+	if err := srv.AddHook(new(allowAll), nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := srv.AddListener(listeners.NewNet("mqtt", opts.Listener)); err != nil {
+		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	if err := srv.Serve(); err != nil {
+		return nil, fmt.Errorf("broker: serve: %w", err)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// Subscribe adds an inline subscription.
+func (e *Embedded) Subscribe(filter string, _ byte, h Handler) error {
+	e.mu.Lock()
+	e.subs++
+	id := e.subs
+	e.mu.Unlock()
+	err := e.srv.Subscribe(filter, id, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		// The client passed in is the inline one; Origin names the publisher.
+		h(Message{Topic: pk.TopicName, Payload: pk.Payload, ClientID: pk.Origin})
+	})
+	if err != nil {
+		return fmt.Errorf("broker: subscribe %s: %w", filter, err)
+	}
+	return nil
+}
+
+// Publish injects a message as the inline client.
+func (e *Embedded) Publish(topic string, qos byte, retain bool, payload []byte) error {
+	if err := e.srv.Publish(topic, payload, retain, qos); err != nil {
+		return fmt.Errorf("broker: publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Close stops the broker and disconnects every client.
+func (e *Embedded) Close() error { return e.srv.Close() }
+
+// Clients returns the number of connected clients (the inline client excluded).
+func (e *Embedded) Clients() int {
+	n := 0
+	for _, cl := range e.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			n++
+		}
+	}
+	return n
+}
+
+type allowAll struct{ mochi.HookBase }
+
+func (*allowAll) ID() string { return "tillsync-allow-all" }
+func (*allowAll) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+// levelFloor drops records below a level.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.Handler.Enabled(ctx, lv)
+}
+func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{l.Handler.WithAttrs(a), l.min}
+}
+func (l levelFloor) WithGroup(g string) slog.Handler {
+	return levelFloor{l.Handler.WithGroup(g), l.min}
+}
+
+// ExternalOptions configures the connection to an external broker.
+type ExternalOptions struct {
+	// URL of the broker, e.g. tcp://127.0.0.1:1883.
+	URL string
+	// ClientID defaults to "tillsync-hub". Two hubs must not share one.
+	ClientID string
+	// Username and Password, when the broker wants them.
+	Username, Password string
+	// ConnectTimeout bounds the first connection; default 5s.
+	ConnectTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// External is a paho connection to an external broker. Its subscriptions
+// are renewed on every reconnect (a clean session forgets them).
+type External struct {
+	c   mqtt.Client
+	log *slog.Logger
+
+	mu   sync.Mutex
+	subs []subscription
+}
+
+type subscription struct {
+	filter string
+	qos    byte
+	h      Handler
+}
+
+var _ Bus = (*External)(nil)
+
+// DialExternal connects to an external broker, failing with one clear line
+// when it cannot be reached within ConnectTimeout. After that first
+// connection paho reconnects by itself.
+func DialExternal(ctx context.Context, opts ExternalOptions) (*External, error) {
+	if opts.ClientID == "" {
+		opts.ClientID = "tillsync-hub"
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	x := &External{log: opts.Logger}
+	co := mqtt.NewClientOptions().
+		AddBroker(opts.URL).
+		SetClientID(opts.ClientID).
+		SetUsername(opts.Username).
+		SetPassword(opts.Password).
+		SetCleanSession(true).
+		SetOrderMatters(false).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetConnectTimeout(opts.ConnectTimeout).
+		SetKeepAlive(15 * time.Second).
+		SetWriteTimeout(5 * time.Second).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {}).
+		SetOnConnectHandler(x.resubscribe).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			x.log.Warn("connection to external broker lost; reconnecting", "broker", opts.URL, "err", err)
+		})
+	x.c = mqtt.NewClient(co)
+	tok := x.c.Connect()
+	select {
+	case <-tok.Done():
+	case <-time.After(opts.ConnectTimeout + time.Second):
+		x.c.Disconnect(0)
+		return nil, fmt.Errorf("broker: cannot reach %s: timed out after %s", opts.URL, opts.ConnectTimeout)
+	case <-ctx.Done():
+		x.c.Disconnect(0)
+		return nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("broker: cannot reach %s: %w", opts.URL, err)
+	}
+	return x, nil
+}
+
+// resubscribe runs in paho's OnConnect: it renews every subscription without
+// waiting on the tokens (waiting inside a paho callback can deadlock it).
+func (x *External) resubscribe(c mqtt.Client) {
+	x.mu.Lock()
+	subs := append([]subscription(nil), x.subs...)
+	x.mu.Unlock()
+	for _, s := range subs {
+		c.Subscribe(s.filter, s.qos, wrap(s.h))
+	}
+}
+
+func wrap(h Handler) mqtt.MessageHandler {
+	return func(_ mqtt.Client, m mqtt.Message) {
+		h(Message{Topic: m.Topic(), Payload: m.Payload()})
+	}
+}
+
+// Subscribe subscribes now and after every reconnect.
+func (x *External) Subscribe(filter string, qos byte, h Handler) error {
+	x.mu.Lock()
+	x.subs = append(x.subs, subscription{filter, qos, h})
+	x.mu.Unlock()
+	tok := x.c.Subscribe(filter, qos, wrap(h))
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("broker: subscribe %s: timed out", filter)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("broker: subscribe %s: %w", filter, err)
+	}
+	return nil
+}
+
+// Publish hands the message to paho without waiting for the PUBACK.
+func (x *External) Publish(topic string, qos byte, retain bool, payload []byte) error {
+	x.c.Publish(topic, qos, retain, payload)
+	return nil
+}
+
+// Close disconnects, giving in-flight messages a moment to leave.
+func (x *External) Close() error {
+	x.c.Disconnect(250)
+	return nil
+}

@@ -1,0 +1,304 @@
+// Package ingest is the hub's path from an MQTT message to a ledger commit
+// and back to an ack.
+//
+// Messages arrive on the broker's goroutines. Handle decodes and checks them
+// there (spreading the JSON work over the publishers' connections) and hands
+// them to the commit loop over a bounded queue without ever blocking; when
+// the queue is full the message is dropped and counted, and the agent, which
+// still holds it in its outbox, sends it again.
+//
+// The commit loop is the hub's group commit: it takes every batch that is
+// waiting (up to MaxGroup), applies them in one ledger commit, and only after
+// that commit returns publishes one ack batch per source batch. bbolt's own
+// DB.Batch is not used, because it may run a function twice.
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/tillsync/tillsync/hub/ledger"
+	"github.com/tillsync/tillsync/internal/clock"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// Publisher sends a message to the broker without waiting for delivery.
+type Publisher func(topic string, qos byte, payload []byte) error
+
+// Options configures an Ingest. Store and Publish are required.
+type Options struct {
+	Store   ledger.Store
+	Publish Publisher
+	// QueueSize bounds the batches waiting for the commit loop; default 8192.
+	QueueSize int
+	// MaxGroup bounds the batches in one commit; default 256.
+	MaxGroup int
+	Logger   *slog.Logger
+	Clock    clock.Clock
+}
+
+// Stats counts what the ingest has seen since it started.
+type Stats struct {
+	Batches    int64 `json:"batches"`     // batches committed
+	Commits    int64 `json:"commits"`     // ledger commits (group commits)
+	Applied    int64 `json:"applied"`     // transactions applied
+	Duplicates int64 `json:"duplicates"`  // transactions answered as duplicates
+	Rejected   int64 `json:"rejected"`    // transactions rejected with a code
+	Refused    int64 `json:"refused"`     // messages refused before the ledger: malformed, wrong topic, store mismatch
+	Dropped    int64 `json:"dropped"`     // messages dropped because the queue was full
+	Queries    int64 `json:"queries"`     // balance queries answered
+	QueueDepth int   `json:"queue_depth"` // batches waiting now
+}
+
+// Ingest validates, commits and acks.
+type Ingest struct {
+	o       Options
+	log     *slog.Logger
+	batches chan *work
+	queries chan query
+
+	batchesN, commits, applied, dups, rejected, refused, dropped, queriesN atomic.Int64
+}
+
+// query is a balance query with the topic its reply goes to.
+type query struct {
+	q     *protocol.BalanceQuery
+	reply string
+}
+
+// work is one batch on its way to the ledger, with the acks for the
+// transactions refused before it (bad fields), in their places.
+type work struct {
+	batch    *protocol.Batch // only the transactions bound for the ledger
+	ackTopic string
+	early    []protocol.Ack // rejected before the ledger
+}
+
+// New returns an Ingest; call Run to start its commit loop.
+func New(o Options) *Ingest {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 8192
+	}
+	if o.MaxGroup <= 0 {
+		o.MaxGroup = 256
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Clock = clock.Or(o.Clock)
+	return &Ingest{
+		o: o, log: o.Logger,
+		batches: make(chan *work, o.QueueSize),
+		queries: make(chan query, 1024),
+	}
+}
+
+// Stats returns the counters.
+func (in *Ingest) Stats() Stats {
+	return Stats{
+		Batches: in.batchesN.Load(), Commits: in.commits.Load(), Applied: in.applied.Load(),
+		Duplicates: in.dups.Load(), Rejected: in.rejected.Load(), Refused: in.refused.Load(),
+		Dropped: in.dropped.Load(), Queries: in.queriesN.Load(), QueueDepth: len(in.batches),
+	}
+}
+
+// HandleTx takes a message from a terminal's tx topic. It never blocks.
+func (in *Ingest) HandleTx(topic string, payload []byte) {
+	store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
+	if err != nil || ch != protocol.ChannelTx {
+		in.refuse("bad topic", topic, err)
+		return
+	}
+	b, err := protocol.ParseBatch(payload)
+	if err != nil {
+		in.refuse("bad batch", topic, err)
+		return
+	}
+	// No store speaks for another: the payload must name the topic's terminal.
+	if b.Store != store || b.Terminal != terminal {
+		in.refuse("batch names another terminal than its topic", topic, fmt.Errorf("batch from %s/%s", b.Store, b.Terminal))
+		return
+	}
+	ackTopic, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck)
+	w := &work{ackTopic: ackTopic}
+	good := b.Txs[:0:0]
+	for i := range b.Txs {
+		if err := b.ValidateTx(i); err != nil {
+			if !protocol.ValidID(b.Txs[i].ID) {
+				in.refuse("transaction without a usable id", topic, err)
+				continue
+			}
+			w.early = append(w.early, protocol.Ack{ID: b.Txs[i].ID, Status: protocol.StatusRejected, Code: protocol.CodeOf(err), Member: validOr(b.Txs[i].Member)})
+			in.log.Warn("transaction rejected", "store", store, "terminal", terminal, "tx", b.Txs[i].ID, "err", err)
+			continue
+		}
+		good = append(good, b.Txs[i])
+	}
+	b.Txs = good
+	w.batch = b
+	select {
+	case in.batches <- w:
+	default:
+		in.dropped.Add(1)
+	}
+}
+
+// HandleQuery takes a message from a terminal's query topic. It never blocks.
+func (in *Ingest) HandleQuery(topic string, payload []byte) {
+	store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
+	if err != nil || ch != protocol.ChannelQuery {
+		in.refuse("bad topic", topic, err)
+		return
+	}
+	q, err := protocol.DecodeBalanceQuery(payload)
+	if err != nil {
+		in.refuse("bad balance query", topic, err)
+		return
+	}
+	reply, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelReply)
+	select {
+	case in.queries <- query{q, reply}:
+	default:
+		in.dropped.Add(1)
+	}
+}
+
+func (in *Ingest) refuse(what, topic string, err error) {
+	in.refused.Add(1)
+	in.log.Warn("message refused: "+what, "topic", topic, "err", err)
+}
+
+func validOr(id string) string {
+	if protocol.ValidID(id) {
+		return id
+	}
+	return ""
+}
+
+// Run commits batches and answers queries until ctx is done, then commits
+// what is already queued and returns.
+func (in *Ingest) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		in.answerQueries(ctx)
+	}()
+	defer func() { <-done }()
+	group := make([]*work, 0, in.o.MaxGroup)
+	for {
+		group = group[:0]
+		select {
+		case w := <-in.batches:
+			group = append(group, w)
+		case <-ctx.Done():
+			// Drain what was accepted into the queue before stopping.
+			for {
+				select {
+				case w := <-in.batches:
+					group = append(group, w)
+					if len(group) == in.o.MaxGroup {
+						in.commit(group)
+						group = group[:0]
+					}
+				default:
+					if len(group) > 0 {
+						in.commit(group)
+					}
+					return nil
+				}
+			}
+		}
+		for more := true; more && len(group) < in.o.MaxGroup; {
+			select {
+			case w := <-in.batches:
+				group = append(group, w)
+			default:
+				more = false
+			}
+		}
+		in.commit(group)
+	}
+}
+
+// commit applies a group in one ledger commit, then acks every batch in it.
+func (in *Ingest) commit(group []*work) {
+	batches := make([]*protocol.Batch, 0, len(group))
+	for _, w := range group {
+		if len(w.batch.Txs) > 0 {
+			batches = append(batches, w.batch)
+		}
+	}
+	var results [][]protocol.Ack
+	if len(batches) > 0 {
+		var err error
+		results, err = in.o.Store.Apply(batches, in.o.Clock.Now())
+		if err != nil {
+			// Nothing was committed, so nothing is acked: the agents keep
+			// the transactions and send them again.
+			in.log.Error("ledger commit failed; transactions will be re-sent", "batches", len(batches), "err", err)
+			time.Sleep(100 * time.Millisecond) // do not spin on a failing disk
+			return
+		}
+		in.commits.Add(1)
+	}
+	r := 0
+	for _, w := range group {
+		acks := w.early
+		if len(w.batch.Txs) > 0 {
+			acks = append(acks, results[r]...)
+			r++
+		}
+		in.count(acks)
+		in.batchesN.Add(1)
+		payload, err := protocol.Encode(&protocol.AckBatch{Version: protocol.Version, Acks: acks})
+		if err != nil {
+			in.log.Error("encode acks", "err", err)
+			continue
+		}
+		if err := in.o.Publish(w.ackTopic, 1, payload); err != nil {
+			in.log.Warn("publish acks", "topic", w.ackTopic, "err", err)
+		}
+	}
+}
+
+func (in *Ingest) count(acks []protocol.Ack) {
+	for _, a := range acks {
+		switch a.Status {
+		case protocol.StatusApplied:
+			in.applied.Add(1)
+		case protocol.StatusDuplicate:
+			in.dups.Add(1)
+		default:
+			in.rejected.Add(1)
+		}
+	}
+}
+
+func (in *Ingest) answerQueries(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case qr := <-in.queries:
+			q, topic := qr.q, qr.reply
+			r := protocol.BalanceReply{Version: protocol.Version, RequestID: q.RequestID, Member: q.Member, AsOf: in.o.Clock.Now()}
+			bal, known, err := in.o.Store.Balance(q.Member)
+			if err != nil {
+				in.log.Error("balance query", "err", err)
+				r.Code = protocol.CodeInternal
+			}
+			r.Balance, r.Known = bal, known
+			payload, err := protocol.Encode(&r)
+			if err == nil {
+				err = in.o.Publish(topic, 0, payload)
+			}
+			if err != nil {
+				in.log.Warn("publish balance reply", "topic", topic, "err", err)
+			}
+			in.queriesN.Add(1)
+		}
+	}
+}

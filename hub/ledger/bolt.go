@@ -1,0 +1,302 @@
+package ledger
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The bbolt layout. All buckets are top level.
+var (
+	// bucketMeta holds schemaKey → schemaVersion.
+	bucketMeta = []byte("meta")
+	// bucketJournal: 8-byte big-endian seq → JSON Entry. Its bbolt sequence is the last seq.
+	bucketJournal = []byte("journal")
+	// bucketMemberIndex: member id, 0x00, 8-byte seq → empty; Statement walks it backwards.
+	bucketMemberIndex = []byte("member_journal")
+	// bucketBalances: account name → 8-byte big-endian int64.
+	bucketBalances = []byte("balances")
+	// bucketTxs: transaction id → JSON TxRecord, forever.
+	bucketTxs = []byte("txs")
+	// bucketVoids: id of a burn not yet seen → id of the void that bars it.
+	bucketVoids = []byte("pending_voids")
+	// bucketTerminals: "store/terminal" → JSON Terminal.
+	bucketTerminals = []byte("terminals")
+
+	allBuckets = [][]byte{bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals}
+
+	schemaKey = []byte("schema")
+)
+
+// schemaVersion is the layout above. A file written by a newer layout is refused.
+const schemaVersion = "1"
+
+// BoltOptions configures OpenBolt.
+type BoltOptions struct {
+	// Timeout is how long OpenBolt waits for the file lock before returning
+	// ErrLocked. Zero means 1s; it is never infinite.
+	Timeout time.Duration
+	// Logger receives warnings (e.g. a duplicate id with different content).
+	// Nil discards them.
+	Logger *slog.Logger
+}
+
+// BoltStore is the ledger in one bbolt file. It holds the file's lock while open.
+type BoltStore struct {
+	db   *bolt.DB
+	path string
+	log  *slog.Logger
+
+	// mu serialises Apply so that its reusable state (ap) has one user;
+	// bbolt serialises writers anyway.
+	mu sync.Mutex
+	ap applier
+}
+
+var _ Store = (*BoltStore)(nil)
+
+// OpenBolt opens (creating if needed) the ledger file at path. It returns an
+// error wrapping ErrLocked when another process holds the file.
+func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.Timeout,
+		// NoSync stays false: an ack promises the transaction is on disk.
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, &lockedError{path: path}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(schemaKey); {
+		case v == nil:
+			return meta.Put(schemaKey, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	s := &BoltStore{db: db, path: path, log: log}
+	s.ap.init(log)
+	log.Debug("ledger opened", "path", path)
+	return s, nil
+}
+
+// Close closes the file and releases its lock. Calling it twice is harmless.
+func (s *BoltStore) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("ledger: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Balance returns a member's points; known is false for a member never seen.
+func (s *BoltStore) Balance(member string) (points int64, known bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBalances).Get([]byte(MemberAccount(member)))
+		if v == nil {
+			return nil
+		}
+		var ok bool
+		if points, ok = decodeBalance(v); !ok {
+			return fmt.Errorf("corrupt balance of %s (%d bytes)", MemberAccount(member), len(v))
+		}
+		known = true
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("ledger: balance %s: %w", member, err)
+	}
+	return points, known, nil
+}
+
+// Statement returns the member's journal entries, newest first, at most limit.
+func (s *BoltStore) Statement(member string, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		journal := tx.Bucket(bucketJournal)
+		c := tx.Bucket(bucketMemberIndex).Cursor()
+		prefix := append([]byte(member), 0)
+		// The first key after this member's is member+0x01; step back from it.
+		k, _ := c.Seek(append([]byte(member), 1))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
+			seq := k[len(prefix):]
+			v := journal.Get(seq)
+			if v == nil {
+				return fmt.Errorf("index names journal entry %x, which is missing", seq)
+			}
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("journal entry %x: %w", seq, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: statement %s: %w", member, err)
+	}
+	return out, nil
+}
+
+// Terminals lists every terminal that ever sent a batch, ordered by store then terminal.
+func (s *BoltStore) Terminals() ([]Terminal, error) {
+	var out []Terminal
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTerminals).ForEach(func(k, v []byte) error {
+			var t Terminal
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("terminal %s: %w", k, err)
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: terminals: %w", err)
+	}
+	// Keys are "store/terminal", and '-' and '.' sort before '/', so the
+	// bucket's order is not store-then-terminal order.
+	slices.SortFunc(out, func(a, b Terminal) int {
+		return cmp.Or(strings.Compare(a.Store, b.Store), strings.Compare(a.Terminal, b.Terminal))
+	})
+	return out, nil
+}
+
+// MemberBalances returns every member's stored balance.
+func (s *BoltStore) MemberBalances() (map[string]int64, error) {
+	out := make(map[string]int64)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketBalances).Cursor()
+		prefix := []byte(memberPrefix)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			b, ok := decodeBalance(v)
+			if !ok {
+				return fmt.Errorf("corrupt balance of %s (%d bytes)", k, len(v))
+			}
+			out[string(k[len(prefix):])] = b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: member balances: %w", err)
+	}
+	return out, nil
+}
+
+// Transactions returns the records of all answered transactions, ordered by id.
+func (s *BoltStore) Transactions() ([]TxRecord, error) {
+	var out []TxRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTxs).ForEach(func(k, v []byte) error {
+			var r TxRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("record %s: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: transactions: %w", err)
+	}
+	return out, nil
+}
+
+// Verify replays the whole journal in one read transaction and compares the
+// result with every stored balance.
+func (s *BoltStore) Verify() (VerifyReport, error) {
+	var r VerifyReport
+	err := s.db.View(func(tx *bolt.Tx) error {
+		replayed := make(map[string]int64)
+		err := tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("journal entry %x: %w", k, err)
+			}
+			r.Entries++
+			var sum int64
+			for _, p := range e.Postings {
+				sum += p.Delta
+				replayed[p.Account] += p.Delta
+			}
+			if sum != 0 {
+				r.Unbalanced = append(r.Unbalanced, e.Seq)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		seen := make(map[string]bool, len(replayed))
+		err = tx.Bucket(bucketBalances).ForEach(func(k, v []byte) error {
+			acct := string(k)
+			seen[acct] = true
+			want, hasReplayed := replayed[acct]
+			stored, ok := decodeBalance(v)
+			switch {
+			case !ok:
+				r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s: stored value is %d bytes, want 8; replayed %d", acct, len(v), want))
+			case !hasReplayed || stored != want:
+				r.Mismatches = append(r.Mismatches, mismatchLine(acct, stored, true, want, hasReplayed))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for acct := range replayed {
+			if !seen[acct] {
+				missing = append(missing, acct)
+			}
+		}
+		slices.Sort(missing)
+		for _, acct := range missing {
+			r.Mismatches = append(r.Mismatches, mismatchLine(acct, 0, false, replayed[acct], true))
+		}
+		r.Accounts = len(seen) + len(missing)
+		return nil
+	})
+	if err != nil {
+		return VerifyReport{}, fmt.Errorf("ledger: verify: %w", err)
+	}
+	return r, nil
+}

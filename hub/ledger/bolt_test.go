@@ -1,0 +1,281 @@
+package ledger_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tillsync/tillsync/hub/ledger"
+	"github.com/tillsync/tillsync/hub/ledger/ledgertest"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+func openBolt(t testing.TB, path string) *ledger.BoltStore {
+	t.Helper()
+	s, err := ledger.OpenBolt(path, ledger.BoltOptions{})
+	if err != nil {
+		t.Fatalf("OpenBolt: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestBoltConformance(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) ledger.Store {
+		return openBolt(t, filepath.Join(t.TempDir(), "ledger.db"))
+	})
+}
+
+// workload applies a small mix to s: m1 ends with 70, m2 with 5.
+func workload(t *testing.T, s ledger.Store) (a *ledgertest.Till, e1 protocol.Transaction, b2 protocol.Transaction) {
+	a = ledgertest.NewTill("s1", "t1", "p1")
+	e1, b2 = a.Earn("e1", "m1", 100), a.Burn("b2", "m2", 50)
+	ledgertest.Apply(t, s, ledgertest.T0, a.Batch(t, e1, a.Burn("b1", "m1", 30), a.Earn("e2", "m2", 5), b2, a.Void("v1", "m1", "b9")))
+	return a, e1, b2
+}
+
+func TestBoltDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openBolt(t, path)
+	a, e1, b2 := workload(t, s)
+	wantTxs, err := s.Transactions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStmt, err := s.Statement("m1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openBolt(t, path)
+	bals, err := s.MemberBalances()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bals["m1"] != 70 || bals["m2"] != 5 || len(bals) != 2 {
+		t.Errorf("after reopen MemberBalances = %v", bals)
+	}
+	gotTxs, err := s.Transactions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(gotTxs, wantTxs) {
+		t.Errorf("after reopen Transactions = %+v, want %+v", gotTxs, wantTxs)
+	}
+	gotStmt, err := s.Statement("m1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gotStmt) != len(wantStmt) || len(gotStmt) != 2 || gotStmt[0].TxID != "b1" || gotStmt[1].TxID != "e1" {
+		t.Errorf("after reopen Statement = %+v", gotStmt)
+	}
+	terms, err := s.Terminals()
+	if err != nil || len(terms) != 1 || terms[0].LastSeq != 5 || terms[0].Applied != 4 || !terms[0].LastSeen.Equal(ledgertest.T0) {
+		t.Errorf("after reopen Terminals = %+v, %v", terms, err)
+	}
+	// Dedup survives: retries get the first answers; the voided burn stays barred.
+	acks := ledgertest.Apply(t, s, ledgertest.T0.Add(time.Hour), a.Batch(t, e1, b2, a.Burn("b9", "m1", 1), a.Burn("b3", "m1", 1)))
+	want := []protocol.Ack{
+		{ID: "e1", Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusApplied, Member: "m1", Balance: 100},
+		{ID: "b2", Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusRejected, Code: protocol.CodeInsufficientPoints, Member: "m2", Balance: 5},
+		{ID: "b9", Status: protocol.StatusRejected, Code: protocol.CodeVoided, Member: "m1", Balance: 70},
+		{ID: "b3", Status: protocol.StatusApplied, Member: "m1", Balance: 69},
+	}
+	if !slices.Equal(acks[0], want) {
+		t.Errorf("after reopen acks = %+v\nwant %+v", acks[0], want)
+	}
+	rep, err := s.Verify()
+	if err != nil || !rep.OK() || rep.Entries != 4 {
+		t.Errorf("after reopen Verify = %+v, %v", rep, err)
+	}
+}
+
+func TestBoltLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openBolt(t, path)
+	start := time.Now()
+	s2, err := ledger.OpenBolt(path, ledger.BoltOptions{})
+	took := time.Since(start)
+	if err == nil {
+		s2.Close()
+		t.Fatal("second OpenBolt of the same file succeeded")
+	}
+	if !errors.Is(err, ledger.ErrLocked) {
+		t.Fatalf("second OpenBolt: %v, want ErrLocked", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "in use by another process") || !strings.Contains(msg, "same data dir") {
+		t.Errorf("error message %q does not say plainly what is wrong", msg)
+	}
+	if took > 3*time.Second {
+		t.Errorf("second OpenBolt took %s to give up", took)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openBolt(t, path) // released on Close
+}
+
+// corrupt edits the ledger file at path, which must be closed, with raw bbolt.
+func corrupt(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBoltVerifyFindsCorruption(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openBolt(t, path)
+	workload(t, s)
+	if rep, err := s.Verify(); err != nil || !rep.OK() {
+		t.Fatalf("Verify before corruption = %+v, %v", rep, err)
+	}
+	s.Close()
+
+	corrupt(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("balances"))
+		if err := b.Put([]byte("member/m1"), binary.BigEndian.AppendUint64(nil, 999)); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte("member/m2")); err != nil {
+			return err
+		}
+		// Entry 1 (e1): make its postings disagree.
+		j := tx.Bucket([]byte("journal"))
+		key := binary.BigEndian.AppendUint64(nil, 1)
+		var e ledger.Entry
+		if err := json.Unmarshal(j.Get(key), &e); err != nil {
+			return err
+		}
+		e.Postings[1].Delta = -99
+		v, _ := json.Marshal(e)
+		return j.Put(key, v)
+	})
+
+	s = openBolt(t, path)
+	rep, err := s.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() {
+		t.Fatal("Verify passed a corrupted ledger")
+	}
+	if !slices.Equal(rep.Unbalanced, []uint64{1}) {
+		t.Errorf("Unbalanced = %v, want [1]", rep.Unbalanced)
+	}
+	wantLines := []string{
+		"member/m1: stored 999, replayed 70",
+		"partner/p1/issued: stored -105, replayed -104",
+		"member/m2: stored (none), replayed 5",
+	}
+	for _, w := range wantLines {
+		if !slices.Contains(rep.Mismatches, w) {
+			t.Errorf("Mismatches %q lack %q", rep.Mismatches, w)
+		}
+	}
+	if len(rep.Mismatches) != len(wantLines) {
+		t.Errorf("Mismatches = %q, want %q", rep.Mismatches, wantLines)
+	}
+}
+
+// TestBoltApplyAllOrNothing: when Apply fails, nothing of it is committed,
+// not even the transactions before the one that failed.
+func TestBoltApplyAllOrNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openBolt(t, path)
+	s.Close()
+	corrupt(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("txs")).Put([]byte("bad"), []byte("{not json"))
+	})
+	s = openBolt(t, path)
+	a := ledgertest.NewTill("s1", "t1", "p1")
+	_, err := s.Apply([]*protocol.Batch{a.Batch(t, a.Earn("e1", "m1", 100)), a.Batch(t, a.Earn("bad", "m1", 1))}, ledgertest.T0)
+	if err == nil || !strings.HasPrefix(err.Error(), "ledger: apply: ") {
+		t.Fatalf("Apply over a corrupt record: %v, want a ledger: apply: error", err)
+	}
+	if _, known, err := s.Balance("m1"); err != nil || known {
+		t.Errorf("Balance after a failed Apply: known %v, %v", known, err)
+	}
+	if terms, err := s.Terminals(); err != nil || len(terms) != 0 {
+		t.Errorf("Terminals after a failed Apply: %+v, %v", terms, err)
+	}
+	if st, err := s.Statement("m1", 10); err != nil || len(st) != 0 {
+		t.Errorf("Statement after a failed Apply: %+v, %v", st, err)
+	}
+	// The store still works for what does not touch the damage.
+	acks := ledgertest.Apply(t, s, ledgertest.T0, a.Batch(t, a.Earn("e2", "m1", 5)))
+	if acks[0][0].Status != protocol.StatusApplied || acks[0][0].Balance != 5 {
+		t.Errorf("Apply after a failed Apply: %+v", acks[0][0])
+	}
+}
+
+func TestBoltClosed(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "ledger.db"))
+	s.Close()
+	a := ledgertest.NewTill("s1", "t1", "p1")
+	if _, err := s.Apply([]*protocol.Batch{a.Batch(t, a.Earn("e1", "m1", 1))}, ledgertest.T0); err == nil {
+		t.Error("Apply on a closed store succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// BenchmarkApply: one Apply (one durable commit) of a batch of 100 earns for
+// distinct members from one store.
+func BenchmarkApply(b *testing.B) {
+	benchmarkApply(b, 1)
+}
+
+// BenchmarkApplyGroup: one Apply of 10 such batches, as ingest's group commit
+// does under load.
+func BenchmarkApplyGroup(b *testing.B) {
+	benchmarkApply(b, 10)
+}
+
+func benchmarkApply(b *testing.B, batchesPerApply int) {
+	s := openBolt(b, filepath.Join(b.TempDir(), "ledger.db"))
+	tills := make([]*ledgertest.Till, batchesPerApply)
+	for i := range tills {
+		tills[i] = ledgertest.NewTill("s1", "t"+strconv.Itoa(i), "p1")
+	}
+	now := ledgertest.T0
+	n := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		batches := make([]*protocol.Batch, batchesPerApply)
+		for i, tl := range tills {
+			txs := make([]protocol.Transaction, 100)
+			for j := range txs {
+				n++
+				id := strconv.Itoa(n)
+				txs[j] = tl.Earn("e"+id, "m"+id, 10)
+			}
+			batches[i] = &protocol.Batch{Version: protocol.Version, Store: tl.Store, Terminal: tl.Terminal, SentAt: now, Txs: txs}
+		}
+		now = now.Add(time.Millisecond)
+		if _, err := s.Apply(batches, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tx/s")
+}

@@ -1,0 +1,122 @@
+// Package cli holds what the tillsync commands share: logging setup, opening
+// listeners with errors a person can act on, and turning any error into the
+// one line a command prints before exiting non-zero.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is stamped at build time with -ldflags "-X github.com/tillsync/tillsync/internal/cli.Version=…".
+var Version = "dev"
+
+// UsageError marks a mistake in the command line (exit status 2).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a *UsageError.
+func Usagef(format string, args ...any) error { return &UsageError{fmt.Errorf(format, args...)} }
+
+// Main runs root and exits: 0 on success, 2 for a usage mistake, 1 for
+// anything else, printing "name: problem" as one line on stderr.
+func Main(root *cobra.Command) {
+	root.SilenceErrors = true
+	root.SilenceUsage = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+	})
+	err := root.Execute()
+	if err == nil {
+		os.Exit(0)
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), msg)
+	var ue *UsageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg(s)") {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+// LogFlags are the logging flags every long-running command takes.
+type LogFlags struct {
+	Level  string
+	Format string
+}
+
+// Add registers --log-level and --log-format on c.
+func (f *LogFlags) Add(c *cobra.Command) {
+	c.Flags().StringVar(&f.Level, "log-level", "info", "log level: debug, info, warn or error")
+	c.Flags().StringVar(&f.Format, "log-format", "text", "log format: text or json")
+}
+
+// Logger builds the logger the flags ask for, writing to w.
+func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(f.Level)); err != nil {
+		return nil, Usagef("--log-level %q: want debug, info, warn or error", f.Level)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch f.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, Usagef("--log-format %q: want text or json", f.Format)
+}
+
+// Listen opens a TCP listener, explaining a busy or unusable address in one
+// line that names the flag to change.
+func Listen(what, addr, flag string) (net.Listener, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081 (%s)", what, addr, flag)
+	}
+	l, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return l, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%s address %s is already in use by another program; choose a free one with %s", what, addr, flag)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("%s address %s: permission denied (ports below 1024 need privileges); choose another with %s", what, addr, flag)
+	}
+	return nil, fmt.Errorf("%s address %s: %v; choose another with %s", what, addr, err, flag)
+}
+
+// DataDir makes sure dir exists (owner-only) and is writable, explaining
+// the problem and the fix in one line when it is not.
+func DataDir(dir, flag string) error {
+	if dir == "" {
+		return Usagef("no data dir; set one with %s", flag)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s cannot be created (%v); choose a writable one with %s", dir, rootCause(err), flag)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable (%v); choose a writable one with %s", dir, rootCause(err), flag)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+func rootCause(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,10 @@
+//go:build !windows && !darwin
+
+package cli
+
+import "path/filepath"
+
+// DefaultDataDir is where app keeps its data unless told otherwise.
+func DefaultDataDir(app string) string {
+	return filepath.Join("/var/lib/tillsync", app)
+}

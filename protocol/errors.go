@@ -1,0 +1,79 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable reason. Codes cross the wire in acks and
+// in API error bodies; their spelling never changes once released. Internal
+// error text is logged, never sent.
+type Code string
+
+// The codes. Validation codes name what was wrong with a message; ledger codes
+// say why a well-formed transaction was refused.
+const (
+	CodeMalformed       Code = "malformed"        // not valid JSON, or the wrong shape
+	CodeTooLarge        Code = "too_large"        // over a size limit
+	CodeUnsupported     Code = "unsupported"      // a protocol version this side does not speak
+	CodeMissingField    Code = "missing_field"    // a required field is empty
+	CodeInvalidID       Code = "invalid_id"       // an identifier breaks the id rules
+	CodeInvalidKind     Code = "invalid_kind"     // kind is not earn, burn, reverse or void
+	CodeInvalidAmount   Code = "invalid_amount"   // amount out of range
+	CodeInvalidPoints   Code = "invalid_points"   // points out of range
+	CodeInvalidCurrency Code = "invalid_currency" // not three upper-case letters
+	CodeInvalidSeq      Code = "invalid_seq"      // terminal sequence number is zero
+	CodeInvalidTime     Code = "invalid_time"     // created_at missing or absurd
+	CodeTooMany         Code = "too_many"         // a batch with too many entries
+	CodeStoreMismatch   Code = "store_mismatch"   // store/terminal disagree with the topic or the batch
+
+	CodeInsufficientPoints Code = "insufficient_points" // a burn the member cannot cover
+	CodeUnknownMember      Code = "unknown_member"      // no such member at the hub
+	CodeUnknownOriginal    Code = "unknown_original"    // a reverse or void names a transaction the hub never applied
+	CodeOriginalMismatch   Code = "original_mismatch"   // a reverse names a transaction of another member or kind
+	CodeOverReversed       Code = "over_reversed"       // reversals would exceed the original
+	CodeVoided             Code = "voided"              // a burn whose void arrived first
+	CodeDuplicate          Code = "duplicate"           // the request repeats one already answered
+
+	CodeOffline  Code = "offline"  // the hub is unreachable; the agent declines what needs it
+	CodeTimeout  Code = "timeout"  // the hub did not answer in time
+	CodeInternal Code = "internal" // something broke on our side; details are in the log
+)
+
+// Error is a protocol error: a stable Code, the Field it concerns (may be
+// empty) and a human-readable message. Error() gives one line:
+// "invalid_id: member: must be …".
+type Error struct {
+	Code  Code
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Field == "" && e.Msg == "":
+		return string(e.Code)
+	case e.Field == "":
+		return string(e.Code) + ": " + e.Msg
+	default:
+		return string(e.Code) + ": " + e.Field + ": " + e.Msg
+	}
+}
+
+// Errorf builds an *Error.
+func Errorf(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the Code carried by err (anywhere in its chain), or
+// CodeInternal when err carries none. CodeOf(nil) is "".
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return CodeInternal
+}

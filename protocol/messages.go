@@ -1,0 +1,152 @@
+package protocol
+
+import "time"
+
+// Kind says what a transaction does to a member's points.
+type Kind string
+
+// The kinds of transaction.
+const (
+	// KindEarn credits points for a purchase.
+	KindEarn Kind = "earn"
+	// KindBurn redeems points; the hub refuses it when the member cannot cover it.
+	KindBurn Kind = "burn"
+	// KindReverse gives back (part of) an earn or a burn, e.g. on a return.
+	KindReverse Kind = "reverse"
+	// KindVoid cancels a burn the till declined (the hub answered too late or
+	// not at all). It undoes the burn if the hub applied it, and bars it if the
+	// burn arrives after the void.
+	KindVoid Kind = "void"
+)
+
+// Transaction is one movement of points, created and numbered at the till.
+// The agent commits it to its outbox before it answers the POS; the hub
+// applies it exactly once, keyed by ID.
+type Transaction struct {
+	// ID is created by the agent, unique across the coalition and sortable by
+	// creation (a ULID). The hub deduplicates by it forever.
+	ID string `json:"id"`
+	// Store is the store the till belongs to.
+	Store string `json:"store"`
+	// Terminal is the till within the store.
+	Terminal string `json:"terminal"`
+	// Partner is the brand the store trades as; earns are its liability, burns its claim.
+	Partner string `json:"partner"`
+	// Member is the loyalty member, as read from the card or QR code.
+	Member string `json:"member"`
+	// Kind is earn, burn, reverse or void.
+	Kind Kind `json:"kind"`
+	// Amount is the purchase (or returned) amount in minor units of Currency;
+	// zero when no money is involved.
+	Amount int64 `json:"amount"`
+	// Currency is the ISO 4217 code of Amount; required when Amount is not zero.
+	Currency string `json:"currency,omitempty"`
+	// Points moved. Always positive or zero; the Kind gives the direction.
+	Points int64 `json:"points"`
+	// Receipt is the POS's reference for the sale, for statements and audits.
+	Receipt string `json:"receipt,omitempty"`
+	// Original is the ID of the transaction a reverse or void refers to.
+	Original string `json:"original,omitempty"`
+	// Seq is the terminal's sequence number: 1, 2, 3… per terminal, never reused.
+	Seq uint64 `json:"seq"`
+	// CreatedAt is when the till accepted the transaction, by the till's clock.
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Batch carries one or more transactions from one terminal. The agent sends
+// single transactions as a batch of one, and batches up when it has a backlog.
+type Batch struct {
+	// Version is the protocol Version the sender speaks.
+	Version int `json:"version"`
+	// Store and Terminal name the sender; they must match the topic and every transaction.
+	Store string `json:"store"`
+	// Terminal is the sending till.
+	Terminal string `json:"terminal"`
+	// Backlog is how many transactions wait in the sender's outbox behind this
+	// batch, not yet sent: zero when this batch empties the queue.
+	Backlog int64 `json:"backlog"`
+	// OldestUnsynced is when the oldest transaction still in the sender's outbox was created (zero when empty).
+	OldestUnsynced time.Time `json:"oldest_unsynced,omitzero"`
+	// SentAt is the sender's clock when the batch left.
+	SentAt time.Time `json:"sent_at"`
+	// Txs are the transactions, oldest first.
+	Txs []Transaction `json:"txs"`
+}
+
+// Status is the hub's verdict on one transaction.
+type Status string
+
+// The statuses an ack can carry.
+const (
+	// StatusApplied: the transaction is committed to the ledger now.
+	StatusApplied Status = "applied"
+	// StatusDuplicate: the hub had already answered this ID; OriginalStatus,
+	// Code and Balance repeat that first answer.
+	StatusDuplicate Status = "duplicate"
+	// StatusRejected: the hub refused the transaction for the reason in Code;
+	// it changed nothing and never will.
+	StatusRejected Status = "rejected"
+)
+
+// Ack is the hub's final answer for one transaction, sent only after the
+// ledger commit that recorded it. The agent deletes the transaction from its
+// outbox when the ack arrives, whatever the status.
+type Ack struct {
+	// ID is the transaction's ID.
+	ID string `json:"id"`
+	// Status is applied, duplicate or rejected.
+	Status Status `json:"status"`
+	// OriginalStatus is, for a duplicate, the status of the first answer (applied or rejected).
+	OriginalStatus Status `json:"original_status,omitempty"`
+	// Code says why a transaction was rejected (for a duplicate: why the original was).
+	Code Code `json:"code,omitempty"`
+	// Member is the member the transaction concerns.
+	Member string `json:"member,omitempty"`
+	// Balance is the member's balance after the transaction was applied
+	// (or, when rejected, the balance that caused the rejection).
+	Balance int64 `json:"balance"`
+}
+
+// Final reports the outcome an ack stands for: for a duplicate, the original's.
+func (a Ack) Final() Status {
+	if a.Status == StatusDuplicate {
+		return a.OriginalStatus
+	}
+	return a.Status
+}
+
+// AckBatch carries the acks for one terminal, in the order the hub committed them.
+type AckBatch struct {
+	// Version is the protocol Version the hub speaks.
+	Version int `json:"version"`
+	// Acks are the answers.
+	Acks []Ack `json:"acks"`
+}
+
+// BalanceQuery asks the hub for a member's balance on behalf of a till.
+type BalanceQuery struct {
+	// Version is the protocol Version the sender speaks.
+	Version int `json:"version"`
+	// RequestID pairs the reply with the query; unique per terminal.
+	RequestID string `json:"request_id"`
+	// Member is the member asked about.
+	Member string `json:"member"`
+}
+
+// BalanceReply answers a BalanceQuery.
+type BalanceReply struct {
+	// Version is the protocol Version the hub speaks.
+	Version int `json:"version"`
+	// RequestID repeats the query's.
+	RequestID string `json:"request_id"`
+	// Member repeats the query's.
+	Member string `json:"member"`
+	// Known is false when the hub has never seen the member (Balance is then 0).
+	Known bool `json:"known"`
+	// Balance is the member's points at the hub, as of AsOf.
+	Balance int64 `json:"balance"`
+	// AsOf is the hub's clock when it read the balance.
+	AsOf time.Time `json:"as_of"`
+	// Code is set when the query itself was refused.
+	Code Code `json:"code,omitempty"`
+}

@@ -1,0 +1,71 @@
+package protocol
+
+import "strings"
+
+// TopicRoot is the versioned root of every tillsync topic.
+const TopicRoot = "tillsync/v1"
+
+// Channel names the last level of a terminal topic.
+type Channel string
+
+// The channels of a terminal.
+const (
+	// ChannelTx carries Batches, agent to hub.
+	ChannelTx Channel = "tx"
+	// ChannelAck carries AckBatches, hub to agent.
+	ChannelAck Channel = "ack"
+	// ChannelQuery carries BalanceQueries, agent to hub.
+	ChannelQuery Channel = "query"
+	// ChannelReply carries BalanceReplies, hub to agent.
+	ChannelReply Channel = "reply"
+)
+
+// TerminalTopic returns tillsync/v1/stores/{store}/terminals/{terminal}/{ch}.
+// Callers pass validated ids; an invalid id or an unknown channel yields an
+// *Error so that no wildcard or separator ever reaches a topic.
+func TerminalTopic(store, terminal string, ch Channel) (string, error) {
+	if err := checkID("store", store); err != nil {
+		return "", err
+	}
+	if err := checkID("terminal", terminal); err != nil {
+		return "", err
+	}
+	if !validChannel(ch) {
+		return "", Errorf(CodeMalformed, "channel", "unknown channel %q", string(ch))
+	}
+	return TopicRoot + "/stores/" + store + "/terminals/" + terminal + "/" + string(ch), nil
+}
+
+// AllTerminals returns the subscription filter matching ch for every terminal
+// of every store: tillsync/v1/stores/+/terminals/+/{ch}.
+func AllTerminals(ch Channel) string {
+	return TopicRoot + "/stores/+/terminals/+/" + string(ch)
+}
+
+// ParseTerminalTopic splits a terminal topic into its store, terminal and
+// channel, refusing anything that is not exactly that shape with valid ids.
+func ParseTerminalTopic(topic string) (store, terminal string, ch Channel, err error) {
+	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
+	if !ok {
+		return "", "", "", Errorf(CodeMalformed, "topic", "not under %s", TopicRoot)
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 5 || parts[0] != "stores" || parts[2] != "terminals" {
+		return "", "", "", Errorf(CodeMalformed, "topic", "want %s/stores/{store}/terminals/{terminal}/{channel}", TopicRoot)
+	}
+	if !ValidID(parts[1]) || !ValidID(parts[3]) {
+		return "", "", "", Errorf(CodeInvalidID, "topic", "store or terminal is not a valid id")
+	}
+	if c := Channel(parts[4]); validChannel(c) {
+		return parts[1], parts[3], c, nil
+	}
+	return "", "", "", Errorf(CodeMalformed, "topic", "unknown channel %q", parts[4])
+}
+
+func validChannel(c Channel) bool {
+	switch c {
+	case ChannelTx, ChannelAck, ChannelQuery, ChannelReply:
+		return true
+	}
+	return false
+}
