@@ -24,6 +24,8 @@ func decoders() []decoder {
 	return []decoder{
 		{"DecodeBatch", func(b []byte) (any, error) { return protocol.DecodeBatch(b) }, protocol.MaxBatchBytes,
 			func(t testing.TB) []byte { return encode(t, validBatch()) }},
+		{"ParseBatch", func(b []byte) (any, error) { return protocol.ParseBatch(b) }, protocol.MaxBatchBytes,
+			func(t testing.TB) []byte { return encode(t, validBatch()) }},
 		{"DecodeAckBatch", func(b []byte) (any, error) { return protocol.DecodeAckBatch(b) }, protocol.MaxBatchBytes,
 			func(t testing.TB) []byte { return encode(t, validAckBatch()) }},
 		{"DecodeBalanceQuery", func(b []byte) (any, error) { return protocol.DecodeBalanceQuery(b) }, protocol.MaxSmallMessageBytes,

@@ -2,6 +2,8 @@ package protocol_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -82,6 +84,53 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		if !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
+		}
+	})
+}
+
+// FuzzParseBatch checks the hub's lenient path agrees with the strict one:
+// whatever DecodeBatch accepts ParseBatch accepts unchanged, and a parsed
+// batch whose every transaction passes ValidateTx is one DecodeBatch accepts.
+// It shares FuzzDecodeBatch's seeds (plus its own corpus, if any).
+func FuzzParseBatch(f *testing.F) {
+	addGolden(f, "batch.json")
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzDecodeBatch", "*"))
+	for _, p := range seeds {
+		if v, err := readSeed(p); err == nil {
+			f.Add([]byte(v))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		strict, strictErr := protocol.DecodeBatch(data)
+		b, err := protocol.ParseBatch(data)
+		if err != nil {
+			if b != nil {
+				t.Fatalf("returned a batch with error %v", err)
+			}
+			checkRefusal(t, err)
+			if strictErr == nil {
+				t.Fatalf("DecodeBatch accepts what ParseBatch refuses: %v", err)
+			}
+			return
+		}
+		allValid := true
+		for i := range b.Txs {
+			err := b.ValidateTx(i)
+			if err == nil {
+				continue
+			}
+			allValid = false
+			checkRefusal(t, err)
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || !strings.HasPrefix(pe.Field, "txs["+strconv.Itoa(i)+"].") {
+				t.Fatalf("ValidateTx(%d) = %v: field does not name the transaction", i, err)
+			}
+		}
+		if allValid != (strictErr == nil) {
+			t.Fatalf("every ValidateTx passes: %v, but DecodeBatch says %v", allValid, strictErr)
+		}
+		if strictErr == nil && !reflect.DeepEqual(strict, b) {
+			t.Fatalf("ParseBatch and DecodeBatch disagree:\n%+v\n%+v", b, strict)
 		}
 	})
 }
@@ -217,17 +266,7 @@ func TestFuzzSeedsValid(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			header, value, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-			if header != "go test fuzz v1" {
-				t.Errorf("%s: header %q", p, header)
-				continue
-			}
-			_, lit, _ := strings.Cut(value, "(")
-			s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+			s, err := readSeed(p)
 			if err != nil {
 				t.Errorf("%s: %v", p, err)
 				continue
@@ -241,4 +280,22 @@ func TestFuzzSeedsValid(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no valid_* seeds found")
 	}
+}
+
+// readSeed reads the single value of a one-argument seed file in the
+// "go test fuzz v1" format.
+func readSeed(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	header, value, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if header != "go test fuzz v1" {
+		return "", fmt.Errorf("header %q, want go test fuzz v1", header)
+	}
+	_, lit, ok := strings.Cut(value, "(")
+	if !ok || !strings.HasSuffix(lit, ")") {
+		return "", fmt.Errorf("not a one-value seed: %q", value)
+	}
+	return strconv.Unquote(strings.TrimSuffix(lit, ")"))
 }

@@ -194,7 +194,7 @@ func (a *applier) applyTx(t *protocol.Transaction) (protocol.Ack, error) {
 	if found {
 		r := &a.recs[i].rec
 		if r.Kind != t.Kind || r.Member != t.Member || r.Original != t.Original || (t.Kind != protocol.KindVoid && r.Points != t.Points) {
-			a.log.Warn("ledger: transaction id reused with different content; answered as a duplicate of the first",
+			a.log.Warn("transaction id reused with different content; answered as a duplicate of the first",
 				"tx", t.ID, "store", t.Store, "terminal", t.Terminal, "first_store", r.Store, "first_terminal", r.Terminal)
 		}
 		return protocol.Ack{ID: t.ID, Status: protocol.StatusDuplicate, OriginalStatus: r.Status, Code: r.Code, Member: r.Member, Balance: r.Balance}, nil

@@ -1,9 +1,11 @@
 package ledger_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -224,6 +226,33 @@ func TestBoltApplyAllOrNothing(t *testing.T) {
 	acks := ledgertest.Apply(t, s, ledgertest.T0, a.Batch(t, a.Earn("e2", "m1", 5)))
 	if acks[0][0].Status != protocol.StatusApplied || acks[0][0].Balance != 5 {
 		t.Errorf("Apply after a failed Apply: %+v", acks[0][0])
+	}
+}
+
+// TestBoltWarnsOnReusedID: an id sent again with different content gets the
+// first answer, and an operator gets a warning.
+func TestBoltWarnsOnReusedID(t *testing.T) {
+	var logs bytes.Buffer
+	s, err := ledger.OpenBolt(filepath.Join(t.TempDir(), "ledger.db"), ledger.BoltOptions{
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := ledgertest.NewTill("s1", "t1", "p1")
+	e1 := a.Earn("e1", "m1", 100)
+	again := e1
+	again.Points = 5000
+	acks := ledgertest.Apply(t, s, ledgertest.T0, a.Batch(t, e1, e1, again))
+	if acks[0][2].Status != protocol.StatusDuplicate || acks[0][2].Balance != 100 {
+		t.Errorf("reused id: %+v", acks[0][2])
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("want one warning (for the changed retry, not the identical one), got:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "tx=e1") {
+		t.Errorf("warning does not name the transaction: %s", logs.String())
 	}
 }
 

@@ -139,8 +139,13 @@ type arena struct {
 	buf []byte
 }
 
-// minArenaChunk is the smallest chunk the arena allocates.
-const minArenaChunk = 64 << 10
+// Chunk sizes: chunks double up to maxArenaChunk, so that the one chunk kept
+// across commits fits a typical group commit without pinning the memory of
+// the largest one ever seen.
+const (
+	minArenaChunk = 64 << 10
+	maxArenaChunk = 4 << 20
+)
 
 // tail returns the free space of the current chunk (length 0) to append into;
 // commit(b) then claims what was appended. If the append outgrew the chunk,
@@ -155,7 +160,7 @@ func (a *arena) commit(b []byte) []byte {
 	}
 	// b outgrew the chunk: start a new chunk for what comes next; b keeps its
 	// own (freshly allocated) memory.
-	n := max(2*cap(a.buf), minArenaChunk, 2*len(b))
+	n := max(min(2*cap(a.buf), maxArenaChunk), minArenaChunk, 2*len(b))
 	a.buf = make([]byte, 0, n)
 	return b[:len(b):len(b)]
 }

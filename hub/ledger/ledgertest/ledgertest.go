@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	t.Run("Terminals", func(t *testing.T) { testTerminals(t, open) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, open) })
 	t.Run("RandomWorkload", func(t *testing.T) { testRandomWorkload(t, open) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 }
 
 // T0 is the hub clock the suite starts from.
@@ -914,4 +916,80 @@ func testRandomWorkload(t *testing.T, open func(t *testing.T) ledger.Store) {
 		}
 	}
 	t.Logf("%d transactions in %d Applies: %d ids answered (%v), %d journal entries", total, applies, len(recs), counts, rep.Entries)
+}
+
+// testConcurrent: Apply from several goroutines while others read; every
+// earn lands exactly once. Run it with -race.
+func testConcurrent(t *testing.T, open func(t *testing.T) ledger.Store) {
+	s := open(t)
+	const writers, applies, perBatch = 4, 15, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := range writers {
+		tl := NewTill("s1", fmt.Sprintf("t%d", w), "p1")
+		batches := make([]*protocol.Batch, applies)
+		for i := range batches {
+			txs := make([]protocol.Transaction, perBatch)
+			for j := range txs {
+				txs[j] = tl.Earn(fmt.Sprintf("w%d-%d-%d", w, i, j), fmt.Sprintf("m%d", j%5), 1)
+			}
+			batches[i] = tl.Batch(t, txs...)
+		}
+		wg.Go(func() {
+			for i, b := range batches {
+				acks, err := s.Apply([]*protocol.Batch{b}, T0.Add(time.Duration(i)*time.Second))
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, a := range acks[0] {
+					if a.Status != protocol.StatusApplied {
+						errs <- fmt.Errorf("ack %+v", a)
+						return
+					}
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, _, err := s.Balance("m1"); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Statement("m1", 5); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Terminals(); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	each := int64(writers * applies * perBatch / 5)
+	checkInvariants(t, s, map[string]int64{"m0": each, "m1": each, "m2": each, "m3": each, "m4": each})
+	terms, err := s.Terminals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tm := range terms {
+		if tm.Applied != applies*perBatch || tm.LastSeq != applies*perBatch {
+			t.Errorf("terminal %+v", tm)
+		}
+	}
 }
