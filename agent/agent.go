@@ -38,6 +38,9 @@ import (
 // OutboxFile is the outbox's file name inside the data dir.
 const OutboxFile = "outbox.db"
 
+// MaxEarnRate bounds Options.EarnRate, so pricing can never overflow.
+const MaxEarnRate = 10_000
+
 // Options configures an Agent. DataDir, Broker, Store, Terminal, Partner and
 // POSListener are required.
 type Options struct {
@@ -103,8 +106,8 @@ func New(o Options) (*Agent, error) {
 	if o.POSListener == nil {
 		return nil, errors.New("agent: no POS API listener")
 	}
-	if o.EarnRate < 0 {
-		return nil, fmt.Errorf("agent: earn rate %d is negative", o.EarnRate)
+	if o.EarnRate < 0 || o.EarnRate > MaxEarnRate {
+		return nil, fmt.Errorf("agent: earn rate %d is out of range (0 to %d points per 100 minor units)", o.EarnRate, MaxEarnRate)
 	}
 	if o.EarnRate == 0 {
 		o.EarnRate = 1

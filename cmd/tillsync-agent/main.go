@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"github.com/kardianos/service"
 	"github.com/spf13/cobra"
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/agent/outbox"
 	"github.com/tillsync/tillsync/internal/cli"
 )
 
@@ -32,7 +34,8 @@ points through its local HTTP API; every accepted transaction is on disk before
 the POS hears "accepted", and stays there until the hub confirms it. The agent
 keeps working while the store is offline and catches up when the hub is back.`,
 		Version: cli.Version,
-		Args:    cobra.NoArgs,
+		// No Args here: cobra reports an unknown subcommand only when a
+		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
 	root.AddCommand(runCmd(), pingCmd(), statusCmd(), versionCmd())
 	return root
@@ -95,6 +98,9 @@ Ctrl-C or SIGTERM.`,
 			a, err := agent.New(o)
 			if err != nil {
 				o.POSListener.Close()
+				if errors.Is(err, outbox.ErrLocked) {
+					return fmt.Errorf("%w; stop that agent or choose another --data-dir", err)
+				}
 				return err
 			}
 			if !service.Interactive() {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tillsync/tillsync/hub"
+	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/cli"
 )
 
@@ -26,7 +28,8 @@ func rootCmd() *cobra.Command {
 send their transactions to it over MQTT; it applies each exactly once, acks it
 after the ledger commit, and shows operators which stores are in sync.`,
 		Version: cli.Version,
-		Args:    cobra.NoArgs,
+		// No Args here: cobra reports an unknown subcommand only when a
+		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
 	root.AddCommand(serveCmd(), versionCmd())
 	return root
@@ -60,9 +63,6 @@ Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
 			if err != nil {
 				return err
 			}
-			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
-				return err
-			}
 			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID}
 			if broker != "" {
 				if c.Flags().Changed("mqtt-listen") {
@@ -73,7 +73,11 @@ Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
 					return cli.Usagef("--broker %q: want tcp://host:port", broker)
 				}
 				o.BrokerURL = "tcp://" + u.Host
-			} else {
+			}
+			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
+				return err
+			}
+			if broker == "" {
 				if o.MQTTListener, err = cli.Listen("MQTT", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"); err != nil {
 					return err
 				}
@@ -84,12 +88,26 @@ Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
 				}
 			}
 			h, err := hub.Open(o)
+			if errors.Is(err, ledger.ErrLocked) {
+				return fmt.Errorf("%w; stop that hub or choose another --data-dir", err)
+			}
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return h.Run(ctx)
+			err = h.Run(ctx)
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // interrupted while still starting: a clean stop
+			}
+			select {
+			case <-h.Ready():
+			default:
+				if err != nil && broker != "" && ctx.Err() == nil {
+					return fmt.Errorf("%w; check the broker given with --broker (is it running, is the address right?)", err)
+				}
+			}
+			return err
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data-dir", cli.DefaultDataDir("hub"), "directory for the ledger (created owner-only)")

@@ -19,7 +19,8 @@ func rootCmd() *cobra.Command {
 		Use:     "tillsync-sim",
 		Short:   "Simulated tills, scanners and outages for tillsync",
 		Version: cli.Version,
-		Args:    cobra.NoArgs,
+		// No Args here: cobra reports an unknown subcommand only when a
+		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
 	root.AddCommand(demoCmd())
 	return root

@@ -36,14 +36,23 @@ func Main(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	err := root.Execute()
+	c, err := root.ExecuteC()
 	if err == nil {
 		os.Exit(0)
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), msg)
+	// One line: cobra's suggestions come with newlines and tabs.
+	msg := strings.Join(strings.Fields(err.Error()), " ")
 	var ue *UsageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg(s)") {
+	usage := errors.As(err, &ue)
+	if !usage && (strings.HasPrefix(msg, "unknown command") || strings.Contains(msg, "arg(s)")) {
+		usage = true
+		if c == nil {
+			c = root
+		}
+		msg += fmt.Sprintf(" (see %s --help)", c.CommandPath())
+	}
+	fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), msg)
+	if usage {
 		os.Exit(2)
 	}
 	os.Exit(1)
@@ -81,7 +90,7 @@ func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 // line that names the flag to change.
 func Listen(what, addr, flag string) (net.Listener, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081 (%s)", what, addr, flag)
+		return nil, Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081; set it with %s", what, addr, flag)
 	}
 	l, err := net.Listen("tcp", addr)
 	switch {
