@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tillsync/tillsync/protocol"
@@ -159,16 +160,40 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/members/{member}/balance", a.balance)
 	mux.HandleFunc("GET /v1/scans", a.scans)
 	mux.HandleFunc("GET /v1/health", a.health)
+	// The same paths without a method catch the wrong one: without them the
+	// catch-all below would call a known endpoint unknown.
+	for path, allow := range map[string]string{
+		"/v1/earn": "POST", "/v1/burn": "POST", "/v1/reverse": "POST",
+		"/v1/members/{member}/balance": "GET, HEAD", "/v1/scans": "GET, HEAD", "/v1/health": "GET, HEAD",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.EscapedPath()+"; use "+allow)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.EscapedPath())
 	})
 	return mux
 }
 
 // Serve runs the API on l until ctx is done, then shuts down gracefully.
 func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
+	// Requests run under their own context, cancelled when the API stops, so
+	// that a burn waiting for the hub is answered (declined, and voided)
+	// at once instead of being cut off; Serve returns only when every handler
+	// has, so the caller may close what they use.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	var inflight sync.WaitGroup
+	h := Handler(svc, log)
 	srv := &http.Server{
-		Handler:           Handler(svc, log),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inflight.Add(1)
+			defer inflight.Done()
+			h.ServeHTTP(w, r)
+		}),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -177,11 +202,16 @@ func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) e
 	go func() { errc <- srv.Serve(l) }()
 	select {
 	case err := <-errc:
+		cancelRequests()
+		inflight.Wait()
 		return fmt.Errorf("posapi: %w", err)
 	case <-ctx.Done():
+		cancelRequests()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
+		srv.Close()
+		inflight.Wait()
 		return nil
 	}
 }
