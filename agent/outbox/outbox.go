@@ -425,10 +425,12 @@ func (o *Outbox) Pending(after uint64, limit int) ([]protocol.Transaction, error
 	return out, nil
 }
 
-// PendingPoints sums, per kind, the points of queued transactions for member,
-// looking at no more than scanLimit entries.
+// PendingPoints sums the points of queued earns and burns for member,
+// looking at no more than scanLimit entries. A burn whose void is queued too
+// (declined at the till) is not counted: it will have no effect.
 func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int64, err error) {
 	needle := []byte(`"member":` + quote(member))
+	burns := map[string]int64{}
 	err = o.db.View(func(btx *bolt.Tx) error {
 		c := btx.Bucket(bucketQueue).Cursor()
 		n := 0
@@ -445,13 +447,18 @@ func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int
 			case protocol.KindEarn:
 				earned += t.Points
 			case protocol.KindBurn:
-				burned += t.Points
+				burns[t.ID] = t.Points
+			case protocol.KindVoid:
+				burns[t.Original] = 0
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox: pending points: %w", err)
+	}
+	for _, p := range burns {
+		burned += p
 	}
 	return earned, burned, nil
 }

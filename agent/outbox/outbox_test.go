@@ -932,6 +932,8 @@ func TestPendingPoints(t *testing.T) {
 		newTx("tx-3", protocol.KindEarn, "m10", 1000), // not m1
 		newTx("tx-4", protocol.KindEarn, "m1", 20),
 		reverseOf("tx-5", "tx-1", "m1", 2), // neither earned nor burned
+		newTx("tx-6", protocol.KindBurn, "m1", 7),
+		voidOf("tx-7", "tx-6", "m1"), // tx-6 was declined: it will take nothing
 	} {
 		b.mustAppend(tx)
 	}
