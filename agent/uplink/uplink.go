@@ -219,6 +219,7 @@ func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 	opts := mqtt.NewClientOptions().
 		AddBroker(u.o.Broker).
 		SetClientID(u.o.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1 only: no second full timeout trying 3.1
 		SetUsername(u.o.Username).
 		SetPassword(u.o.Password).
 		SetCleanSession(true).

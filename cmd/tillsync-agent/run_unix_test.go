@@ -39,7 +39,7 @@ func TestRunOffline(t *testing.T) {
 			pos := freeAddr(t)
 			p := start(t, runArgs("--data-dir", t.TempDir(), "--hub", "tcp://"+freeAddr(t), "--pos-listen", pos)...)
 			var h health
-			p.waitFor(t, 10*time.Second, "the POS API's /v1/health to answer", func() bool {
+			p.WaitFor(t, 10*time.Second, "the POS API's /v1/health to answer", func() bool {
 				var ok bool
 				h, ok = getHealth(pos)
 				return ok
@@ -49,16 +49,16 @@ func TestRunOffline(t *testing.T) {
 			}
 
 			// `status` reads the same health a person would ask for.
-			out := run(t, "status", "--pos", pos).ok(t)
+			out := run(t, "status", "--pos", pos).OK(t)
 			if !strings.Contains(out, `"hub_connected": false`) {
 				t.Errorf("status printed:\n%s\nwant hub_connected false", out)
 			}
 
-			if err := p.cmd.Process.Signal(sig); err != nil {
+			if err := p.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			if code := p.exitCode(t, 5*time.Second); code != 0 {
-				t.Errorf("exit %d after %s, want 0; output:\n%s", code, sig, p.out.String())
+			if code := p.ExitCode(t, 5*time.Second); code != 0 {
+				t.Errorf("exit %d after %s, want 0; output:\n%s", code, sig, p.Output())
 			}
 		})
 	}
@@ -69,11 +69,11 @@ func TestDataDirInUse(t *testing.T) {
 	dir, hub := t.TempDir(), "tcp://"+freeAddr(t)
 	pos := freeAddr(t)
 	p := start(t, runArgs("--data-dir", dir, "--hub", hub, "--pos-listen", pos)...)
-	p.waitFor(t, 10*time.Second, "the POS API to answer", func() bool { _, ok := getHealth(pos); return ok })
+	p.WaitFor(t, 10*time.Second, "the POS API to answer", func() bool { _, ok := getHealth(pos); return ok })
 	run(t, runArgs("--data-dir", dir, "--hub", hub, "--pos-listen", "127.0.0.1:0")...).
-		oneLine(t, 1, dir, "in use", "same data dir")
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.exitCode(t, 5*time.Second); code != 0 {
-		t.Errorf("first agent: exit %d after SIGTERM, want 0; output:\n%s", code, p.out.String())
+		OneLine(t, 1, dir, "in use", "same data dir")
+	p.Signal(syscall.SIGTERM)
+	if code := p.ExitCode(t, 5*time.Second); code != 0 {
+		t.Errorf("first agent: exit %d after SIGTERM, want 0; output:\n%s", code, p.Output())
 	}
 }

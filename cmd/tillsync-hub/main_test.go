@@ -4,233 +4,34 @@ package main
 // would, checking what they see: the exit status and the one line on stderr.
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tillsync/tillsync/internal/testkit/clitest"
 )
 
 const name = "tillsync-hub"
 
 // bin is the binary TestMain builds.
-var bin string
+var bin clitest.Binary
 
-func TestMain(m *testing.M) { os.Exit(buildAndRun(m)) }
+func TestMain(m *testing.M) { os.Exit(clitest.Main(m, name, &bin)) }
 
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", name+"-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, name)
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	if out, err := exec.Command(goTool(), "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
-		return 1
-	}
-	return m.Run()
-}
+func run(t *testing.T, args ...string) clitest.Result { t.Helper(); return bin.Run(t, args...) }
 
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
+func start(t *testing.T, args ...string) *clitest.Proc { t.Helper(); return bin.Start(t, args...) }
 
-type result struct {
-	args           []string
-	code           int
-	stdout, stderr string
-}
+var (
+	freeAddr = clitest.FreeAddr
+	busyAddr = clitest.BusyAddr
+	inUse    = clitest.InUse
+)
 
-// run runs the binary to completion (at most 15s) in a scratch directory.
-func run(t *testing.T, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = t.TempDir()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s: still running after 15s; stderr:\n%s", name, strings.Join(args, " "), stderr.String())
-	}
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
-	}
-	return r
-}
-
-// ok checks a successful run that prints to stdout only and returns stdout.
-func (r result) ok(t *testing.T) string {
-	t.Helper()
-	if r.code != 0 || r.stderr != "" {
-		t.Errorf("%s %s: exit %d, want 0; stderr:\n%s", name, strings.Join(r.args, " "), r.code, r.stderr)
-	}
-	return r.stdout
-}
-
-// oneLine checks that the run failed with code, printing nothing on stdout
-// and one line "tillsync-hub: …" on stderr that contains every want.
-func (r result) oneLine(t *testing.T, code int, wants ...string) string {
-	t.Helper()
-	cmdline := name + " " + strings.Join(r.args, " ")
-	if r.code != code {
-		t.Errorf("%s: exit %d, want %d; stderr:\n%s", cmdline, r.code, code, r.stderr)
-	}
-	if r.stdout != "" {
-		t.Errorf("%s: printed on stdout:\n%s", cmdline, r.stdout)
-	}
-	line := strings.TrimSpace(r.stderr)
-	if strings.Contains(line, "\n") {
-		t.Errorf("%s: stderr is not one line:\n%s", cmdline, r.stderr)
-	}
-	if !strings.HasPrefix(line, name+": ") {
-		t.Errorf("%s: stderr %q does not start with %q", cmdline, line, name+": ")
-	}
-	for _, w := range wants {
-		if !strings.Contains(line, w) {
-			t.Errorf("%s: stderr %q does not mention %q", cmdline, line, w)
-		}
-	}
-	return line
-}
-
-// freeAddr returns a loopback address nothing listens on (for a moment).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// busyAddr returns the address of a listener the test holds open.
-func busyAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l.Addr().String()
-}
-
-// inUse is what the busy-port line says; Windows reports the bind error in
-// its own words.
-func inUse() string {
-	if runtime.GOOS == "windows" {
-		return ""
-	}
-	return "already in use"
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a long-running child; it is killed at cleanup if still running.
-type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error // from Wait, once done is closed
-}
-
-func start(t *testing.T, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// exitCode waits up to timeout for the child to exit and returns its status.
-func (p *proc) exitCode(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %s; output:\n%s", name, timeout, p.out.String())
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
-}
-
-// waitFor polls cond until it holds, failing the test after timeout or if
-// the child exits first.
-func (p *proc) waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited while waiting for %s; output:\n%s", name, what, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; output:\n%s", timeout, what, p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// answers reports whether GET url returns 200.
 func answers(url string) bool {
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(url)
@@ -256,7 +57,7 @@ func TestHelp(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
-			out := run(t, tc.args...).ok(t)
+			out := run(t, tc.args...).OK(t)
 			for _, w := range tc.wants {
 				if !strings.Contains(out, w) {
 					t.Errorf("output does not mention %q:\n%s", w, out)
@@ -268,10 +69,10 @@ func TestHelp(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	t.Parallel()
-	if out := run(t, "version").ok(t); !strings.HasPrefix(out, name+" ") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+	if out := run(t, "version").OK(t); !strings.HasPrefix(out, name+" ") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("version printed %q, want one line %q", out, name+" VERSION")
 	}
-	if out := run(t, "--version").ok(t); !strings.HasPrefix(out, name+" version ") {
+	if out := run(t, "--version").OK(t); !strings.HasPrefix(out, name+" version ") {
 		t.Errorf("--version printed %q", out)
 	}
 }
@@ -300,7 +101,7 @@ func TestUsageMistakes(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
-			run(t, tc.args...).oneLine(t, 2, tc.wants...)
+			run(t, tc.args...).OneLine(t, 2, tc.wants...)
 		})
 	}
 }
@@ -309,7 +110,7 @@ func TestUsageMistakes(t *testing.T) {
 func TestUsageMistakeLeavesDataDirAlone(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "hub")
-	run(t, "serve", "--data-dir", dir, "--broker", "nonsense").oneLine(t, 2, "--broker")
+	run(t, "serve", "--data-dir", dir, "--broker", "nonsense").OneLine(t, 2, "--broker")
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("data dir %s was created by a command line that was refused (stat: %v)", dir, err)
 	}
@@ -325,7 +126,7 @@ func TestDataDirUnusable(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
 			run(t, "serve", "--data-dir", dir, "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0").
-				oneLine(t, 1, "data dir "+dir, "--data-dir")
+				OneLine(t, 1, "data dir "+dir, "--data-dir")
 		})
 	}
 }
@@ -336,7 +137,7 @@ func TestPortInUse(t *testing.T) {
 		t.Parallel()
 		addr := busyAddr(t)
 		line := run(t, "serve", "--data-dir", t.TempDir(), "--mqtt-listen", addr, "--http-listen", "127.0.0.1:0").
-			oneLine(t, 1, addr, inUse(), "--mqtt-listen")
+			OneLine(t, 1, addr, inUse(), "--mqtt-listen")
 		if !strings.Contains(line, "--broker") {
 			t.Errorf("%q does not offer --broker as the other way out", line)
 		}
@@ -345,7 +146,7 @@ func TestPortInUse(t *testing.T) {
 		t.Parallel()
 		addr := busyAddr(t)
 		run(t, "serve", "--data-dir", t.TempDir(), "--mqtt-listen", "127.0.0.1:0", "--http-listen", addr).
-			oneLine(t, 1, addr, inUse(), "--http-listen")
+			OneLine(t, 1, addr, inUse(), "--http-listen")
 	})
 }
 
@@ -354,7 +155,7 @@ func TestBrokerUnreachable(t *testing.T) {
 	addr := freeAddr(t)
 	begin := time.Now()
 	run(t, "serve", "--data-dir", t.TempDir(), "--broker", "tcp://"+addr, "--http-listen", "127.0.0.1:0").
-		oneLine(t, 1, addr, "--broker")
+		OneLine(t, 1, addr, "--broker")
 	if d := time.Since(begin); d > 10*time.Second {
 		t.Errorf("took %s to give up on an unreachable broker, want under 10s", d)
 	}

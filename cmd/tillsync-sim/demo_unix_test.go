@@ -27,11 +27,11 @@ func TestDemoMissingBinary(t *testing.T) {
 		// Without --bin the demo looks beside itself, where TestMain left it
 		// alone. (Only the dir's own name: the OS may spell its parents
 		// differently, e.g. /private/var on macOS.)
-		{"default", []string{"demo"}, "tillsync-hub", filepath.Base(filepath.Dir(bin))},
+		{"default", []string{"demo"}, "tillsync-hub", filepath.Base(filepath.Dir(bin.Path))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			run(t, tc.args...).oneLine(t, 1, tc.missing+" not found in ", tc.in, "make build", "--bin")
+			run(t, tc.args...).OneLine(t, 1, tc.missing+" not found in ", tc.in, "make build", "--bin")
 		})
 	}
 }

@@ -57,9 +57,10 @@ type EmbeddedOptions struct {
 // Embedded is the in-process mochi broker. The hub talks to it through
 // mochi's inline client: no TCP hop, and the publisher's client id is known.
 type Embedded struct {
-	srv  *mochi.Server
-	mu   sync.Mutex
-	subs int
+	srv   *mochi.Server
+	close sync.Once
+	mu    sync.Mutex
+	subs  int
 }
 
 var _ Bus = (*Embedded)(nil)
@@ -116,7 +117,12 @@ func (e *Embedded) Publish(topic string, qos byte, retain bool, payload []byte) 
 }
 
 // Close stops the broker and disconnects every client.
-func (e *Embedded) Close() error { return e.srv.Close() }
+// Calling it again does nothing.
+func (e *Embedded) Close() error {
+	var err error
+	e.close.Do(func() { err = e.srv.Close() })
+	return err
+}
 
 // Clients returns the number of connected clients (the inline client excluded).
 func (e *Embedded) Clients() int {
@@ -202,6 +208,7 @@ func DialExternal(ctx context.Context, opts ExternalOptions) (*External, error) 
 	co := mqtt.NewClientOptions().
 		AddBroker(opts.URL).
 		SetClientID(opts.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1 only: no second full timeout trying 3.1
 		SetUsername(opts.Username).
 		SetPassword(opts.Password).
 		SetCleanSession(true).

@@ -83,8 +83,16 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/members/{member}/statement", a.statement)
 	mux.HandleFunc("GET /v1/stores", a.stores)
 	mux.HandleFunc("GET /v1/health", a.health)
+	// The same paths without a method answer a wrong method with 405; the
+	// catch-all below would otherwise call a known endpoint unknown.
+	for _, path := range []string{"/v1/members", "/v1/members/{member}/balance", "/v1/members/{member}/statement", "/v1/stores", "/v1/health"} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.EscapedPath()+"; use GET")
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.EscapedPath())
 	})
 	return mux
 }

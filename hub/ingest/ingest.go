@@ -70,7 +70,7 @@ type query struct {
 }
 
 // work is one batch on its way to the ledger, with the acks for the
-// transactions refused before it (bad fields), in their places.
+// transactions refused before it (bad fields); those are sent first.
 type work struct {
 	batch    *protocol.Batch // only the transactions bound for the ledger
 	ackTopic string
@@ -131,7 +131,8 @@ func (in *Ingest) HandleTx(topic string, payload []byte) {
 				in.refuse("transaction without a usable id", topic, err)
 				continue
 			}
-			w.early = append(w.early, protocol.Ack{ID: b.Txs[i].ID, Status: protocol.StatusRejected, Code: protocol.CodeOf(err), Member: validOr(b.Txs[i].Member)})
+			// No Member: the ledger was not read, so there is no balance to report.
+			w.early = append(w.early, protocol.Ack{ID: b.Txs[i].ID, Status: protocol.StatusRejected, Code: protocol.CodeOf(err)})
 			in.log.Warn("transaction rejected", "store", store, "terminal", terminal, "tx", b.Txs[i].ID, "err", err)
 			continue
 		}
@@ -169,13 +170,6 @@ func (in *Ingest) HandleQuery(topic string, payload []byte) {
 func (in *Ingest) refuse(what, topic string, err error) {
 	in.refused.Add(1)
 	in.log.Warn("message refused: "+what, "topic", topic, "err", err)
-}
-
-func validOr(id string) string {
-	if protocol.ValidID(id) {
-		return id
-	}
-	return ""
 }
 
 // Run commits batches and answers queries until ctx is done, then commits

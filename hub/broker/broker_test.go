@@ -1,0 +1,388 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tillsync/tillsync/hub/broker"
+	"github.com/tillsync/tillsync/internal/testkit"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// wait bounds every expectation; reconnects take paho a few seconds.
+const wait = 30 * time.Second
+
+// unique returns prefix plus random hex: client ids and topics that cannot
+// collide with another test run on a shared broker.
+func unique(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// embedded starts an embedded broker on addr ("127.0.0.1:0" for any port).
+// The returned stop closes it once, whether the test or its cleanup asks.
+func embedded(t *testing.T, addr string) (*broker.Embedded, string, func()) {
+	t.Helper()
+	var l net.Listener
+	// Restarting on the port a broker just left: retry until the OS lets go.
+	testkit.WaitFor(t, wait, "listening on "+addr, func() bool {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	e, err := broker.StartEmbedded(broker.EmbeddedOptions{Listener: l})
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { e.Close() }) }
+	t.Cleanup(stop)
+	return e, l.Addr().String(), stop
+}
+
+// client is a real paho client, as an agent would use.
+func client(t *testing.T, url, id string) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(id).
+		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false).SetOrderMatters(false))
+	if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("paho %s connect to %s: %v", id, url, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+func publish(t *testing.T, c mqtt.Client, topic string, qos byte, payload []byte) {
+	t.Helper()
+	tok := c.Publish(topic, qos, false, payload)
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+// inbox collects what a Bus handler receives. Its handler never blocks.
+type inbox struct {
+	mu  sync.Mutex
+	got []broker.Message
+}
+
+func (b *inbox) handle(m broker.Message) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m.Payload = bytes.Clone(m.Payload)
+	b.got = append(b.got, m)
+}
+
+func (b *inbox) find(payload string) (broker.Message, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.got {
+		if string(m.Payload) == payload {
+			return m, true
+		}
+	}
+	return broker.Message{}, false
+}
+
+func (b *inbox) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.got)
+}
+
+func TestEmbedded(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	url := "tcp://" + addr
+	var hubIn inbox
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, hubIn.handle); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if n := e.Clients(); n != 0 {
+		t.Fatalf("Clients() = %d before anyone connected (the inline client does not count)", n)
+	}
+
+	agentID := unique("agent-")
+	agent := client(t, url, agentID)
+	testkit.WaitFor(t, wait, "Clients() to count the agent", func() bool { return e.Clients() == 1 })
+
+	// Agent to hub: QoS 1 on a terminal's tx topic reaches the inline handler
+	// with the publisher's client id.
+	txTopic, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelTx)
+	publish(t, agent, txTopic, 1, []byte("batch-1"))
+	testkit.WaitFor(t, wait, "the hub handler to receive the batch", func() bool { _, ok := hubIn.find("batch-1"); return ok })
+	m, _ := hubIn.find("batch-1")
+	if m.Topic != txTopic || m.ClientID != agentID {
+		t.Fatalf("hub got topic %q from %q, want %q from %q", m.Topic, m.ClientID, txTopic, agentID)
+	}
+	// Not on the other channels.
+	ackTopic, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelAck)
+	publish(t, agent, ackTopic, 1, []byte("not-for-the-hub"))
+
+	// Hub to agent: Publish reaches a paho subscriber.
+	got := make(chan []byte, 10)
+	tok := agent.Subscribe(ackTopic, 1, func(_ mqtt.Client, m mqtt.Message) { got <- bytes.Clone(m.Payload()) })
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("paho subscribe: %v", tok.Error())
+	}
+	if err := e.Publish(ackTopic, 1, false, []byte("acks-1")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	select {
+	case p := <-got:
+		if string(p) != "acks-1" {
+			t.Fatalf("agent got %q, want acks-1", p)
+		}
+	case <-time.After(wait):
+		t.Fatal("the agent never received the hub's publish")
+	}
+	if _, ok := hubIn.find("not-for-the-hub"); ok {
+		t.Fatal("the tx subscription received an ack-topic message")
+	}
+
+	// A second connection counts too; disconnects stop counting.
+	other := client(t, url, unique("agent-"))
+	testkit.WaitFor(t, wait, "Clients() to count two", func() bool { return e.Clients() == 2 })
+	other.Disconnect(250)
+	agent.Disconnect(250)
+	testkit.WaitFor(t, wait, "Clients() to drop to zero", func() bool { return e.Clients() == 0 })
+}
+
+func TestEmbeddedManyPublishers(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	var hubIn inbox
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, hubIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	const clients, each = 5, 20
+	ids := make([]string, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		ids[i] = unique("till-")
+		c := client(t, "tcp://"+addr, ids[i])
+		topic, _ := protocol.TerminalTopic("s1", ids[i], protocol.ChannelTx)
+		wg.Go(func() {
+			for j := range each {
+				tok := c.Publish(topic, 1, false, []byte{byte(i), byte(j)})
+				if !tok.WaitTimeout(wait) || tok.Error() != nil {
+					t.Errorf("publish: %v", tok.Error())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	testkit.WaitFor(t, wait, "every message at the hub", func() bool { return hubIn.len() == clients*each })
+	hubIn.mu.Lock()
+	defer hubIn.mu.Unlock()
+	for _, m := range hubIn.got {
+		_, terminal, _, err := protocol.ParseTerminalTopic(m.Topic)
+		if err != nil || terminal != ids[m.Payload[0]] || m.ClientID != ids[m.Payload[0]] {
+			t.Fatalf("message %v on %q from %q: topic and client id should name the publisher", m.Payload, m.Topic, m.ClientID)
+		}
+	}
+}
+
+func TestStartEmbeddedNeedsListener(t *testing.T) {
+	if _, err := broker.StartEmbedded(broker.EmbeddedOptions{}); err == nil {
+		t.Fatal("StartEmbedded without a listener succeeded")
+	}
+}
+
+func TestEmbeddedCloseDisconnects(t *testing.T) {
+	e, addr, stop := embedded(t, "127.0.0.1:0")
+	lost := make(chan struct{})
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(unique("agent-")).
+		SetAutoReconnect(false).SetConnectionLostHandler(func(mqtt.Client, error) { close(lost) }))
+	if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	testkit.WaitFor(t, wait, "the client to be counted", func() bool { return e.Clients() == 1 })
+	stop()
+	select {
+	case <-lost:
+	case <-time.After(wait):
+		t.Fatal("client not disconnected when the broker closed")
+	}
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatal("still accepting connections after Close")
+	}
+}
+
+// externalSubscribePublish is the External adapter against a broker at url:
+// subscribe, a paho client publishes, the handler receives; the hub publishes,
+// a paho subscriber receives.
+func externalSubscribePublish(t *testing.T, url string) {
+	x, err := broker.DialExternal(context.Background(), broker.ExternalOptions{URL: url, ClientID: unique("hub-"), ConnectTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("DialExternal %s: %v", url, err)
+	}
+	defer x.Close()
+	root := unique("tillsync-test-")
+	var hubIn inbox
+	if err := x.Subscribe(root+"/+/tx", 1, hubIn.handle); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	agent := client(t, url, unique("agent-"))
+	publish(t, agent, root+"/t1/tx", 1, []byte("batch-1"))
+	testkit.WaitFor(t, wait, "the hub handler to receive the batch", func() bool { _, ok := hubIn.find("batch-1"); return ok })
+	if m, _ := hubIn.find("batch-1"); m.Topic != root+"/t1/tx" || m.ClientID != "" {
+		t.Fatalf("got %+v: want the topic, and no client id from an external broker", m)
+	}
+
+	got := make(chan []byte, 10)
+	if tok := agent.Subscribe(root+"/t1/ack", 1, func(_ mqtt.Client, m mqtt.Message) { got <- bytes.Clone(m.Payload()) }); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("paho subscribe: %v", tok.Error())
+	}
+	if err := x.Publish(root+"/t1/ack", 1, false, []byte("acks-1")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	select {
+	case p := <-got:
+		if string(p) != "acks-1" {
+			t.Fatalf("agent got %q", p)
+		}
+	case <-time.After(wait):
+		t.Fatal("the agent never received the hub's publish")
+	}
+}
+
+func TestExternal(t *testing.T) {
+	t.Run("embedded broker as the external one", func(t *testing.T) {
+		_, addr, _ := embedded(t, "127.0.0.1:0")
+		externalSubscribePublish(t, "tcp://"+addr)
+	})
+	t.Run("TILLSYNC_TEST_MQTT", func(t *testing.T) {
+		url := testkit.ExternalBroker()
+		if url == "" {
+			t.Skip("TILLSYNC_TEST_MQTT not set")
+		}
+		externalSubscribePublish(t, url)
+	})
+}
+
+func TestExternalResubscribesAfterBrokerRestart(t *testing.T) {
+	_, addr, stop := embedded(t, "127.0.0.1:0")
+	url := "tcp://" + addr
+	x, err := broker.DialExternal(context.Background(), broker.ExternalOptions{URL: url, ClientID: unique("hub-"), ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("DialExternal: %v", err)
+	}
+	defer x.Close()
+	var hubIn inbox
+	if err := x.Subscribe("tillsync-test/+/tx", 1, hubIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	agent := client(t, url, unique("agent-"))
+	publish(t, agent, "tillsync-test/t1/tx", 1, []byte("before"))
+	testkit.WaitFor(t, wait, "the message before the restart", func() bool { _, ok := hubIn.find("before"); return ok })
+
+	// The broker goes away and comes back on the same address with no memory
+	// of the hub's subscription.
+	stop()
+	e2, _, _ := embedded(t, addr)
+	agent2 := client(t, url, unique("agent-"))
+	testkit.WaitFor(t, wait, "the hub to reconnect", func() bool { return e2.Clients() == 2 })
+	// The hub resubscribes in its OnConnect without waiting; keep publishing
+	// until the subscription is in place (a message before that has no
+	// subscriber and is dropped by the broker, as it would be in production).
+	testkit.WaitFor(t, wait, "a message after the restart", func() bool {
+		if _, ok := hubIn.find("after"); ok {
+			return true
+		}
+		tok := agent2.Publish("tillsync-test/t1/tx", 1, false, []byte("after"))
+		tok.WaitTimeout(time.Second)
+		return false
+	})
+	// And the hub can publish again.
+	got := make(chan []byte, 10)
+	if tok := agent2.Subscribe("tillsync-test/t1/ack", 1, func(_ mqtt.Client, m mqtt.Message) { got <- bytes.Clone(m.Payload()) }); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if err := x.Publish("tillsync-test/t1/ack", 1, false, []byte("acks")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(wait):
+		t.Fatal("the hub's publish after the restart never arrived")
+	}
+}
+
+func TestDialExternalFails(t *testing.T) {
+	// A port nobody listens on: refused at once.
+	closed := testkit.FreePort(t)
+	// A port that accepts TCP and never speaks MQTT: only the timeout ends it.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	defer func() {
+		// Closing the listener ends the accept loop, which then drops the
+		// connections it held (releasing any paho connect still reading).
+		silent.Close()
+		held.Wait()
+	}()
+	held.Go(func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	})
+	const timeout = 2 * time.Second
+	for _, tt := range []struct{ name, addr string }{
+		{"closed port", closed},
+		{"silent listener", silent.Addr().String()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := "tcp://" + tt.addr
+			start := time.Now()
+			x, err := broker.DialExternal(context.Background(), broker.ExternalOptions{URL: url, ClientID: unique("hub-"), ConnectTimeout: timeout})
+			took := time.Since(start)
+			if err == nil {
+				x.Close()
+				t.Fatalf("DialExternal %s succeeded", url)
+			}
+			if !strings.Contains(err.Error(), tt.addr) {
+				t.Errorf("error %q does not name the address %s", err, tt.addr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			// DialExternal's own bound is ConnectTimeout plus a second of grace.
+			if limit := timeout + time.Second + 2*time.Second; took > limit {
+				t.Errorf("DialExternal took %s, over ConnectTimeout %s", took, timeout)
+			}
+		})
+	}
+	t.Run("cancelled context", func(t *testing.T) {
+		// The caller gives up long before ConnectTimeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := broker.DialExternal(ctx, broker.ExternalOptions{URL: "tcp://" + silent.Addr().String(), ClientID: unique("hub-"), ConnectTimeout: time.Minute})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("DialExternal with an expired context: %v, want the context's error", err)
+		}
+	})
+}
