@@ -65,7 +65,8 @@ type Batch struct {
 	// Backlog is how many transactions wait in the sender's outbox behind this
 	// batch, not yet sent: zero when this batch empties the queue.
 	Backlog int64 `json:"backlog"`
-	// OldestUnsynced is when the oldest transaction still in the sender's outbox was created (zero when empty).
+	// OldestUnsynced is when the oldest transaction still in the sender's
+	// outbox was created; zero when nothing waits behind this batch.
 	OldestUnsynced time.Time `json:"oldest_unsynced,omitzero"`
 	// SentAt is the sender's clock when the batch left.
 	SentAt time.Time `json:"sent_at"`

@@ -416,6 +416,9 @@ func (u *Uplink) publish(c mqtt.Client, txs []protocol.Transaction, inflight int
 		return err
 	}
 	backlog := max(0, queued-int64(inflight)) // queued and not yet sent
+	if backlog == 0 {
+		oldest = time.Time{} // nothing waits behind this batch
+	}
 	payload, err := protocol.Encode(&protocol.Batch{
 		Version: protocol.Version, Store: u.o.Store, Terminal: u.o.Terminal,
 		Backlog: backlog, OldestUnsynced: oldest, SentAt: u.o.Clock.Now(), Txs: txs,
