@@ -25,7 +25,8 @@ const (
 	CodeInvalidSeq      Code = "invalid_seq"      // terminal sequence number is zero
 	CodeInvalidTime     Code = "invalid_time"     // created_at missing or absurd
 	CodeTooMany         Code = "too_many"         // a batch with too many entries
-	CodeStoreMismatch   Code = "store_mismatch"   // store/terminal disagree with the topic or the batch
+	CodeStoreMismatch   Code = "store_mismatch"   // store/terminal disagree with the topic, the batch, or the first use of a transaction id
+	CodePartnerMismatch Code = "partner_mismatch" // a store posting as another partner than the one it trades as
 
 	CodeInsufficientPoints Code = "insufficient_points" // a burn the member cannot cover
 	CodeUnknownMember      Code = "unknown_member"      // no such member at the hub

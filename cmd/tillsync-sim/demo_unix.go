@@ -152,12 +152,12 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	if _, err := d.reverse(last["tx_id"].(string), "R-1008-return"); err != nil {
 		return err
 	}
+	time.Sleep(time.Until(outageEnds))
 	h, err := d.health()
 	if err != nil {
 		return err
 	}
-	d.say("agent backlog: %d transactions, oldest unsynced %.1fs ago", h.Backlog, h.OldestUnsyncedSeconds)
-	time.Sleep(time.Until(outageEnds))
+	d.say("agent backlog: %d transactions, oldest unsynced %.1fs ago, hub connected: %v", h.Backlog, h.OldestUnsyncedSeconds, h.HubConnected)
 
 	d.step("Bringing the hub back")
 	if err := d.startHub(); err != nil {

@@ -104,7 +104,7 @@ type applier struct {
 	log *slog.Logger
 	now time.Time
 
-	balances, txs, journal, index, voids, terminals *bolt.Bucket
+	balances, txs, journal, index, voids, terminals, partners *bolt.Bucket
 	// Lookups go through one cursor per bucket: Cursor.Seek reuses its
 	// stack, where Bucket.Get builds a new cursor (and allocates) every time.
 	balCur, txCur, voidCur *bolt.Cursor
@@ -141,6 +141,7 @@ func (a *applier) begin(tx *bolt.Tx, now time.Time) {
 	a.index = tx.Bucket(bucketMemberIndex)
 	a.voids = tx.Bucket(bucketVoids)
 	a.terminals = tx.Bucket(bucketTerminals)
+	a.partners = tx.Bucket(bucketStorePartners)
 	a.balCur, a.txCur, a.voidCur = a.balances.Cursor(), a.txs.Cursor(), a.voids.Cursor()
 	// bbolt may have run a previous function that failed; start clean.
 	a.reset()
@@ -148,7 +149,7 @@ func (a *applier) begin(tx *bolt.Tx, now time.Time) {
 
 // end drops everything that refers to the transaction or the caller's batches.
 func (a *applier) end() {
-	a.balances, a.txs, a.journal, a.index, a.voids, a.terminals = nil, nil, nil, nil, nil, nil
+	a.balances, a.txs, a.journal, a.index, a.voids, a.terminals, a.partners = nil, nil, nil, nil, nil, nil, nil
 	a.balCur, a.txCur, a.voidCur = nil, nil, nil
 	a.reset()
 	a.arena.reset()
@@ -193,6 +194,13 @@ func (a *applier) applyTx(t *protocol.Transaction) (protocol.Ack, error) {
 	}
 	if found {
 		r := &a.recs[i].rec
+		if r.Store != t.Store || r.Terminal != t.Terminal {
+			// No store speaks for another: the first answer belongs to the
+			// terminal that sent the id first, and is not repeated to anyone else.
+			a.log.Warn("transaction id already used by another terminal; refused",
+				"tx", t.ID, "store", t.Store, "terminal", t.Terminal, "first_store", r.Store, "first_terminal", r.Terminal)
+			return protocol.Ack{ID: t.ID, Status: protocol.StatusRejected, Code: protocol.CodeStoreMismatch}, nil
+		}
 		if r.Kind != t.Kind || r.Member != t.Member || r.Original != t.Original || (t.Kind != protocol.KindVoid && r.Points != t.Points) {
 			a.log.Warn("transaction id reused with different content; answered as a duplicate of the first",
 				"tx", t.ID, "store", t.Store, "terminal", t.Terminal, "first_store", r.Store, "first_terminal", r.Terminal)
@@ -204,14 +212,23 @@ func (a *applier) applyTx(t *protocol.Transaction) (protocol.Ack, error) {
 		ID: t.ID, Kind: t.Kind, Member: t.Member, Points: t.Points,
 		Store: t.Store, Terminal: t.Terminal, Partner: t.Partner, Original: t.Original,
 	}
-	switch t.Kind {
-	case protocol.KindEarn:
+	pinned, err := a.partnerOf(t)
+	if err != nil {
+		return protocol.Ack{}, err
+	}
+	switch {
+	case !pinned:
+		var bal int64
+		if bal, _, err = a.memberBalance(t.Member); err == nil {
+			err = reject(&rec, protocol.CodePartnerMismatch, bal)
+		}
+	case t.Kind == protocol.KindEarn:
 		err = a.earn(t, &rec)
-	case protocol.KindBurn:
+	case t.Kind == protocol.KindBurn:
 		err = a.burn(t, &rec)
-	case protocol.KindReverse:
+	case t.Kind == protocol.KindReverse:
 		err = a.reverse(t, &rec)
-	case protocol.KindVoid:
+	case t.Kind == protocol.KindVoid:
 		err = a.void(t, &rec)
 	default:
 		// Validated batches never get here; refuse rather than guess.
@@ -223,6 +240,20 @@ func (a *applier) applyTx(t *protocol.Transaction) (protocol.Ack, error) {
 	a.recIdx[t.ID] = len(a.recs)
 	a.recs = append(a.recs, recSlot{rec: rec, dirty: true})
 	return protocol.Ack{ID: t.ID, Status: rec.Status, Code: rec.Code, Member: rec.Member, Balance: rec.Balance}, nil
+}
+
+// partnerOf reports whether t's partner is the one its store trades as. A
+// store's first transaction pins its partner; from then on a transaction
+// naming another partner is refused, so no store can post to another
+// brand's accounts.
+func (a *applier) partnerOf(t *protocol.Transaction) (bool, error) {
+	if p := a.partners.Get([]byte(t.Store)); p != nil {
+		return string(p) == t.Partner, nil
+	}
+	if err := a.partners.Put([]byte(t.Store), []byte(t.Partner)); err != nil {
+		return false, fmt.Errorf("pin partner of %s: %w", t.Store, err)
+	}
+	return true, nil
 }
 
 // earn always applies; a member's first earn creates them.
@@ -263,7 +294,9 @@ func (a *applier) reverse(t *protocol.Transaction, rec *TxRecord) error {
 		return reject(rec, protocol.CodeUnknownOriginal, bal)
 	}
 	o := a.recs[oi].rec
-	if o.Member != t.Member || (o.Kind != protocol.KindEarn && o.Kind != protocol.KindBurn) {
+	// A return is made with the brand that made the sale: cross-partner
+	// returns need a coalition policy (the ledger issue), not a default.
+	if o.Member != t.Member || o.Partner != t.Partner || (o.Kind != protocol.KindEarn && o.Kind != protocol.KindBurn) {
 		return reject(rec, protocol.CodeOriginalMismatch, bal)
 	}
 	if t.Points > o.Points-o.Reversed {

@@ -32,8 +32,11 @@ var (
 	bucketVoids = []byte("pending_voids")
 	// bucketTerminals: "store/terminal" → JSON Terminal.
 	bucketTerminals = []byte("terminals")
+	// bucketStorePartners: store → the partner it trades as, pinned by its
+	// first applied transaction (until the coalition model names it).
+	bucketStorePartners = []byte("store_partners")
 
-	allBuckets = [][]byte{bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals}
+	allBuckets = [][]byte{bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals, bucketStorePartners}
 
 	schemaKey = []byte("schema")
 )

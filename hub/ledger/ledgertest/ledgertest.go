@@ -253,10 +253,10 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 		},
 		{
 			name: "reverse of an earn takes points back",
-			calls: func(t *testing.T, a, _, b *Till) []call {
+			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
-					one(b.Batch(t, b.Reverse("r1", m1, 40, "e1")), applied("r1", m1, 60)),
+					one(a2.Batch(t, a2.Reverse("r1", m1, 40, "e1")), applied("r1", m1, 60)),
 				}
 			},
 			members: map[string]int64{m1: 60},
@@ -274,10 +274,42 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 		},
 		{
 			name: "reverse of a burn gives points back",
-			calls: func(t *testing.T, a, _, b *Till) []call {
+			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30)), applied("e1", m1, 100), applied("b1", m1, 70)),
-					one(b.Batch(t, b.Reverse("r1", m1, 30, "b1")), applied("r1", m1, 100)),
+					one(a2.Batch(t, a2.Reverse("r1", m1, 30, "b1")), applied("r1", m1, 100)),
+				}
+			},
+			members: map[string]int64{m1: 100},
+		},
+		{
+			name: "a return at another partner is original_mismatch",
+			calls: func(t *testing.T, a, _, b *Till) []call {
+				return []call{
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(b.Batch(t, b.Reverse("r1", m1, 40, "e1")), rejected("r1", m1, protocol.CodeOriginalMismatch, 100)),
+				}
+			},
+			members: map[string]int64{m1: 100},
+		},
+		{
+			name: "a store posting as another partner is partner_mismatch",
+			calls: func(t *testing.T, a, a2, _ *Till) []call {
+				a2.Partner = "p2" // same store s1, which trades as p1
+				return []call{
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(a2.Batch(t, a2.Earn("e2", m1, 1000000), a2.Burn("b2", m1, 10)),
+						rejected("e2", m1, protocol.CodePartnerMismatch, 100), rejected("b2", m1, protocol.CodePartnerMismatch, 100)),
+				}
+			},
+			members: map[string]int64{m1: 100},
+		},
+		{
+			name: "an id already used by another terminal is store_mismatch, and tells nothing",
+			calls: func(t *testing.T, a, _, b *Till) []call {
+				return []call{
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(b.Batch(t, b.Earn("e1", m2, 5)), protocol.Ack{ID: "e1", Status: protocol.StatusRejected, Code: protocol.CodeStoreMismatch}),
 				}
 			},
 			members: map[string]int64{m1: 100},
@@ -366,11 +398,11 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 		},
 		{
 			name: "void after an applied burn restores what was not yet reversed",
-			calls: func(t *testing.T, a, _, b *Till) []call {
+			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30), a.Burn("b2", m1, 50)),
 						applied("e1", m1, 100), applied("b1", m1, 70), applied("b2", m1, 20)),
-					one(b.Batch(t, b.Reverse("r1", m1, 10, "b2")), applied("r1", m1, 30)),
+					one(a2.Batch(t, a2.Reverse("r1", m1, 10, "b2")), applied("r1", m1, 30)),
 					one(a.Batch(t, a.Void("v1", m1, "b1"), a.Void("v2", m1, "b2")), applied("v1", m1, 60), applied("v2", m1, 100)),
 					// Fully reversed now: a reverse is over, a second void changes nothing.
 					one(a.Batch(t, a.Reverse("r2", m1, 1, "b1"), a.Void("v3", m1, "b1")),
@@ -490,9 +522,9 @@ func testAckShape(t *testing.T, open func(t *testing.T) ledger.Store) {
 // testEntries checks what the journal records for each kind, and against which accounts.
 func testEntries(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
-	a, b := NewTill("s1", "t1", "p1"), NewTill("s2", "t9", "p2")
+	a, b := NewTill("s1", "t1", "p1"), NewTill("s2", "t9", "p1")
 	e1, b1 := a.Earn("e1", "m1", 100), a.Burn("b1", "m1", 30)
-	r1 := b.Reverse("r1", "m1", 40, "e1") // at another partner: still undoes p1's issue
+	r1 := b.Reverse("r1", "m1", 40, "e1") // at another store of the same partner
 	r2 := b.Reverse("r2", "m1", 5, "b1")
 	v1 := a.Void("v1", "m1", "b1")
 	now := T0.Add(5 * time.Second)
@@ -683,10 +715,10 @@ type model struct {
 }
 
 type modelRec struct {
-	ack                     protocol.Ack
-	kind                    protocol.Kind
-	member, store, terminal string
-	points, reversed        int64
+	ack                              protocol.Ack
+	kind                             protocol.Kind
+	member, store, terminal, partner string
+	points, reversed                 int64
 }
 
 func newModel() *model {
@@ -695,10 +727,13 @@ func newModel() *model {
 
 func (m *model) apply(tx protocol.Transaction) protocol.Ack {
 	if r, ok := m.recs[tx.ID]; ok {
+		if r.store != tx.Store || r.terminal != tx.Terminal {
+			return protocol.Ack{ID: tx.ID, Status: protocol.StatusRejected, Code: protocol.CodeStoreMismatch}
+		}
 		return dupOf(r.ack)
 	}
 	bal := m.bal[tx.Member]
-	r := &modelRec{kind: tx.Kind, member: tx.Member, store: tx.Store, terminal: tx.Terminal, points: tx.Points}
+	r := &modelRec{kind: tx.Kind, member: tx.Member, store: tx.Store, terminal: tx.Terminal, partner: tx.Partner, points: tx.Points}
 	move := func(d int64) protocol.Ack {
 		m.bal[tx.Member] += d
 		m.known[tx.Member] = true
@@ -725,7 +760,7 @@ func (m *model) apply(tx protocol.Transaction) protocol.Ack {
 		switch {
 		case !ok || o.ack.Status != protocol.StatusApplied:
 			r.ack = rejected(tx.ID, tx.Member, protocol.CodeUnknownOriginal, bal)
-		case o.member != tx.Member || (o.kind != protocol.KindEarn && o.kind != protocol.KindBurn):
+		case o.member != tx.Member || o.partner != tx.Partner || (o.kind != protocol.KindEarn && o.kind != protocol.KindBurn):
 			r.ack = rejected(tx.ID, tx.Member, protocol.CodeOriginalMismatch, bal)
 		case o.reversed+tx.Points > o.points:
 			r.ack = rejected(tx.ID, tx.Member, protocol.CodeOverReversed, bal)
