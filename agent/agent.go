@@ -51,7 +51,7 @@ type Options struct {
 	// Store, Terminal and Partner identify this till and its brand.
 	Store, Terminal, Partner string
 	// EarnRate is the points earned per 100 minor units of the purchase
-	// (1 point per euro at the default of 1), rounded down. Partner earn
+	// (1 point per euro at the default of 1; 0 means the default), rounded down. Partner earn
 	// rules pushed by the hub replace it in a later version.
 	EarnRate int64
 	// BurnTimeout bounds the wait for the hub's verdict on a burn; default 3s.
@@ -90,6 +90,10 @@ type Agent struct {
 
 	smu     sync.Mutex
 	scanner posapi.Scanner
+
+	rmu       sync.Mutex
+	rejected  int64                // transactions accepted here that the hub rejected
+	lastRejct *posapi.HubRejection // the latest of them
 }
 
 // New checks the options and opens the outbox. The error names the problem
@@ -106,11 +110,11 @@ func New(o Options) (*Agent, error) {
 	if o.POSListener == nil {
 		return nil, errors.New("agent: no POS API listener")
 	}
-	if o.EarnRate < 0 || o.EarnRate > MaxEarnRate {
-		return nil, fmt.Errorf("agent: earn rate %d is out of range (0 to %d points per 100 minor units)", o.EarnRate, MaxEarnRate)
-	}
 	if o.EarnRate == 0 {
 		o.EarnRate = 1
+	}
+	if o.EarnRate < 1 || o.EarnRate > MaxEarnRate {
+		return nil, fmt.Errorf("agent: earn rate %d is out of range (1 to %d points per 100 minor units)", o.EarnRate, MaxEarnRate)
 	}
 	if o.BurnTimeout <= 0 {
 		o.BurnTimeout = 3 * time.Second
@@ -205,7 +209,26 @@ func (a *Agent) onAck(ack protocol.Ack) {
 		case ch <- ack:
 		default:
 		}
+		return
 	}
+	if ack.Final() != protocol.StatusRejected {
+		return
+	}
+	// A transaction the POS was told was accepted (or a burn already decided)
+	// was refused by the hub. Its answer is final, so it leaves the outbox;
+	// an operator must see it.
+	l, _, err := a.ob.Local(ack.ID)
+	if err != nil {
+		a.log.Error("local record of a rejected transaction", "tx", ack.ID, "err", err)
+	}
+	if l.Kind == protocol.KindBurn {
+		return // a burn the till declined (or voided): the POS already knows
+	}
+	a.log.Error("hub rejected a transaction this till accepted", "tx", ack.ID, "kind", l.Kind, "code", ack.Code)
+	a.rmu.Lock()
+	a.rejected++
+	a.lastRejct = &posapi.HubRejection{TxID: ack.ID, Kind: string(l.Kind), Code: ack.Code, At: a.clk.Now()}
+	a.rmu.Unlock()
 }
 
 func (a *Agent) newTx(kind protocol.Kind, member string) protocol.Transaction {
@@ -428,6 +451,9 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	a.smu.Lock()
 	h.Scanner = a.scanner
 	a.smu.Unlock()
+	a.rmu.Lock()
+	h.HubRejections, h.LastHubRejection = a.rejected, a.lastRejct
+	a.rmu.Unlock()
 	return h
 }
 

@@ -41,8 +41,14 @@ func (l *scanLog) after(ctx context.Context, seq uint64, wait time.Duration) []p
 	for {
 		l.mu.Lock()
 		var out []posapi.ScanEvent
+		from := seq
+		if from > l.seq {
+			// A cursor from before the agent restarted (numbering starts
+			// again at 1): everything kept is new to this reader.
+			from = 0
+		}
 		for _, e := range l.ring {
-			if e.Seq > seq {
+			if e.Seq > from {
 				out = append(out, e)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tillsync/tillsync/hub/broker"
 	"github.com/tillsync/tillsync/hub/httpapi"
@@ -49,7 +50,7 @@ type Hub struct {
 	o      Options
 	log    *slog.Logger
 	ledger *ledger.BoltStore
-	ingest *ingest.Ingest
+	ingest atomic.Pointer[ingest.Ingest] // set by Run; Stats may be called from anywhere
 	ready  chan struct{}
 }
 
@@ -84,10 +85,11 @@ func (h *Hub) Ledger() ledger.Store { return h.ledger }
 
 // Stats returns the ingest counters (zero before Run).
 func (h *Hub) Stats() ingest.Stats {
-	if h.ingest == nil {
+	in := h.ingest.Load()
+	if in == nil {
 		return ingest.Stats{}
 	}
-	return h.ingest.Stats()
+	return in.Stats()
 }
 
 // Run serves until ctx is done, then stops taking messages, commits and acks
@@ -104,22 +106,23 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h.ingest = ingest.New(ingest.Options{
+	in := ingest.New(ingest.Options{
 		Store:   h.ledger,
 		Publish: func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
 		Logger:  h.log, Clock: h.o.Clock,
 	})
+	h.ingest.Store(in)
 	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
 	ingestDone := make(chan struct{})
 	go func() {
 		defer close(ingestDone)
-		h.ingest.Run(ingestCtx)
+		in.Run(ingestCtx)
 	}()
 	subscribe := func() error {
-		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, func(m broker.Message) { h.ingest.HandleTx(m.Topic, m.Payload) }); err != nil {
+		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, func(m broker.Message) { in.HandleTx(m.Topic, m.Payload) }); err != nil {
 			return err
 		}
-		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { h.ingest.HandleQuery(m.Topic, m.Payload) })
+		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { in.HandleQuery(m.Topic, m.Payload) })
 	}
 	var wg sync.WaitGroup
 	if err = subscribe(); err == nil {
@@ -133,7 +136,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		if h.o.HTTPListener != nil {
 			h.log.Info("http api listening", "addr", "http://"+h.o.HTTPListener.Addr().String())
 			wg.Go(func() {
-				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{Store: h.ledger, Stats: func() any { return h.ingest.Stats() }, Logger: h.log, Clock: h.o.Clock})
+				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{Store: h.ledger, Stats: func() any { return in.Stats() }, Logger: h.log, Clock: h.o.Clock})
 			})
 		}
 		select {
@@ -148,6 +151,6 @@ func (h *Hub) Run(ctx context.Context) error {
 	<-ingestDone
 	bus.Close()
 	wg.Wait()
-	h.log.Info("hub stopped", "stats", fmt.Sprintf("%+v", h.ingest.Stats()))
+	h.log.Info("hub stopped", "stats", fmt.Sprintf("%+v", in.Stats()))
 	return err
 }

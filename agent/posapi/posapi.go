@@ -117,6 +117,19 @@ type Health struct {
 	OldestUnsyncedSeconds float64   `json:"oldest_unsynced_seconds"`
 	OldestUnsynced        time.Time `json:"oldest_unsynced,omitzero"`
 	Scanner               Scanner   `json:"scanner"`
+	// HubRejections counts transactions this till accepted that the hub
+	// rejected since the agent started (e.g. a return of a sale the hub does
+	// not know). Each is logged at ERROR; an operator must look at them.
+	HubRejections    int64         `json:"hub_rejections"`
+	LastHubRejection *HubRejection `json:"last_hub_rejection,omitempty"`
+}
+
+// HubRejection is a transaction accepted at the till and rejected by the hub.
+type HubRejection struct {
+	TxID string        `json:"tx_id"`
+	Kind string        `json:"kind"`
+	Code protocol.Code `json:"code"`
+	At   time.Time     `json:"at"`
 }
 
 // Scanner is the barcode scanner's state.
@@ -323,7 +336,8 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) (key, hash s
 		writeError(w, http.StatusBadRequest, CodeBadRequest, jsonProblem(err))
 		return "", "", false
 	}
-	if dec.More() {
+	// dec.More reports false before a stray '}' or ']': look at the bytes.
+	if rest := strings.TrimLeft(string(body[dec.InputOffset():]), " \t\r\n"); rest != "" {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "trailing data after the JSON body")
 		return "", "", false
 	}

@@ -5,8 +5,9 @@
 // publish token can complete with no error and no delivery, and a broker's
 // PUBACK proves nothing about the ledger. So the uplink keeps its own bounded
 // in-flight window over the outbox, re-sends whatever the hub has not acked
-// after AckTimeout or a reconnect, and leaves paho's in-memory store and
-// auto-reconnect off. A fresh paho client (and connection) is made for each
+// after AckTimeout or a reconnect. paho's auto-reconnect is off, and its
+// in-memory store dies with each connection's client: nothing durable is
+// left to it. A fresh paho client (and connection) is made for each
 // attempt, with jittered exponential backoff between attempts.
 //
 // MQTT message handlers never block: they decode and hand the message to the
@@ -48,7 +49,8 @@ type Options struct {
 	Broker string
 	// Store and Terminal identify this till; they name its topics.
 	Store, Terminal string
-	// ClientID defaults to "tillsync-agent-{store}-{terminal}".
+	// ClientID defaults to "tillsync-agent:{store}:{terminal}" (':' is not
+	// allowed in ids, so no two terminals can share it).
 	ClientID string
 	// Username and Password, when the broker wants them.
 	Username, Password string
@@ -111,7 +113,7 @@ func New(opts Options) (*Uplink, error) {
 	u.topicQuery, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelQuery)
 	u.topicReply, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelReply)
 	if opts.ClientID == "" {
-		opts.ClientID = "tillsync-agent-" + opts.Store + "-" + opts.Terminal
+		opts.ClientID = "tillsync-agent:" + opts.Store + ":" + opts.Terminal
 	}
 	if opts.Window <= 0 {
 		opts.Window = 1000

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -104,7 +105,7 @@ Ctrl-C or SIGTERM.`,
 				return err
 			}
 			if !service.Interactive() {
-				return runService(a)
+				return runService(a, log)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -128,9 +129,13 @@ Ctrl-C or SIGTERM.`,
 
 // runService runs the agent under the OS service manager. Start returns at
 // once and Stop waits at most two seconds, as Windows expects.
-func runService(a *agent.Agent) error {
-	p := &program{a: a}
-	s, err := service.New(p, &service.Config{Name: "tillsync-agent", DisplayName: "tillsync agent", Description: "Loyalty points agent beside the till"})
+func runService(a *agent.Agent, log *slog.Logger) error {
+	p := &program{a: a, log: log}
+	s, err := service.New(p, &service.Config{
+		Name: "tillsync-agent", DisplayName: "tillsync agent", Description: "Loyalty points agent beside the till",
+		// Windows leaves recovery off unless asked: restart after a failure.
+		Option: service.KeyValue{"OnFailure": "restart", "OnFailureDelayDuration": "5s", "OnFailureResetPeriod": 600},
+	})
 	if err != nil {
 		return err
 	}
@@ -139,6 +144,7 @@ func runService(a *agent.Agent) error {
 
 type program struct {
 	a      *agent.Agent
+	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -146,7 +152,16 @@ type program struct {
 func (p *program) Start(service.Service) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
-	go func() { p.done <- p.a.Run(ctx) }()
+	go func() {
+		err := p.a.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			// The agent cannot work (its POS API is gone): exit non-zero so
+			// the service manager restarts it, rather than look alive.
+			p.log.Error("agent stopped on its own; exiting for the service manager to restart it", "err", err)
+			os.Exit(1)
+		}
+		p.done <- err
+	}()
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // Message is one message delivered to a subscription.
@@ -44,6 +45,10 @@ type Bus interface {
 	// Close disconnects (external) or stops the broker (embedded).
 	Close() error
 }
+
+// MaxPacketSize is the largest MQTT packet the embedded broker accepts: a
+// full batch plus room for the topic and headers.
+const MaxPacketSize = protocol.MaxBatchBytes + 16<<10
 
 // EmbeddedOptions configures the embedded broker.
 type EmbeddedOptions struct {
@@ -76,7 +81,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	// mochi logs every connect at INFO; the hub logs what matters itself.
 	quiet := slog.New(levelFloor{log.Handler(), slog.LevelWarn})
-	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet})
+	caps := mochi.NewDefaultServerCapabilities()
+	// Nothing tillsync sends is bigger than a full batch; refuse larger
+	// packets before the broker buffers them.
+	caps.MaximumPacketSize = MaxPacketSize
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
 	// Authentication and per-store ACLs arrive with enrollment; until then
 	// every client may connect, and the hub checks that each transaction's
 	// store and terminal match the topic it came on.

@@ -386,3 +386,25 @@ func TestDialExternalFails(t *testing.T) {
 		}
 	})
 }
+
+// TestEmbeddedRefusesOversizePackets: a publish over MaxPacketSize never
+// reaches the hub, and the client that sent it is disconnected; a full-size
+// batch still goes through.
+func TestEmbeddedRefusesOversizePackets(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	hubIn := &inbox{}
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, hubIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelTx)
+	ok := client(t, "tcp://"+addr, unique("agent-"))
+	publish(t, ok, topic, 1, bytes.Repeat([]byte("a"), protocol.MaxBatchBytes))
+	testkit.WaitFor(t, wait, "the full-size batch to arrive", func() bool { return hubIn.len() == 1 })
+
+	big := client(t, "tcp://"+addr, unique("agent-"))
+	big.Publish(topic, 1, false, bytes.Repeat([]byte("b"), broker.MaxPacketSize+1))
+	testkit.WaitFor(t, wait, "the sender of an oversize packet to be disconnected", func() bool { return !big.IsConnectionOpen() })
+	if n := hubIn.len(); n != 1 {
+		t.Fatalf("hub received %d messages, want only the full-size one", n)
+	}
+}

@@ -585,3 +585,24 @@ func sameResult(a, b posapi.Result) bool {
 	return a.Status == b.Status && a.Code == b.Code && a.TxID == b.TxID && a.Kind == b.Kind &&
 		a.Member == b.Member && a.Points == b.Points && a.CreatedAt.Equal(b.CreatedAt)
 }
+
+// TestHubRejectionIsShown: a return of a sale made at another till, which
+// the hub has never seen, is accepted at the till (it cannot know) and
+// rejected by the hub. It leaves the outbox — the answer is final — but it
+// is not silent: health counts it and names it.
+func TestHubRejectionIsShown(t *testing.T) {
+	e := newEnv(t, "embedded")
+	startHubOnce(t, e)
+	store := randomID("rej-")
+	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
+	a.waitConnected(t, true)
+	st, r, code := post(t, a.pos+"/v1/reverse", posapi.ReverseRequest{Original: "sold-elsewhere", Member: store + "-m1", Points: 5}, "")
+	if st != http.StatusOK || r.Status != "accepted" {
+		t.Fatalf("reverse of another till's sale: HTTP %d %s %+v", st, code, r)
+	}
+	a.waitDrained(t)
+	h := a.health(t)
+	if h.HubRejections != 1 || h.LastHubRejection == nil || h.LastHubRejection.TxID != r.TxID || h.LastHubRejection.Code != protocol.CodeUnknownOriginal {
+		t.Fatalf("health after the hub rejected %s: %d rejections, last %+v; want 1, unknown_original", r.TxID, h.HubRejections, h.LastHubRejection)
+	}
+}

@@ -64,6 +64,8 @@ func TestPOSAPIBadInput(t *testing.T) {
 		{"wrong type: member as number", "POST", "/v1/burn", `{"member":42,"points":1}`, jsonCT, 400, posapi.CodeBadRequest},
 		{"array instead of object", "POST", "/v1/earn", `[]`, jsonCT, 400, posapi.CodeBadRequest},
 		{"trailing data", "POST", "/v1/earn", validEarn + `{}`, jsonCT, 400, posapi.CodeBadRequest},
+		{"trailing brace", "POST", "/v1/earn", validEarn + `}`, jsonCT, 400, posapi.CodeBadRequest},
+		{"trailing bracket", "POST", "/v1/earn", validEarn + `]garbage`, jsonCT, 400, posapi.CodeBadRequest},
 		{"empty body", "POST", "/v1/earn", ``, jsonCT, 400, posapi.CodeBadRequest},
 		{"empty body on burn", "POST", "/v1/burn", ``, nil, 400, posapi.CodeBadRequest},
 		{"body over 16 KiB", "POST", "/v1/earn", `{"member":"M1","amount":100,"currency":"EUR","receipt":"` + strings.Repeat("r", posapi.MaxBodyBytes) + `"}`, jsonCT, 413, protocol.CodeTooLarge},
