@@ -69,3 +69,11 @@ func validChannel(c Channel) bool {
 	}
 	return false
 }
+
+// AgentClientID is the MQTT client id of a terminal's agent:
+// "tillsync-agent:{store}:{terminal}". ':' is not allowed in ids, so no two
+// terminals share one; the hub's broker lets a client use only the topics
+// of the terminal its id names.
+func AgentClientID(store, terminal string) string {
+	return "tillsync-agent:" + store + ":" + terminal
+}

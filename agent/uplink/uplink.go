@@ -113,7 +113,7 @@ func New(opts Options) (*Uplink, error) {
 	u.topicQuery, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelQuery)
 	u.topicReply, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelReply)
 	if opts.ClientID == "" {
-		opts.ClientID = "tillsync-agent:" + opts.Store + ":" + opts.Terminal
+		opts.ClientID = protocol.AgentClientID(opts.Store, opts.Terminal)
 	}
 	if opts.Window <= 0 {
 		opts.Window = 1000

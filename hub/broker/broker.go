@@ -86,10 +86,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	// packets before the broker buffers them.
 	caps.MaximumPacketSize = MaxPacketSize
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
-	// Authentication and per-store ACLs arrive with enrollment; until then
-	// every client may connect, and the hub checks that each transaction's
-	// store and terminal match the topic it came on.
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	if err := srv.AddHook(new(terminalACL), nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := srv.AddListener(listeners.NewNet("mqtt", opts.Listener)); err != nil {
@@ -144,14 +141,37 @@ func (e *Embedded) Clients() int {
 	return n
 }
 
-type allowAll struct{ mochi.HookBase }
+// terminalACL confines each client to its own terminal's topics: a client
+// whose id is protocol.AgentClientID(S, T) may publish only on S/T's tx and
+// query topics and subscribe only to S/T's ack and reply topics, with no
+// wildcards. Only the hub (the inline client) publishes acks and replies, so
+// no client can answer for the hub or read another store's traffic. A
+// forbidden QoS 1 publish disconnects the client.
+//
+// Client ids are not yet authenticated: any client can still claim a
+// terminal's id (taking over its connection). Credentials per terminal come
+// with enrollment; this hook is where they will be checked.
+type terminalACL struct{ mochi.HookBase }
 
-func (*allowAll) ID() string { return "tillsync-allow-all" }
-func (*allowAll) Provides(b byte) bool {
+func (*terminalACL) ID() string { return "tillsync-terminal-acl" }
+func (*terminalACL) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
-func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+func (*terminalACL) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+
+func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
+	if err != nil || cl.ID != protocol.AgentClientID(store, terminal) {
+		return false
+	}
+	if write {
+		return ch == protocol.ChannelTx || ch == protocol.ChannelQuery
+	}
+	return ch == protocol.ChannelAck || ch == protocol.ChannelReply
+}
 
 // levelFloor drops records below a level.
 type levelFloor struct {

@@ -112,7 +112,7 @@ func TestEmbedded(t *testing.T) {
 		t.Fatalf("Clients() = %d before anyone connected (the inline client does not count)", n)
 	}
 
-	agentID := unique("agent-")
+	agentID := protocol.AgentClientID("s1", "t1")
 	agent := client(t, url, agentID)
 	testkit.WaitFor(t, wait, "Clients() to count the agent", func() bool { return e.Clients() == 1 })
 
@@ -125,9 +125,7 @@ func TestEmbedded(t *testing.T) {
 	if m.Topic != txTopic || m.ClientID != agentID {
 		t.Fatalf("hub got topic %q from %q, want %q from %q", m.Topic, m.ClientID, txTopic, agentID)
 	}
-	// Not on the other channels.
 	ackTopic, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelAck)
-	publish(t, agent, ackTopic, 1, []byte("not-for-the-hub"))
 
 	// Hub to agent: Publish reaches a paho subscriber.
 	got := make(chan []byte, 10)
@@ -146,12 +144,8 @@ func TestEmbedded(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the agent never received the hub's publish")
 	}
-	if _, ok := hubIn.find("not-for-the-hub"); ok {
-		t.Fatal("the tx subscription received an ack-topic message")
-	}
-
 	// A second connection counts too; disconnects stop counting.
-	other := client(t, url, unique("agent-"))
+	other := client(t, url, protocol.AgentClientID("s1", "t2"))
 	testkit.WaitFor(t, wait, "Clients() to count two", func() bool { return e.Clients() == 2 })
 	other.Disconnect(250)
 	agent.Disconnect(250)
@@ -169,7 +163,7 @@ func TestEmbeddedManyPublishers(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		ids[i] = unique("till-")
-		c := client(t, "tcp://"+addr, ids[i])
+		c := client(t, "tcp://"+addr, protocol.AgentClientID("s1", ids[i]))
 		topic, _ := protocol.TerminalTopic("s1", ids[i], protocol.ChannelTx)
 		wg.Go(func() {
 			for j := range each {
@@ -186,7 +180,7 @@ func TestEmbeddedManyPublishers(t *testing.T) {
 	defer hubIn.mu.Unlock()
 	for _, m := range hubIn.got {
 		_, terminal, _, err := protocol.ParseTerminalTopic(m.Topic)
-		if err != nil || terminal != ids[m.Payload[0]] || m.ClientID != ids[m.Payload[0]] {
+		if err != nil || terminal != ids[m.Payload[0]] || m.ClientID != protocol.AgentClientID("s1", ids[m.Payload[0]]) {
 			t.Fatalf("message %v on %q from %q: topic and client id should name the publisher", m.Payload, m.Topic, m.ClientID)
 		}
 	}
@@ -259,9 +253,8 @@ func externalSubscribePublish(t *testing.T, url string) {
 }
 
 func TestExternal(t *testing.T) {
-	t.Run("embedded broker as the external one", func(t *testing.T) {
-		_, addr, _ := embedded(t, "127.0.0.1:0")
-		externalSubscribePublish(t, "tcp://"+addr)
+	t.Run("a plain broker", func(t *testing.T) {
+		externalSubscribePublish(t, testkit.StartBroker(t).URL)
 	})
 	t.Run("TILLSYNC_TEST_MQTT", func(t *testing.T) {
 		url := testkit.ExternalBroker()
@@ -273,8 +266,8 @@ func TestExternal(t *testing.T) {
 }
 
 func TestExternalResubscribesAfterBrokerRestart(t *testing.T) {
-	_, addr, stop := embedded(t, "127.0.0.1:0")
-	url := "tcp://" + addr
+	b := testkit.StartBroker(t)
+	addr, url := b.Addr, b.URL
 	x, err := broker.DialExternal(context.Background(), broker.ExternalOptions{URL: url, ClientID: unique("hub-"), ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("DialExternal: %v", err)
@@ -290,8 +283,17 @@ func TestExternalResubscribesAfterBrokerRestart(t *testing.T) {
 
 	// The broker goes away and comes back on the same address with no memory
 	// of the hub's subscription.
-	stop()
-	e2, _, _ := embedded(t, addr)
+	b.Close()
+	var e2 *testkit.Broker
+	testkit.WaitFor(t, wait, "the port to be free again", func() bool {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		l.Close()
+		e2 = testkit.StartBrokerAt(t, addr)
+		return true
+	})
 	agent2 := client(t, url, unique("agent-"))
 	testkit.WaitFor(t, wait, "the hub to reconnect", func() bool { return e2.Clients() == 2 })
 	// The hub resubscribes in its OnConnect without waiting; keep publishing
@@ -397,14 +399,73 @@ func TestEmbeddedRefusesOversizePackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	topic, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelTx)
-	ok := client(t, "tcp://"+addr, unique("agent-"))
+	ok := client(t, "tcp://"+addr, protocol.AgentClientID("s1", "t1"))
 	publish(t, ok, topic, 1, bytes.Repeat([]byte("a"), protocol.MaxBatchBytes))
 	testkit.WaitFor(t, wait, "the full-size batch to arrive", func() bool { return hubIn.len() == 1 })
 
-	big := client(t, "tcp://"+addr, unique("agent-"))
-	big.Publish(topic, 1, false, bytes.Repeat([]byte("b"), broker.MaxPacketSize+1))
+	big := client(t, "tcp://"+addr, protocol.AgentClientID("s1", "t2"))
+	bigTopic, _ := protocol.TerminalTopic("s1", "t2", protocol.ChannelTx)
+	big.Publish(bigTopic, 1, false, bytes.Repeat([]byte("b"), broker.MaxPacketSize+1))
 	testkit.WaitFor(t, wait, "the sender of an oversize packet to be disconnected", func() bool { return !big.IsConnectionOpen() })
 	if n := hubIn.len(); n != 1 {
 		t.Fatalf("hub received %d messages, want only the full-size one", n)
+	}
+}
+
+// TestEmbeddedConfinesClientsToTheirTerminal: a client may publish only on
+// its own terminal's tx and query topics and read only its own acks and
+// replies. Nobody but the hub can answer for the hub.
+func TestEmbeddedConfinesClientsToTheirTerminal(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	url := "tcp://" + addr
+	var hubIn inbox
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, hubIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	victimAck, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelAck)
+	victim := client(t, url, protocol.AgentClientID("s1", "t1"))
+	got := make(chan string, 10)
+	if tok := victim.Subscribe(victimAck, 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+
+	refused := []struct {
+		name, id, topic string
+		write           bool
+	}{
+		{"forge an ack for another terminal", protocol.AgentClientID("s2", "t1"), victimAck, true},
+		{"forge an ack from its own terminal's store", protocol.AgentClientID("s1", "t9"), victimAck, true},
+		{"post for another store", protocol.AgentClientID("s2", "t1"), "tillsync/v1/stores/s1/terminals/t1/tx", true},
+		{"post without an agent id", unique("someone-"), "tillsync/v1/stores/s1/terminals/t1/tx", true},
+		{"post outside tillsync", protocol.AgentClientID("s1", "t1"), "other/topic", true},
+		{"read every store's transactions", protocol.AgentClientID("s1", "t1"), protocol.AllTerminals(protocol.ChannelTx), false},
+		{"read another terminal's acks", protocol.AgentClientID("s2", "t1"), victimAck, false},
+		{"read its own tx topic", protocol.AgentClientID("s1", "t2"), "tillsync/v1/stores/s1/terminals/t2/tx", false},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			c2 := client(t, url, c.id)
+			if c.write {
+				c2.Publish(c.topic, 1, false, []byte("forged:"+c.name))
+				testkit.WaitFor(t, wait, "the client to be disconnected", func() bool { return !c2.IsConnectionOpen() })
+				return
+			}
+			tok := c2.Subscribe(c.topic, 1, func(mqtt.Client, mqtt.Message) {})
+			if !tok.WaitTimeout(wait) {
+				t.Fatal("no SUBACK")
+			}
+			st, ok := tok.(*mqtt.SubscribeToken)
+			if !ok || st.Result()[c.topic] != 0x80 {
+				t.Fatalf("subscribe to %s: result %v, want refused (0x80)", c.topic, st.Result())
+			}
+		})
+	}
+	if n := hubIn.len(); n != 0 {
+		t.Errorf("the hub received %d forged messages", n)
+	}
+	select {
+	case p := <-got:
+		t.Errorf("the terminal received a forged ack %q", p)
+	default:
 	}
 }

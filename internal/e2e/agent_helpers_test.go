@@ -16,7 +16,6 @@ import (
 
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/posapi"
-	"github.com/tillsync/tillsync/hub/broker"
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
@@ -222,26 +221,18 @@ func (h *hubRun) checkBurnUndone(t *testing.T, id string) {
 	}
 }
 
-// bareBroker is an embedded broker with no hub behind it: the agent
-// connects and publishes, nobody answers. A hub started later with
-// env{external: "tcp://"+addr} uses it as its external broker.
+// bareBroker is a plain MQTT broker with no hub behind it (as an external
+// Mosquitto would be): the agent connects and publishes, nobody answers. A
+// hub started later with env{external: "tcp://"+addr} uses it.
 type bareBroker struct {
 	addr string
-	b    *broker.Embedded
+	b    *testkit.Broker
 }
 
 func startBareBroker(t *testing.T) *bareBroker {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.StartEmbedded(broker.EmbeddedOptions{Listener: l, Logger: logger(t).With("side", "broker")})
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return &bareBroker{addr: l.Addr().String(), b: b}
+	b := testkit.StartBroker(t)
+	return &bareBroker{addr: b.Addr, b: b}
 }
 
 func (b *bareBroker) url() string { return "tcp://" + b.addr }

@@ -3,6 +3,7 @@ package testkit
 import (
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -10,12 +11,15 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// Broker is a real MQTT broker (mochi) on a loopback port, for tests of
-// MQTT clients that must not depend on the hub.
+// Broker is a real MQTT broker (mochi) on a loopback port with no access
+// rules, standing in for an external broker (Mosquitto, EMQX): for tests of
+// MQTT clients that must not depend on the hub, and for a hub that uses an
+// external broker.
 type Broker struct {
 	URL  string // tcp://127.0.0.1:N
 	Addr string // 127.0.0.1:N
 	srv  *mochi.Server
+	once sync.Once
 }
 
 // StartBroker starts a broker on a free port; it is stopped when the test ends.
@@ -46,5 +50,16 @@ func StartBrokerAt(t testing.TB, addr string) *Broker {
 	return b
 }
 
-// Close stops the broker, dropping every connection.
-func (b *Broker) Close() { b.srv.Close() }
+// Close stops the broker, dropping every connection. Calling it again does nothing.
+func (b *Broker) Close() { b.once.Do(func() { b.srv.Close() }) }
+
+// Clients counts the connected clients.
+func (b *Broker) Clients() int {
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			n++
+		}
+	}
+	return n
+}
