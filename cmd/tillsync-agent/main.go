@@ -22,6 +22,7 @@ import (
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/outbox"
 	"github.com/tillsync/tillsync/internal/cli"
+	"github.com/tillsync/tillsync/protocol"
 )
 
 func main() { cli.Main(rootCmd()) }
@@ -85,6 +86,12 @@ Ctrl-C or SIGTERM.`,
 				if f.v == "" {
 					return cli.Usagef("%s is required", f.flag)
 				}
+				if !protocol.ValidID(f.v) {
+					return cli.Usagef("%s %q: use 1-%d characters of A-Z a-z 0-9 . _ -", f.flag, f.v, protocol.MaxIDLen)
+				}
+			}
+			if o.EarnRate < 1 || o.EarnRate > agent.MaxEarnRate {
+				return cli.Usagef("--earn-rate %d: want 1 to %d points per 100 minor units", o.EarnRate, agent.MaxEarnRate)
 			}
 			if o.Broker, err = hubURL(hub); err != nil {
 				return err

@@ -229,9 +229,18 @@ func (in *Ingest) commit(group []*work) {
 	if len(batches) > 0 {
 		var err error
 		results, err = in.o.Store.Apply(batches, in.o.Clock.Now())
+		if err != nil && len(group) > 1 {
+			// One batch may be what fails: commit them one by one, so the
+			// others are not held back with it.
+			in.log.Warn("group commit failed; committing its batches one by one", "batches", len(batches), "err", err)
+			for _, w := range group {
+				in.commit([]*work{w})
+			}
+			return
+		}
 		if err != nil {
-			// Nothing was committed, so nothing is acked: the agents keep
-			// the transactions and send them again.
+			// Nothing was committed, so nothing is acked: the agent keeps
+			// the transactions and sends them again.
 			in.log.Error("ledger commit failed; transactions will be re-sent", "batches", len(batches), "err", err)
 			time.Sleep(100 * time.Millisecond) // do not spin on a failing disk
 			return

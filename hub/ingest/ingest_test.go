@@ -915,3 +915,48 @@ func TestStatsJSON(t *testing.T) {
 		t.Fatalf("stats fields %v, want %v", keys, want)
 	}
 }
+
+// poisonStore fails any Apply that includes a batch from the store named
+// poison, as a disk or encoding fault tied to one batch would; every other
+// Apply goes to the real ledger.
+type poisonStore struct {
+	ledger.Store
+	poison string
+}
+
+func (s poisonStore) Apply(batches []*protocol.Batch, now time.Time) ([][]protocol.Ack, error) {
+	for _, b := range batches {
+		if b.Store == s.poison {
+			return nil, fmt.Errorf("injected fault for %s", b.Store)
+		}
+	}
+	return s.Store.Apply(batches, now)
+}
+
+// TestFailingBatchDoesNotHoldBackItsGroup: when a group commit fails, the
+// batches are committed one by one, so only the failing one waits for its
+// agent's re-send.
+func TestFailingBatchDoesNotHoldBackItsGroup(t *testing.T) {
+	f := newFixture(t, ingest.Options{MaxGroup: 16}, func(s ledger.Store) ledger.Store { return poisonStore{s, "bad"} })
+	const good = 6
+	for i := range good {
+		tl := ledgertest.NewTill("s1", fmt.Sprintf("t%d", i), "p1")
+		f.in.HandleTx(topic(t, "s1", tl.Terminal, protocol.ChannelTx), encode(t, tl.Batch(t, tl.Earn(fmt.Sprintf("e%d", i), "m1", 1))))
+		if i == 2 {
+			bad := ledgertest.NewTill("bad", "t1", "p1")
+			f.in.HandleTx(topic(t, "bad", "t1", protocol.ChannelTx), encode(t, bad.Batch(t, bad.Earn("poisoned", "m1", 1))))
+		}
+	}
+	f.run(t)
+	testkit.WaitFor(t, wait, "the good batches to be acked", func() bool { return f.rec.count() == good })
+	if n := len(txIDs(t, f.store)); n != good {
+		t.Fatalf("ledger holds %d transactions, want the %d good ones", n, good)
+	}
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	for _, p := range f.rec.msgs {
+		if p.Topic == topic(t, "bad", "t1", protocol.ChannelAck) {
+			t.Fatal("the batch whose commit failed was acked")
+		}
+	}
+}
