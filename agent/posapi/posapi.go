@@ -24,19 +24,19 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/tillsync/tillsync/internal/httpx"
 	"github.com/tillsync/tillsync/protocol"
 )
 
 // HTTP-level codes, besides protocol's.
 const (
-	CodeBadRequest          protocol.Code = "bad_request"          // body is not the expected JSON
-	CodeNotFound            protocol.Code = "not_found"            // no such endpoint
-	CodeMethodNotAllowed    protocol.Code = "method_not_allowed"   // wrong HTTP method
-	CodeIdempotencyConflict protocol.Code = "idempotency_conflict" // key reused with another request
-	CodeInProgress          protocol.Code = "in_progress"          // the first request with this key is still running
+	CodeBadRequest          protocol.Code = "bad_request"              // body is not the expected JSON
+	CodeNotFound                          = httpx.CodeNotFound         // no such endpoint
+	CodeMethodNotAllowed                  = httpx.CodeMethodNotAllowed // wrong HTTP method
+	CodeIdempotencyConflict protocol.Code = "idempotency_conflict"     // key reused with another request
+	CodeInProgress          protocol.Code = "in_progress"              // the first request with this key is still running
 )
 
 // MaxBodyBytes is the largest request body accepted.
@@ -167,66 +167,25 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	}
 	a := &api{svc: svc, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/earn", a.earn)
-	mux.HandleFunc("POST /v1/burn", a.burn)
-	mux.HandleFunc("POST /v1/reverse", a.reverse)
-	mux.HandleFunc("GET /v1/members/{member}/balance", a.balance)
-	mux.HandleFunc("GET /v1/scans", a.scans)
-	mux.HandleFunc("GET /v1/health", a.health)
-	// The same paths without a method catch the wrong one: without them the
-	// catch-all below would call a known endpoint unknown.
-	for path, allow := range map[string]string{
-		"/v1/earn": "POST", "/v1/burn": "POST", "/v1/reverse": "POST",
-		"/v1/members/{member}/balance": "GET, HEAD", "/v1/scans": "GET, HEAD", "/v1/health": "GET, HEAD",
-	} {
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.EscapedPath()+"; use "+allow)
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.EscapedPath())
+	httpx.Routes(mux, map[string]http.HandlerFunc{
+		"POST /v1/earn":                    a.earn,
+		"POST /v1/burn":                    a.burn,
+		"POST /v1/reverse":                 a.reverse,
+		"GET /v1/members/{member}/balance": a.balance,
+		"GET /v1/scans":                    a.scans,
+		"GET /v1/health":                   a.health,
 	})
 	return mux
 }
 
-// Serve runs the API on l until ctx is done, then shuts down gracefully.
+// Serve runs the API on l until ctx is done. A request still running then
+// (a burn waiting for the hub) sees its context cancelled and answers; Serve
+// returns after every handler has, so the agent may close its outbox.
 func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
-	// Requests run under their own context, cancelled when the API stops, so
-	// that a burn waiting for the hub is answered (declined, and voided)
-	// at once instead of being cut off; Serve returns only when every handler
-	// has, so the caller may close what they use.
-	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRequests()
-	var inflight sync.WaitGroup
-	h := Handler(svc, log)
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			inflight.Add(1)
-			defer inflight.Done()
-			h.ServeHTTP(w, r)
-		}),
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		cancelRequests()
-		inflight.Wait()
+	if err := httpx.Serve(ctx, l, Handler(svc, log)); err != nil {
 		return fmt.Errorf("posapi: %w", err)
-	case <-ctx.Done():
-		cancelRequests()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		srv.Close()
-		inflight.Wait()
-		return nil
 	}
+	return nil
 }
 
 type api struct {
@@ -267,7 +226,7 @@ func (a *api) reverse(w http.ResponseWriter, r *http.Request) {
 func (a *api) balance(w http.ResponseWriter, r *http.Request) {
 	m := r.PathValue("member")
 	if !protocol.ValidID(m) {
-		writeError(w, http.StatusBadRequest, protocol.CodeInvalidID, "member: must be 1-64 characters of A-Z a-z 0-9 . _ -")
+		httpx.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidID, "member: must be 1-64 characters of A-Z a-z 0-9 . _ -")
 		return
 	}
 	b, err := a.svc.Balance(r.Context(), m)
@@ -275,7 +234,7 @@ func (a *api) balance(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	httpx.WriteJSON(w, http.StatusOK, b)
 }
 
 func (a *api) scans(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +243,7 @@ func (a *api) scans(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("after"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, "after: must be a whole number")
+			httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "after: must be a whole number")
 			return
 		}
 		after = v
@@ -293,7 +252,7 @@ func (a *api) scans(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > time.Minute {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, "wait: must be a duration from 0s to 60s, e.g. 10s")
+			httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "wait: must be a duration from 0s to 60s, e.g. 10s")
 			return
 		}
 		wait = d
@@ -302,11 +261,11 @@ func (a *api) scans(w http.ResponseWriter, r *http.Request) {
 	if ev == nil {
 		ev = []ScanEvent{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"scans": ev})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"scans": ev})
 }
 
 func (a *api) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.svc.Health(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, a.svc.Health(r.Context()))
 }
 
 // decode reads a JSON body of at most MaxBodyBytes into v, refusing unknown
@@ -314,31 +273,31 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) (key, hash string, ok bool) {
 	key = r.Header.Get("Idempotency-Key")
 	if len(key) > MaxIdempotencyKeyLen || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("Idempotency-Key: at most %d printable ASCII characters", MaxIdempotencyKeyLen))
+		httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("Idempotency-Key: at most %d printable ASCII characters", MaxIdempotencyKeyLen))
 		return "", "", false
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "Content-Type must be application/json")
+		httpx.WriteError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "Content-Type must be application/json")
 		return "", "", false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "could not read the request body")
+		httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "could not read the request body")
 		return "", "", false
 	}
 	if len(body) > MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
 		return "", "", false
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, jsonProblem(err))
+		httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, jsonProblem(err))
 		return "", "", false
 	}
 	// dec.More reports false before a stray '}' or ']': look at the bytes.
 	if rest := strings.TrimLeft(string(body[dec.InputOffset():]), " \t\r\n"); rest != "" {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "trailing data after the JSON body")
+		httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "trailing data after the JSON body")
 		return "", "", false
 	}
 	return key, bodyHash(r.URL.Path, body), true
@@ -349,7 +308,7 @@ func (a *api) answer(w http.ResponseWriter, r *http.Request, res Result, err err
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpx.WriteJSON(w, http.StatusOK, res)
 }
 
 // fail maps a Service error to a status and a one-line body. Internal
@@ -360,7 +319,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch code {
 	case protocol.CodeInternal:
 		a.log.Error("pos api request failed", "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, code, "internal error; see the agent log")
+		httpx.WriteError(w, http.StatusInternalServerError, code, "internal error; see the agent log")
 		return
 	case CodeIdempotencyConflict, CodeInProgress:
 		status = http.StatusConflict
@@ -374,27 +333,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &pe) {
 		msg = strings.TrimPrefix(pe.Error(), string(pe.Code)+": ")
 	}
-	writeError(w, status, code, msg)
-}
-
-type errorBody struct {
-	Error struct {
-		Code    protocol.Code `json:"code"`
-		Message string        `json:"message"`
-	} `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, code protocol.Code, msg string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, msg
-	writeJSON(w, status, b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.Encode(v)
+	httpx.WriteError(w, status, code, msg)
 }
 
 func jsonProblem(err error) string {

@@ -8,7 +8,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/clock"
+	"github.com/tillsync/tillsync/internal/httpx"
 	"github.com/tillsync/tillsync/protocol"
 )
 
@@ -78,39 +78,22 @@ func Handler(o Options) http.Handler {
 	o.Clock = clock.Or(o.Clock)
 	a := &api{o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/members", a.members)
-	mux.HandleFunc("GET /v1/members/{member}/balance", a.balance)
-	mux.HandleFunc("GET /v1/members/{member}/statement", a.statement)
-	mux.HandleFunc("GET /v1/stores", a.stores)
-	mux.HandleFunc("GET /v1/health", a.health)
-	// The same paths without a method answer a wrong method with 405; the
-	// catch-all below would otherwise call a known endpoint unknown.
-	for _, path := range []string{"/v1/members", "/v1/members/{member}/balance", "/v1/members/{member}/statement", "/v1/stores", "/v1/health"} {
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.EscapedPath()+"; use GET")
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.EscapedPath())
+	httpx.Routes(mux, map[string]http.HandlerFunc{
+		"GET /v1/members":                    a.members,
+		"GET /v1/members/{member}/balance":   a.balance,
+		"GET /v1/members/{member}/statement": a.statement,
+		"GET /v1/stores":                     a.stores,
+		"GET /v1/health":                     a.health,
 	})
 	return mux
 }
 
 // Serve runs the API on l until ctx is done.
 func Serve(ctx context.Context, l net.Listener, o Options) error {
-	srv := &http.Server{Handler: Handler(o), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
+	if err := httpx.Serve(ctx, l, Handler(o)); err != nil {
 		return fmt.Errorf("httpapi: %w", err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		return nil
 	}
+	return nil
 }
 
 type api struct{ o Options }
@@ -118,7 +101,7 @@ type api struct{ o Options }
 func (a *api) member(w http.ResponseWriter, r *http.Request) (string, bool) {
 	m := r.PathValue("member")
 	if !protocol.ValidID(m) {
-		writeError(w, http.StatusBadRequest, protocol.CodeInvalidID, "member: must be 1-64 characters of A-Z a-z 0-9 . _ -")
+		httpx.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidID, "member: must be 1-64 characters of A-Z a-z 0-9 . _ -")
 		return "", false
 	}
 	return m, true
@@ -134,7 +117,7 @@ func (a *api) balance(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, MemberBalance{Member: m, Known: known, Points: p})
+	httpx.WriteJSON(w, http.StatusOK, MemberBalance{Member: m, Known: known, Points: p})
 }
 
 func (a *api) statement(w http.ResponseWriter, r *http.Request) {
@@ -146,7 +129,7 @@ func (a *api) statement(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "bad_request", "limit: must be a whole number from 1 to 1000")
+			httpx.WriteError(w, http.StatusBadRequest, "bad_request", "limit: must be a whole number from 1 to 1000")
 			return
 		}
 		limit = n
@@ -157,7 +140,7 @@ func (a *api) statement(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !known {
-		writeError(w, http.StatusNotFound, protocol.CodeUnknownMember, "no member "+m+" in the ledger")
+		httpx.WriteError(w, http.StatusNotFound, protocol.CodeUnknownMember, "no member "+m+" in the ledger")
 		return
 	}
 	es, err := a.o.Store.Statement(m, limit)
@@ -168,7 +151,7 @@ func (a *api) statement(w http.ResponseWriter, r *http.Request) {
 	if es == nil {
 		es = []ledger.Entry{}
 	}
-	writeJSON(w, http.StatusOK, Statement{Member: m, Points: p, Entries: es})
+	httpx.WriteJSON(w, http.StatusOK, Statement{Member: m, Points: p, Entries: es})
 }
 
 func (a *api) members(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +160,7 @@ func (a *api) members(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"members": bs})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": bs})
 }
 
 func (a *api) stores(w http.ResponseWriter, r *http.Request) {
@@ -200,7 +183,7 @@ func (a *api) stores(w http.ResponseWriter, r *http.Request) {
 		s.Backlog += t.Backlog
 		s.InSync = s.InSync && st.InSync
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"stores": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"stores": out})
 }
 
 func (a *api) health(w http.ResponseWriter, r *http.Request) {
@@ -208,27 +191,10 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	if a.o.Stats != nil {
 		body["ingest"] = a.o.Stats()
 	}
-	writeJSON(w, http.StatusOK, body)
+	httpx.WriteJSON(w, http.StatusOK, body)
 }
 
 func (a *api) internal(w http.ResponseWriter, r *http.Request, err error) {
 	a.o.Logger.Error("hub api request failed", "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, protocol.CodeInternal, "internal error; see the hub log")
-}
-
-func writeError(w http.ResponseWriter, status int, code protocol.Code, msg string) {
-	var b struct {
-		Error struct {
-			Code    protocol.Code `json:"code"`
-			Message string        `json:"message"`
-		} `json:"error"`
-	}
-	b.Error.Code, b.Error.Message = code, msg
-	writeJSON(w, status, b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	httpx.WriteError(w, http.StatusInternalServerError, protocol.CodeInternal, "internal error; see the hub log")
 }

@@ -23,8 +23,7 @@ import (
 
 // Helpers for the agent-behaviour tests (agent_test.go, posapi_test.go,
 // scans_unix_test.go). They add to e2e_test.go's helpers without changing
-// them: tills with chosen options, stopped at most once and always at the
-// end of the test, and a bare broker with no hub behind it.
+// them: tills with chosen options, always stopped by the end of the test, and a bare broker with no hub behind it.
 
 const waitLong = 10 * time.Second // generous: the package runs under -race
 
@@ -33,7 +32,6 @@ const waitLong = 10 * time.Second // generous: the package runs under -race
 type till struct {
 	*agentProc
 	opts agent.Options
-	once sync.Once
 }
 
 // startTill runs an agent with o (DataDir, Broker and Store required) and
@@ -72,11 +70,6 @@ func startTill(t *testing.T, o agent.Options) *till {
 	go func() { p.done <- a.Run(ctx) }()
 	t.Cleanup(func() { p.stop(t) })
 	return p
-}
-
-func (p *till) stop(t *testing.T) {
-	t.Helper()
-	p.once.Do(func() { p.agentProc.stop(t) })
 }
 
 // reopen stops the agent and runs a new one on the same data dir and options.

@@ -131,39 +131,33 @@ type agentProc struct {
 	pos    string
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
+// startAgent runs an agent for the outage tests: short burn and ack
+// timeouts, fast reconnects.
 func startAgent(t *testing.T, dir, broker, store, terminal string) *agentProc {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(agent.Options{
-		DataDir: dir, Broker: broker, Store: store, Terminal: terminal, Partner: "pharmacy",
-		POSListener: l, BurnTimeout: 2 * time.Second, AckTimeout: time.Second, BackoffMax: 300 * time.Millisecond,
-		Logger: logger(t).With("side", "agent"),
-	})
-	if err != nil {
-		t.Fatalf("agent: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &agentProc{a: a, pos: "http://" + l.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- a.Run(ctx) }()
-	return p
+	return startTill(t, agent.Options{
+		DataDir: dir, Broker: broker, Store: store, Terminal: terminal,
+		BurnTimeout: 2 * time.Second, AckTimeout: time.Second, BackoffMax: 300 * time.Millisecond,
+	}).agentProc
 }
 
+// stop stops the agent and checks Run's result; later calls do nothing.
 func (p *agentProc) stop(t *testing.T) {
 	t.Helper()
-	p.cancel()
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("agent run: %v", err)
+	p.once.Do(func() {
+		p.cancel()
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Fatalf("agent run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("agent did not stop within 10s")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("agent did not stop within 10s")
-	}
+	})
 }
 
 func (p *agentProc) health(t *testing.T) posapi.Health {
