@@ -52,13 +52,25 @@ func DecodeBalanceReply(data []byte) (*BalanceReply, error) {
 	if err := decode(data, MaxSmallMessageBytes, &r); err != nil {
 		return nil, err
 	}
-	if r.Version != Version {
-		return nil, Errorf(CodeUnsupported, "version", "got %d, this side speaks %d", r.Version, Version)
+	if err := checkVersion(r.Version); err != nil {
+		return nil, err
 	}
 	if !ValidID(r.RequestID) {
 		return nil, Errorf(CodeInvalidID, "request_id", "not a valid id")
 	}
 	return &r, nil
+}
+
+// DecodeConfig parses and validates a Config.
+func DecodeConfig(data []byte) (*Config, error) {
+	var c Config
+	if err := decode(data, MaxConfigBytes, &c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // decode parses exactly one JSON value of at most limit bytes into v.

@@ -72,6 +72,143 @@ func voidTx() protocol.Transaction {
 	return t
 }
 
+// The Version 2 fixtures: a two-phase burn (hold, capture, void of a hold),
+// an earn with line items and the rules version it was quoted with, an
+// offline burn and a reverse by returned amount.
+
+func linesEarnTx() protocol.Transaction {
+	t := earnTx()
+	t.ID = "01JD2X7Q8R9S0T1V2W3X4Y5Z6E"
+	t.Amount, t.Points = 3497, 34 // 1 point per 1.00 EUR, rules version 1
+	t.Lines = []protocol.Line{
+		{SKU: "SKU-4711", Category: "dairy", Amount: 1299},
+		{Category: "bakery", Amount: 899},
+		{SKU: "SKU-0815", Amount: 1299},
+	}
+	t.RulesVersion = 1
+	t.Receipt = "R-2026-000126"
+	t.Seq = 45
+	t.CreatedAt = t0.Add(10 * time.Minute)
+	return t
+}
+
+func holdTx() protocol.Transaction {
+	t := burnTx()
+	t.ID = "01JD2X7Q8R9S0T1V2W3X4Y5Z6F"
+	t.Kind = protocol.KindHold
+	t.Points = 800
+	t.Receipt = "R-2026-000127"
+	t.Seq = 46
+	t.CreatedAt = t0.Add(11 * time.Minute)
+	return t
+}
+
+func captureTx() protocol.Transaction {
+	t := holdTx()
+	t.ID = "01JD2X7Q8R9S0T1V2W3X4Y5Z6G"
+	t.Kind = protocol.KindCapture
+	t.Amount, t.Currency, t.Points = 750, "EUR", 750
+	t.Original = holdTx().ID
+	t.Seq = 47
+	t.CreatedAt = t0.Add(11*time.Minute + 20*time.Second)
+	return t
+}
+
+func voidHoldTx() protocol.Transaction {
+	t := voidTx()
+	t.ID = "01JD2X7Q8R9S0T1V2W3X4Y5Z6H"
+	t.Original = holdTx().ID
+	t.Seq = 48
+	t.CreatedAt = t0.Add(12 * time.Minute)
+	return t
+}
+
+func offlineBurnTx() protocol.Transaction {
+	t := burnTx()
+	t.ID = "01JD2X7Q8R9S0T1V2W3X4Y5Z6J"
+	t.Offline = true
+	t.Points = 300
+	t.Receipt = "R-2026-000128"
+	t.Seq = 49
+	t.CreatedAt = t0.Add(13 * time.Minute)
+	return t
+}
+
+func reverseByAmountTx() protocol.Transaction {
+	t := reverseTx()
+	t.ID = "01JD2X7Q8R9S0T1V2W3X4Y5Z6K"
+	t.Amount, t.Currency, t.Points = 899, "EUR", 0
+	t.Original = linesEarnTx().ID
+	t.Receipt = "R-2026-000129"
+	t.Seq = 50
+	t.CreatedAt = t0.Add(14 * time.Minute)
+	return t
+}
+
+func v2Batch() protocol.Batch {
+	b := validBatch()
+	b.Backlog = 0
+	b.OldestUnsynced = time.Time{}
+	b.SentAt = t0.Add(15 * time.Minute)
+	b.Txs = []protocol.Transaction{linesEarnTx(), holdTx(), captureTx(), voidHoldTx(), offlineBurnTx(), reverseByAmountTx()}
+	return b
+}
+
+func v2AckBatch() protocol.AckBatch {
+	return protocol.AckBatch{
+		Version: protocol.Version,
+		Acks: []protocol.Ack{
+			{ID: linesEarnTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 1049, Points: 34},
+			{ID: holdTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 249},
+			{ID: captureTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 299, Points: 750},
+			{ID: offlineBurnTx().ID, Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore, Member: "M123456789", Balance: 299},
+			{ID: reverseByAmountTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 291, Points: 8},
+		},
+	}
+}
+
+func validConfig() protocol.Config {
+	return protocol.Config{
+		Version:    protocol.Version,
+		Store:      "store-042",
+		Partner:    "acme_foods",
+		Currency:   "EUR",
+		PointValue: "0.01",
+		Rules: []protocol.RuleSet{
+			{
+				Partner:       "acme_foods",
+				Version:       1,
+				EffectiveFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+				Currency:      "EUR",
+				Points:        1,
+				Per:           100,
+			},
+			{
+				Partner:       "acme_foods",
+				Version:       2,
+				EffectiveFrom: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+				Currency:      "EUR",
+				Points:        1,
+				Per:           100,
+				Rounding:      protocol.RoundNearest,
+				Categories:    map[string]protocol.Multiplier{"dairy": "2", "tobacco": "0"},
+				SKUs:          map[string]protocol.Multiplier{"SKU-4711": "1.5"},
+				Campaigns: []protocol.Campaign{{
+					ID:         "xmas-2026",
+					Name:       "Double points before Christmas",
+					From:       time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+					To:         time.Date(2026, 12, 25, 0, 0, 0, 0, time.UTC),
+					Multiplier: "2",
+					Bonus:      50,
+					MinAmount:  2000,
+				}},
+				NewPartnerBonus: 100,
+			},
+		},
+		PublishedAt: t0.Add(20 * time.Minute),
+	}
+}
+
 func validBatch() protocol.Batch {
 	return protocol.Batch{
 		Version:        protocol.Version,
@@ -151,8 +288,12 @@ func checkOneLine(t testing.TB, err error) {
 }
 
 func TestRoundTripTransaction(t *testing.T) {
-	for _, tx := range []protocol.Transaction{earnTx(), burnTx(), reverseTx(), voidTx()} {
-		t.Run(string(tx.Kind), func(t *testing.T) {
+	for name, tx := range map[string]protocol.Transaction{
+		"earn": earnTx(), "burn": burnTx(), "reverse": reverseTx(), "void": voidTx(),
+		"earn with lines": linesEarnTx(), "hold": holdTx(), "capture": captureTx(),
+		"void of a hold": voidHoldTx(), "offline burn": offlineBurnTx(), "reverse by amount": reverseByAmountTx(),
+	} {
+		t.Run(name, func(t *testing.T) {
 			if err := tx.Validate(); err != nil {
 				t.Fatalf("fixture invalid: %v", err)
 			}
@@ -182,6 +323,7 @@ func TestRoundTrip(t *testing.T) {
 	decodeAcks := func(b []byte) (any, error) { return protocol.DecodeAckBatch(b) }
 	decodeQuery := func(b []byte) (any, error) { return protocol.DecodeBalanceQuery(b) }
 	decodeReply := func(b []byte) (any, error) { return protocol.DecodeBalanceReply(b) }
+	decodeConfig := func(b []byte) (any, error) { return protocol.DecodeConfig(b) }
 
 	emptyAcks := protocol.AckBatch{Version: protocol.Version, Acks: []protocol.Ack{}}
 	noOldest := validBatch()
@@ -190,6 +332,8 @@ func TestRoundTrip(t *testing.T) {
 	unknown.Known, unknown.Balance = false, 0
 	refused := validReply()
 	refused.Code = protocol.CodeUnknownMember
+	noRules := validConfig()
+	noRules.Rules = []protocol.RuleSet{}
 
 	for _, tc := range []struct {
 		name   string
@@ -204,6 +348,10 @@ func TestRoundTrip(t *testing.T) {
 		{"balance reply", ptr(validReply()), decodeReply},
 		{"balance reply unknown member", &unknown, decodeReply},
 		{"balance reply refused", &refused, decodeReply},
+		{"version 2 batch", ptr(v2Batch()), decodeBatch},
+		{"version 2 ack batch", ptr(v2AckBatch()), decodeAcks},
+		{"config", ptr(validConfig()), decodeConfig},
+		{"config without rules", &noRules, decodeConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.decode(encode(t, tc.v))
@@ -232,6 +380,9 @@ func TestGolden(t *testing.T) {
 		{"ack_batch.json", ptr(validAckBatch()), func(b []byte) (any, error) { return protocol.DecodeAckBatch(b) }},
 		{"balance_query.json", ptr(validQuery()), func(b []byte) (any, error) { return protocol.DecodeBalanceQuery(b) }},
 		{"balance_reply.json", ptr(validReply()), func(b []byte) (any, error) { return protocol.DecodeBalanceReply(b) }},
+		{"batch_v2.json", ptr(v2Batch()), func(b []byte) (any, error) { return protocol.DecodeBatch(b) }},
+		{"ack_batch_v2.json", ptr(v2AckBatch()), func(b []byte) (any, error) { return protocol.DecodeAckBatch(b) }},
+		{"config.json", ptr(validConfig()), func(b []byte) (any, error) { return protocol.DecodeConfig(b) }},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata", tc.file)
@@ -334,6 +485,7 @@ func TestAckFinal(t *testing.T) {
 		{protocol.Ack{Status: protocol.StatusRejected, Code: protocol.CodeUnknownMember}, protocol.StatusRejected},
 		{protocol.Ack{Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusApplied}, protocol.StatusApplied},
 		{protocol.Ack{Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusRejected}, protocol.StatusRejected},
+		{protocol.Ack{Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore}, protocol.StatusHeld},
 	} {
 		if got := tc.ack.Final(); got != tc.want {
 			t.Errorf("%+v.Final() = %q, want %q", tc.ack, got, tc.want)

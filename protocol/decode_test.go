@@ -32,6 +32,32 @@ func decoders() []decoder {
 			func(t testing.TB) []byte { return encode(t, validQuery()) }},
 		{"DecodeBalanceReply", func(b []byte) (any, error) { return protocol.DecodeBalanceReply(b) }, protocol.MaxSmallMessageBytes,
 			func(t testing.TB) []byte { return encode(t, validReply()) }},
+		{"DecodeConfig", func(b []byte) (any, error) { return protocol.DecodeConfig(b) }, protocol.MaxConfigBytes,
+			func(t testing.TB) []byte { return encode(t, validConfig()) }},
+	}
+}
+
+// Version 2 speaks to tills and hubs of version 1: every decoder accepts
+// the versions MinVersion (1) to Version (2) and nothing else.
+func TestDecodeVersions(t *testing.T) {
+	if protocol.MinVersion != 1 || protocol.Version != 2 {
+		t.Fatalf("MinVersion %d, Version %d: update this test with the history in doc.go", protocol.MinVersion, protocol.Version)
+	}
+	for _, d := range decoders() {
+		t.Run(d.name, func(t *testing.T) {
+			for _, v := range []int{1, 2} {
+				if _, err := d.decode(withField(t, json.RawMessage(d.valid(t)), json.Number(strconv.Itoa(v)), "version")); err != nil {
+					t.Errorf("version %d refused: %v", v, err)
+				}
+			}
+			for _, v := range []string{"0", "3", "-1", "1000", "2147483647"} {
+				got, err := d.decode(withField(t, json.RawMessage(d.valid(t)), json.Number(v), "version"))
+				if got != nil && !isNilPtr(got) {
+					t.Errorf("version %s accepted", v)
+				}
+				checkErr(t, err, protocol.CodeUnsupported, "version")
+			}
+		})
 	}
 }
 
@@ -86,6 +112,8 @@ func isNilPtr(v any) bool {
 	case *protocol.BalanceQuery:
 		return p == nil
 	case *protocol.BalanceReply:
+		return p == nil
+	case *protocol.Config:
 		return p == nil
 	}
 	return false

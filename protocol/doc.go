@@ -11,11 +11,20 @@
 // redefined; a retired field is marked "Deprecated: … as of Version N".
 package protocol
 
-// Version is the wire protocol version. It is part of every topic root
-// (tillsync/v1/…) and is carried in every batch so a hub can refuse what it
-// does not understand.
+// Version is the wire protocol version. It is carried in every message so a
+// hub can refuse what it does not understand. Versions add to the protocol
+// without breaking it, so the topic root (tillsync/v1/…) names only the
+// major generation and stays v1.
 //
 // History:
 //   - 1 (2026-11-23): transactions (earn, burn, reverse, void), batches,
 //     acks (applied, duplicate, rejected with a code), balance queries.
-const Version = 1
+//   - 2 (2026-11-23): two-phase burns (kinds hold and capture), line items,
+//     offline burns, the rules version an earn was quoted with, reverses by
+//     returned amount, the held ack status, the points an ack booked, and the
+//     per-store retained Config message carrying the partner's earn rules.
+//     A hub speaking 2 still accepts batches and queries of version 1.
+const Version = 2
+
+// MinVersion is the oldest Version a hub accepts from a till.
+const MinVersion = 1

@@ -27,6 +27,8 @@ const (
 	CodeTooMany         Code = "too_many"         // a batch with too many entries
 	CodeStoreMismatch   Code = "store_mismatch"   // store/terminal disagree with the topic, the batch, or the first use of a transaction id
 	CodePartnerMismatch Code = "partner_mismatch" // a store posting as another partner than the one it trades as
+	CodeInvalidLines    Code = "invalid_lines"    // line items that are malformed or do not add up to the amount
+	CodeInvalidRules    Code = "invalid_rules"    // earn rules or a campaign that cannot be applied as written
 
 	CodeInsufficientPoints Code = "insufficient_points" // a burn the member cannot cover
 	CodeUnknownMember      Code = "unknown_member"      // no such member at the hub
@@ -35,6 +37,14 @@ const (
 	CodeOverReversed       Code = "over_reversed"       // reversals would exceed the original
 	CodeVoided             Code = "voided"              // a burn whose void arrived first
 	CodeDuplicate          Code = "duplicate"           // the request repeats one already answered
+	CodeUnknownStore       Code = "unknown_store"       // the store is not registered with the coalition (held, not rejected)
+	CodeUnknownPartner     Code = "unknown_partner"     // no such partner in the coalition
+	CodeCurrencyMismatch   Code = "currency_mismatch"   // an amount in another currency than the coalition's
+	CodeExceedsHold        Code = "exceeds_hold"        // a capture of more points than its hold reserved
+	CodeHoldSettled        Code = "hold_settled"        // a capture or void of a hold already captured or voided
+	CodeNotFound           Code = "not_found"           // the thing asked for does not exist
+	CodeConflict           Code = "conflict"            // the change contradicts what is recorded (e.g. moving a store that has transactions)
+	CodePeriodClosed       Code = "period_closed"       // a settlement period that overlaps or precedes a closed one
 
 	CodeOffline  Code = "offline"  // the hub is unreachable; the agent declines what needs it
 	CodeTimeout  Code = "timeout"  // the hub did not answer in time

@@ -48,6 +48,11 @@ func normBatch(b *protocol.Batch) *protocol.Batch {
 	c.Txs = append([]protocol.Transaction(nil), b.Txs...)
 	for i := range c.Txs {
 		c.Txs[i].CreatedAt = utc(c.Txs[i].CreatedAt)
+		// "lines":[] decodes to an empty slice and encodes as no lines
+		// (omitempty), which decode to nil: the same purchase.
+		if len(c.Txs[i].Lines) == 0 {
+			c.Txs[i].Lines = nil
+		}
 	}
 	return &c
 }
@@ -212,6 +217,221 @@ func FuzzDecodeBalanceReply(f *testing.F) {
 	})
 }
 
+// normConfig is c with its times in UTC and empty tables as nil: "{}" and
+// "[]" decode to empty values that encode as nothing (omitempty), which
+// decode to nil — the same rules.
+func normConfig(c *protocol.Config) *protocol.Config {
+	n := *c
+	n.PublishedAt = utc(n.PublishedAt)
+	if c.Rules != nil {
+		n.Rules = make([]protocol.RuleSet, len(c.Rules))
+	}
+	for i, r := range c.Rules {
+		r.EffectiveFrom = utc(r.EffectiveFrom)
+		if len(r.Categories) == 0 {
+			r.Categories = nil
+		}
+		if len(r.SKUs) == 0 {
+			r.SKUs = nil
+		}
+		if len(r.Campaigns) == 0 {
+			r.Campaigns = nil
+		} else {
+			r.Campaigns = append([]protocol.Campaign(nil), r.Campaigns...)
+			for j := range r.Campaigns {
+				r.Campaigns[j].From, r.Campaigns[j].To = utc(r.Campaigns[j].From), utc(r.Campaigns[j].To)
+			}
+		}
+		n.Rules[i] = r
+	}
+	return &n
+}
+
+func FuzzDecodeConfig(f *testing.F) {
+	addGolden(f, "config.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := protocol.DecodeConfig(data)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("returned a config with error %v", err)
+			}
+			checkRefusal(t, err)
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("decoded config does not validate: %v", err)
+		}
+		enc, err := protocol.Encode(c)
+		if err != nil {
+			t.Fatalf("decoded config does not encode: %v", err)
+		}
+		c2, err := protocol.DecodeConfig(enc)
+		if err != nil {
+			t.Fatalf("re-encoded config refused: %v\n%s", err, enc)
+		}
+		if !reflect.DeepEqual(normConfig(c), normConfig(c2)) {
+			t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", c2, c)
+		}
+		enc2, err := protocol.Encode(c2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
+		}
+		// Whatever a till accepts, it can price with: any version, any earn.
+		if (protocol.SelectRules(c.Rules, t0) == nil) != (len(c.Rules) == 0) {
+			t.Fatalf("SelectRules of %d versions: %v", len(c.Rules), protocol.SelectRules(c.Rules, t0))
+		}
+		for i := range c.Rules {
+			r := &c.Rules[i]
+			tx := earnOf(1999, protocol.Line{Category: "dairy", Amount: 999}, protocol.Line{SKU: "SKU-4711", Amount: 1000})
+			tx.Currency = r.Currency
+			q, err := r.Price(&tx, true)
+			checkQuote(t, r, q, err, true)
+		}
+	})
+}
+
+// checkQuote checks what every Price result owes: a refusal is
+// invalid_points (the currency always matches here), and a quote is Base
+// plus Bonus, within range, from r.
+func checkQuote(t *testing.T, r *protocol.RuleSet, q protocol.Quote, err error, newToPartner bool) {
+	t.Helper()
+	if err != nil {
+		if c := protocol.CodeOf(err); c != protocol.CodeInvalidPoints {
+			t.Fatalf("Price refused with %q: %v", c, err)
+		}
+		checkOneLine(t, err)
+		return
+	}
+	if q.Points != q.Base+q.Bonus {
+		t.Fatalf("Points %d != Base %d + Bonus %d", q.Points, q.Base, q.Bonus)
+	}
+	if q.Base < 0 || q.Bonus < 0 || q.Points < 0 || q.Points > protocol.MaxPoints {
+		t.Fatalf("quote out of range: %+v", q)
+	}
+	if q.RulesVersion != r.Version {
+		t.Fatalf("quote of version %d by version %d", q.RulesVersion, r.Version)
+	}
+	if want := newToPartner && r.NewPartnerBonus > 0; q.NewPartnerBonus != want {
+		t.Fatalf("NewPartnerBonus %v, want %v", q.NewPartnerBonus, want)
+	}
+}
+
+// bound returns v when it lies in [lo, hi], else maps it there, so that
+// seeds stay readable and every fuzzed value is usable.
+func bound(v, lo, hi int64) int64 {
+	if v >= lo && v <= hi {
+		return v
+	}
+	return lo + int64(uint64(v)%uint64(hi-lo+1))
+}
+
+// fuzzMultiplier returns s when it is a valid multiplier, else "1".
+// Either way it checks Scaled's contract on s.
+func fuzzMultiplier(t *testing.T, s string) protocol.Multiplier {
+	t.Helper()
+	m := protocol.Multiplier(s)
+	v, err := m.Scaled()
+	if err != nil {
+		if v != 0 || protocol.CodeOf(err) != protocol.CodeInvalidRules {
+			t.Fatalf("%q.Scaled() = %d, %v", s, v, err)
+		}
+		return "1"
+	}
+	if v < 0 || v > protocol.MaxMultiplier*10_000 {
+		t.Fatalf("%q.Scaled() = %d: out of range", s, v)
+	}
+	return m
+}
+
+// FuzzPrice prices random earns under random (valid) rules. Lines are made
+// from split: each pair of bytes is a line's share of the amount and its
+// SKU and category, drawn from the rule set's tables and beyond them.
+func FuzzPrice(f *testing.F) {
+	f.Add(int64(1999), int64(1), []byte(nil), int64(1), int64(100), int64(2), "1", "1", "", int64(0), int64(0), false)
+	f.Fuzz(func(t *testing.T, amount, more int64, split []byte, points, per, rounding int64,
+		skuMult, catMult, campMult string, bonus, minAmount int64, newToPartner bool) {
+		r := protocol.RuleSet{
+			Partner: "acme_foods", Version: 4, EffectiveFrom: t0.Add(-time.Hour), Currency: "EUR",
+			Points:          bound(points, 0, protocol.MaxRatePoints),
+			Per:             bound(per, 1, 1_000_000),
+			Rounding:        []protocol.Rounding{"", protocol.RoundDown, protocol.RoundNearest, protocol.RoundUp}[bound(rounding, 0, 3)],
+			SKUs:            map[string]protocol.Multiplier{"s0": fuzzMultiplier(t, skuMult), "s1": "0", "s2": "1.5"},
+			Categories:      map[string]protocol.Multiplier{"c0": fuzzMultiplier(t, catMult), "c1": "0.25", "c2": "100"},
+			NewPartnerBonus: bound(bonus, 0, 1000),
+			Campaigns: []protocol.Campaign{
+				{ID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Multiplier: "1.25", Bonus: 3, MinAmount: 10_000},
+			},
+		}
+		if c := (protocol.Campaign{
+			ID: "c", From: t0, To: t0.Add(time.Minute),
+			Bonus: bound(bonus, 0, protocol.MaxPoints), MinAmount: bound(minAmount, 0, protocol.MaxAmount),
+		}); campMult != "" || c.Bonus != 0 {
+			if campMult != "" {
+				c.Multiplier = fuzzMultiplier(t, campMult)
+			}
+			r.Campaigns = append(r.Campaigns, c)
+		}
+		if err := r.Validate(); err != nil {
+			t.Fatalf("fuzzed rules invalid: %v", err)
+		}
+
+		a := bound(amount, 1, protocol.MaxAmount)
+		var lines, neutral []protocol.Line
+		if n := min(len(split)/2, protocol.MaxLines); n > 0 {
+			var total int64
+			for i := range n {
+				total += int64(split[2*i]) + 1
+			}
+			skus := []string{"", "s0", "s1", "s2", "sx"}
+			cats := []string{"", "c0", "c1", "c2", "cx"}
+			left := a
+			for i := range n {
+				share := a * (int64(split[2*i]) + 1) / total
+				if i == n-1 {
+					share = left
+				}
+				left -= share
+				class := int(split[2*i+1])
+				lines = append(lines, protocol.Line{SKU: skus[class%5], Category: cats[class/5%5], Amount: share})
+				neutral = append(neutral, protocol.Line{SKU: "sx", Category: "cx", Amount: share})
+			}
+		}
+		tx := earnOf(a, lines...)
+		if err := tx.Validate(); err != nil {
+			t.Fatalf("fuzzed earn invalid: %v", err)
+		}
+		q, err := r.Price(&tx, newToPartner)
+		checkQuote(t, &r, q, err, newToPartner)
+
+		// Without lines, or with lines no table names, an earn is priced on
+		// its amount alone: rounding happens once, not per line.
+		plain := earnOf(a)
+		qPlain, errPlain := r.Price(&plain, newToPartner)
+		checkQuote(t, &r, qPlain, errPlain, newToPartner)
+		if neutral != nil {
+			lined := earnOf(a, neutral...)
+			qLined, errLined := r.Price(&lined, newToPartner)
+			if !reflect.DeepEqual(qLined, qPlain) || (errLined == nil) != (errPlain == nil) {
+				t.Fatalf("neutral lines priced %+v (%v), the amount alone %+v (%v)", qLined, errLined, qPlain, errPlain)
+			}
+		}
+
+		// More money never earns less.
+		bigger := earnOf(a + bound(more, 0, protocol.MaxAmount-a))
+		qBig, errBig := r.Price(&bigger, newToPartner)
+		checkQuote(t, &r, qBig, errBig, newToPartner)
+		switch {
+		case errPlain != nil && errBig == nil:
+			t.Fatalf("%d refused (%v), %d priced %+v", plain.Amount, errPlain, bigger.Amount, qBig)
+		case errPlain == nil && errBig == nil && (qBig.Base < qPlain.Base || qBig.Bonus < qPlain.Bonus):
+			t.Fatalf("%d earns %+v, %d earns %+v", plain.Amount, qPlain, bigger.Amount, qBig)
+		}
+	})
+}
+
 func FuzzParseTerminalTopic(f *testing.F) {
 	for _, ch := range channels {
 		topic, err := protocol.TerminalTopic("store-042", "till.3", ch)
@@ -258,6 +478,7 @@ func TestFuzzSeedsValid(t *testing.T) {
 		"FuzzDecodeBalanceQuery": func(s string) error { _, err := protocol.DecodeBalanceQuery([]byte(s)); return err },
 		"FuzzDecodeBalanceReply": func(s string) error { _, err := protocol.DecodeBalanceReply([]byte(s)); return err },
 		"FuzzParseTerminalTopic": func(s string) error { _, _, _, err := protocol.ParseTerminalTopic(s); return err },
+		"FuzzDecodeConfig":       func(s string) error { _, err := protocol.DecodeConfig([]byte(s)); return err },
 	}
 	n := 0
 	for target, dec := range decode {

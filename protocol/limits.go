@@ -12,4 +12,8 @@ const (
 	MaxPoints = 1_000_000_000
 	// MaxAmount is the largest amount, in minor units, one transaction may carry.
 	MaxAmount = 1_000_000_000_000
+	// MaxLines is the most line items one transaction may carry.
+	MaxLines = 100
+	// MaxConfigBytes is the largest encoded Config accepted.
+	MaxConfigBytes = 256 << 10
 )

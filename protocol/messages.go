@@ -9,13 +9,25 @@ type Kind string
 const (
 	// KindEarn credits points for a purchase.
 	KindEarn Kind = "earn"
-	// KindBurn redeems points; the hub refuses it when the member cannot cover it.
+	// KindBurn redeems points in one step. Online, the hub refuses it when
+	// the member cannot cover it; a burn the till approved Offline is booked
+	// even when it overdraws the member (flagged for the operator).
 	KindBurn Kind = "burn"
+	// KindHold reserves points for an online redemption: the first phase of a
+	// two-phase burn. The hub refuses it when the member's available points
+	// (balance less active holds) cannot cover it. A capture or a void
+	// settles it; a hold neither captures nor voids lapses after the hub's
+	// hold time.
+	KindHold Kind = "hold"
+	// KindCapture completes a hold (Original): it redeems Points, at most the
+	// held points, and releases the rest.
+	KindCapture Kind = "capture"
 	// KindReverse gives back (part of) an earn or a burn, e.g. on a return.
 	KindReverse Kind = "reverse"
-	// KindVoid cancels a burn the till declined (the hub answered too late or
-	// not at all). It undoes the burn if the hub applied it, and bars it if the
-	// burn arrives after the void.
+	// KindVoid cancels a burn or hold the till declined (the hub answered too
+	// late or not at all), or a hold the POS abandoned. It undoes the burn or
+	// releases the hold if the hub applied it, and bars it if it arrives after
+	// the void.
 	KindVoid Kind = "void"
 )
 
@@ -34,15 +46,31 @@ type Transaction struct {
 	Partner string `json:"partner"`
 	// Member is the loyalty member, as read from the card or QR code.
 	Member string `json:"member"`
-	// Kind is earn, burn, reverse or void.
+	// Kind is earn, burn, hold, capture, reverse or void.
 	Kind Kind `json:"kind"`
 	// Amount is the purchase (or returned) amount in minor units of Currency;
-	// zero when no money is involved.
+	// zero when no money is involved. For a burn, hold or capture it is the
+	// value of the goods paid with points, so that a partial return can give
+	// back points in proportion. For a reverse it is the returned amount:
+	// when both the reverse and its original carry an amount, the hub
+	// reverses points in proportion to it and Points is only the till's quote.
 	Amount int64 `json:"amount"`
 	// Currency is the ISO 4217 code of Amount; required when Amount is not zero.
 	Currency string `json:"currency,omitempty"`
 	// Points moved. Always positive or zero; the Kind gives the direction.
+	// For an earn it is the till's quote: the hub prices the earn itself with
+	// the partner's rules in force at CreatedAt and books that (Ack.Points).
 	Points int64 `json:"points"`
+	// Lines are the purchase's line items, for category and SKU multipliers.
+	// Optional; when present their amounts add up to Amount.
+	Lines []Line `json:"lines,omitempty"`
+	// Offline is set on a burn the till approved while the hub was
+	// unreachable. The hub books it even when the member can no longer cover
+	// it: the goods are gone, so the shortfall becomes a flagged overdraft.
+	Offline bool `json:"offline,omitempty"`
+	// RulesVersion is the version of the partner's earn rules the till quoted
+	// an earn with (0: none, the till had no rules).
+	RulesVersion int64 `json:"rules_version,omitempty"`
 	// Receipt is the POS's reference for the sale, for statements and audits.
 	Receipt string `json:"receipt,omitempty"`
 	// Original is the ID of the transaction a reverse or void refers to.
@@ -51,6 +79,16 @@ type Transaction struct {
 	Seq uint64 `json:"seq"`
 	// CreatedAt is when the till accepted the transaction, by the till's clock.
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Line is one line item of a purchase.
+type Line struct {
+	// SKU is the product's stock-keeping unit; a SKU multiplier wins over a category one.
+	SKU string `json:"sku,omitempty"`
+	// Category is the product's category, as the partner's rules name it.
+	Category string `json:"category,omitempty"`
+	// Amount is the line's total in minor units (quantity included).
+	Amount int64 `json:"amount"`
 }
 
 // Batch carries one or more transactions from one terminal. The agent sends
@@ -87,11 +125,17 @@ const (
 	// StatusRejected: the hub refused the transaction for the reason in Code;
 	// it changed nothing and never will.
 	StatusRejected Status = "rejected"
+	// StatusHeld: the hub has not applied the transaction and has recorded
+	// nothing for its id, for the reason in Code (e.g. unknown_store: the
+	// store is not registered yet). It is not an answer: the till keeps the
+	// transaction and sends it again later.
+	StatusHeld Status = "held"
 )
 
 // Ack is the hub's final answer for one transaction, sent only after the
 // ledger commit that recorded it. The agent deletes the transaction from its
-// outbox when the ack arrives, whatever the status.
+// outbox when the ack arrives, whatever the status — except held, which is
+// not an answer.
 type Ack struct {
 	// ID is the transaction's ID.
 	ID string `json:"id"`
@@ -103,9 +147,14 @@ type Ack struct {
 	Code Code `json:"code,omitempty"`
 	// Member is the member the transaction concerns.
 	Member string `json:"member,omitempty"`
-	// Balance is the member's balance after the transaction was applied
-	// (or, when rejected, the balance that caused the rejection).
+	// Balance is the member's available points after the transaction was
+	// applied — the balance less active holds — (or, when rejected, the
+	// available points that caused the rejection). It is negative when the
+	// member owes points.
 	Balance int64 `json:"balance"`
+	// Points is what the hub booked: for an earn its own price, for a reverse
+	// the points given back or taken, for a capture the points redeemed.
+	Points int64 `json:"points,omitempty"`
 }
 
 // Final reports the outcome an ack stands for: for a duplicate, the original's.
@@ -150,4 +199,27 @@ type BalanceReply struct {
 	AsOf time.Time `json:"as_of"`
 	// Code is set when the query itself was refused.
 	Code Code `json:"code,omitempty"`
+}
+
+// Config is what the hub tells every till of a store: the coalition's
+// currency and point value and the partner's earn rules, so that a till can
+// quote points offline exactly as the hub will book them. The hub publishes
+// it retained on the store's config topic whenever it changes.
+type Config struct {
+	// Version is the protocol Version the hub speaks.
+	Version int `json:"version"`
+	// Store is the store the config is for.
+	Store string `json:"store"`
+	// Partner is the brand the store trades as.
+	Partner string `json:"partner"`
+	// Currency is the coalition's ISO 4217 currency.
+	Currency string `json:"currency"`
+	// PointValue is what one point is worth, in major units of Currency, as
+	// a decimal string ("0.01").
+	PointValue string `json:"point_value"`
+	// Rules are the partner's earn rule versions still in force or
+	// scheduled, oldest first. SelectRules picks the one for a time.
+	Rules []RuleSet `json:"rules"`
+	// PublishedAt is the hub's clock when it published the config.
+	PublishedAt time.Time `json:"published_at"`
 }

@@ -17,8 +17,8 @@ func ParseBatch(data []byte) (*Batch, error) {
 
 // ValidateHeader checks everything about a batch except its transactions' fields.
 func (b *Batch) ValidateHeader() error {
-	if b.Version != Version {
-		return Errorf(CodeUnsupported, "version", "got %d, this side speaks %d", b.Version, Version)
+	if err := checkVersion(b.Version); err != nil {
+		return err
 	}
 	if err := checkID("store", b.Store); err != nil {
 		return err

@@ -70,6 +70,16 @@ func validChannel(c Channel) bool {
 	return false
 }
 
+// ConfigTopic returns tillsync/v1/stores/{store}/config, where the hub
+// publishes the store's Config, retained. It is a store topic, not a
+// terminal one: every till of the store reads the same config.
+func ConfigTopic(store string) (string, error) {
+	if err := checkID("store", store); err != nil {
+		return "", err
+	}
+	return TopicRoot + "/stores/" + store + "/config", nil
+}
+
 // AgentClientID is the MQTT client id of a terminal's agent:
 // "tillsync-agent:{store}:{terminal}". ':' is not allowed in ids, so no two
 // terminals share one; the hub's broker lets a client use only the topics

@@ -43,24 +43,43 @@ func (t *Transaction) Validate() error {
 			return Errorf(CodeInvalidCurrency, "currency", "must be an ISO 4217 code such as EUR")
 		}
 	}
+	if t.Offline && t.Kind != KindBurn {
+		return Errorf(CodeInvalidKind, "offline", "only a burn is approved offline")
+	}
+	if t.RulesVersion < 0 {
+		return Errorf(CodeInvalidRules, "rules_version", "must not be negative")
+	}
+	if len(t.Lines) > 0 && t.Kind != KindEarn {
+		return Errorf(CodeInvalidLines, "lines", "only an earn carries line items")
+	}
 	switch t.Kind {
 	case KindEarn:
 		if t.Amount == 0 {
 			return Errorf(CodeInvalidAmount, "amount", "an earn needs the purchase amount")
 		}
 		if t.Original != "" {
-			return Errorf(CodeInvalidID, "original", "only a reverse or void names an original")
+			return Errorf(CodeInvalidID, "original", "only a reverse, capture or void names an original")
 		}
-	case KindBurn:
+		if err := validLines(t.Lines, t.Amount); err != nil {
+			return err
+		}
+	case KindBurn, KindHold:
 		if t.Points == 0 {
-			return Errorf(CodeInvalidPoints, "points", "a burn must redeem 1 or more")
+			return Errorf(CodeInvalidPoints, "points", "a %s must redeem 1 or more", t.Kind)
 		}
 		if t.Original != "" {
-			return Errorf(CodeInvalidID, "original", "only a reverse or void names an original")
+			return Errorf(CodeInvalidID, "original", "only a reverse, capture or void names an original")
+		}
+	case KindCapture:
+		if t.Points == 0 {
+			return Errorf(CodeInvalidPoints, "points", "a capture must redeem 1 or more")
+		}
+		if err := checkID("original", t.Original); err != nil {
+			return err
 		}
 	case KindReverse:
-		if t.Points == 0 {
-			return Errorf(CodeInvalidPoints, "points", "a reverse must move 1 or more")
+		if t.Points == 0 && t.Amount == 0 {
+			return Errorf(CodeInvalidPoints, "points", "a reverse needs the returned amount or 1 or more points")
 		}
 		if err := checkID("original", t.Original); err != nil {
 			return err
@@ -75,7 +94,7 @@ func (t *Transaction) Validate() error {
 	case "":
 		return Errorf(CodeMissingField, "kind", "is required")
 	default:
-		return Errorf(CodeInvalidKind, "kind", "must be earn, burn, reverse or void")
+		return Errorf(CodeInvalidKind, "kind", "must be earn, burn, hold, capture, reverse or void")
 	}
 	if t.Original != "" && t.Original == t.ID {
 		return Errorf(CodeInvalidID, "original", "cannot be the transaction itself")
@@ -100,8 +119,8 @@ func (b *Batch) Validate() error {
 
 // Validate checks a balance query.
 func (q *BalanceQuery) Validate() error {
-	if q.Version != Version {
-		return Errorf(CodeUnsupported, "version", "got %d, this side speaks %d", q.Version, Version)
+	if err := checkVersion(q.Version); err != nil {
+		return err
 	}
 	if err := checkID("request_id", q.RequestID); err != nil {
 		return err
@@ -111,8 +130,8 @@ func (q *BalanceQuery) Validate() error {
 
 // Validate checks an ack batch.
 func (a *AckBatch) Validate() error {
-	if a.Version != Version {
-		return Errorf(CodeUnsupported, "version", "got %d, this side speaks %d", a.Version, Version)
+	if err := checkVersion(a.Version); err != nil {
+		return err
 	}
 	if len(a.Acks) > MaxBatchTxs {
 		return Errorf(CodeTooMany, "acks", "%d acks, at most %d", len(a.Acks), MaxBatchTxs)
@@ -122,14 +141,51 @@ func (a *AckBatch) Validate() error {
 			return Errorf(CodeInvalidID, ackField(i, "id"), "not a valid id")
 		}
 		switch k.Status {
-		case StatusApplied, StatusRejected:
+		case StatusApplied, StatusRejected, StatusHeld:
 		case StatusDuplicate:
 			if k.OriginalStatus != StatusApplied && k.OriginalStatus != StatusRejected {
 				return Errorf(CodeMalformed, ackField(i, "original_status"), "a duplicate must say applied or rejected")
 			}
 		default:
-			return Errorf(CodeMalformed, ackField(i, "status"), "must be applied, duplicate or rejected")
+			return Errorf(CodeMalformed, ackField(i, "status"), "must be applied, duplicate, rejected or held")
 		}
+	}
+	return nil
+}
+
+// checkVersion accepts the versions from MinVersion to Version.
+func checkVersion(v int) error {
+	if v < MinVersion || v > Version {
+		return Errorf(CodeUnsupported, "version", "got %d, this side speaks %d to %d", v, MinVersion, Version)
+	}
+	return nil
+}
+
+// validLines checks line items: at most MaxLines, valid ids, amounts in
+// range, and a total equal to the transaction's amount.
+func validLines(lines []Line, amount int64) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	if len(lines) > MaxLines {
+		return Errorf(CodeInvalidLines, "lines", "%d lines, at most %d", len(lines), MaxLines)
+	}
+	var sum int64
+	for i, l := range lines {
+		f := "lines[" + itoa(i) + "]"
+		if l.SKU != "" && !ValidID(l.SKU) {
+			return Errorf(CodeInvalidLines, f+".sku", "must be 1-%d characters of A-Z a-z 0-9 . _ -", MaxIDLen)
+		}
+		if l.Category != "" && !ValidID(l.Category) {
+			return Errorf(CodeInvalidLines, f+".category", "must be 1-%d characters of A-Z a-z 0-9 . _ -", MaxIDLen)
+		}
+		if l.Amount < 0 || l.Amount > MaxAmount {
+			return Errorf(CodeInvalidLines, f+".amount", "must be 0 to %d minor units", int64(MaxAmount))
+		}
+		sum += l.Amount // at most MaxLines × MaxAmount: no overflow
+	}
+	if sum != amount {
+		return Errorf(CodeInvalidLines, "lines", "line amounts add up to %d, the amount is %d", sum, amount)
 	}
 	return nil
 }

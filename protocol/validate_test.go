@@ -116,7 +116,7 @@ func invalidTxCases() []txCase {
 			func(t *protocol.Transaction) { t.Receipt = bad.v }, protocol.CodeInvalidID, "receipt"})
 	}
 	// Original, where required, obeys the id rules too.
-	for _, base := range []func() protocol.Transaction{reverseTx, voidTx} {
+	for _, base := range []func() protocol.Transaction{reverseTx, voidTx, captureTx} {
 		kind := string(base().Kind)
 		for _, bad := range badIDs {
 			cases = append(cases, txCase{kind + " original " + bad.name, base,
@@ -143,7 +143,10 @@ func invalidTxCases() []txCase {
 		{"points over max", earnTx, func(t *protocol.Transaction) { t.Points = protocol.MaxPoints + 1 }, protocol.CodeInvalidPoints, "points"},
 		{"points over max on burn", burnTx, func(t *protocol.Transaction) { t.Points = 1<<63 - 1 }, protocol.CodeInvalidPoints, "points"},
 		{"points zero on burn", burnTx, func(t *protocol.Transaction) { t.Points = 0 }, protocol.CodeInvalidPoints, "points"},
-		{"points zero on reverse", reverseTx, func(t *protocol.Transaction) { t.Points = 0 }, protocol.CodeInvalidPoints, "points"},
+		// Since Version 2 a reverse may name only the returned amount; with
+		// neither amount nor points there is nothing to give back.
+		{"points and amount zero on reverse", reverseTx, func(t *protocol.Transaction) { t.Points, t.Amount, t.Currency = 0, 0, "" }, protocol.CodeInvalidPoints, "points"},
+		{"points and amount zero on reverse with currency", reverseTx, func(t *protocol.Transaction) { t.Points, t.Amount = 0, 0 }, protocol.CodeInvalidPoints, "points"},
 		{"points on void", voidTx, func(t *protocol.Transaction) { t.Points = 1 }, protocol.CodeInvalidPoints, "points"},
 		{"amount on void", voidTx, func(t *protocol.Transaction) { t.Amount, t.Currency = 100, "EUR" }, protocol.CodeInvalidPoints, "points"},
 
@@ -181,6 +184,87 @@ func invalidTxCases() []txCase {
 		{"original is itself on reverse", reverseTx, func(t *protocol.Transaction) { t.Original = t.ID }, protocol.CodeInvalidID, "original"},
 		{"original is itself on void", voidTx, func(t *protocol.Transaction) { t.Original = t.ID }, protocol.CodeInvalidID, "original"},
 	}...)
+	return append(cases, v2TxCases()...)
+}
+
+// v2TxCases are the refusals Version 2 added: holds and captures, offline
+// burns, line items and the rules version.
+func v2TxCases() []txCase {
+	cases := []txCase{
+		{"hold points zero", holdTx, func(t *protocol.Transaction) { t.Points = 0 }, protocol.CodeInvalidPoints, "points"},
+		{"hold points negative", holdTx, func(t *protocol.Transaction) { t.Points = -1 }, protocol.CodeInvalidPoints, "points"},
+		{"hold points over max", holdTx, func(t *protocol.Transaction) { t.Points = protocol.MaxPoints + 1 }, protocol.CodeInvalidPoints, "points"},
+		{"hold with original", holdTx, func(t *protocol.Transaction) { t.Original = burnTx().ID }, protocol.CodeInvalidID, "original"},
+		{"capture points zero", captureTx, func(t *protocol.Transaction) { t.Points = 0 }, protocol.CodeInvalidPoints, "points"},
+		{"capture points negative", captureTx, func(t *protocol.Transaction) { t.Points = -750 }, protocol.CodeInvalidPoints, "points"},
+		{"capture original missing", captureTx, func(t *protocol.Transaction) { t.Original = "" }, protocol.CodeMissingField, "original"},
+		{"capture original is itself", captureTx, func(t *protocol.Transaction) { t.Original = t.ID }, protocol.CodeInvalidID, "original"},
+		{"capture amount without currency", captureTx, func(t *protocol.Transaction) { t.Currency = "" }, protocol.CodeInvalidCurrency, "currency"},
+		{"kind hold upper case", holdTx, func(t *protocol.Transaction) { t.Kind = "HOLD" }, protocol.CodeInvalidKind, "kind"},
+		{"kind two-phase burn", holdTx, func(t *protocol.Transaction) { t.Kind = "authorize" }, protocol.CodeInvalidKind, "kind"},
+
+		{"rules_version negative", linesEarnTx, func(t *protocol.Transaction) { t.RulesVersion = -1 }, protocol.CodeInvalidRules, "rules_version"},
+
+		{"lines sum below amount", linesEarnTx, func(t *protocol.Transaction) { t.Amount++ }, protocol.CodeInvalidLines, "lines"},
+		{"lines sum above amount", linesEarnTx, func(t *protocol.Transaction) { t.Lines[1].Amount++ }, protocol.CodeInvalidLines, "lines"},
+		{"lines all zero", linesEarnTx, func(t *protocol.Transaction) {
+			for i := range t.Lines {
+				t.Lines[i].Amount = 0
+			}
+		}, protocol.CodeInvalidLines, "lines"},
+		{"lines over max", linesEarnTx, func(t *protocol.Transaction) {
+			t.Lines = make([]protocol.Line, protocol.MaxLines+1)
+			for i := range t.Lines {
+				t.Lines[i] = protocol.Line{Category: "c", Amount: 1}
+			}
+			t.Amount = protocol.MaxLines + 1
+		}, protocol.CodeInvalidLines, "lines"},
+		{"line amount negative", linesEarnTx, func(t *protocol.Transaction) {
+			// The sum still matches: only the sign refuses it.
+			t.Lines[2].Amount, t.Lines[1].Amount = -1, t.Lines[1].Amount+t.Lines[2].Amount+1
+		}, protocol.CodeInvalidLines, "lines[2].amount"},
+		{"line amount over max", linesEarnTx, func(t *protocol.Transaction) {
+			t.Lines = []protocol.Line{{Category: "c", Amount: protocol.MaxAmount + 1}, {Category: "c", Amount: -1}}
+			t.Amount = protocol.MaxAmount
+		}, protocol.CodeInvalidLines, "lines[0].amount"},
+		{"line amount min int64", linesEarnTx, func(t *protocol.Transaction) { t.Lines[0].Amount = -1 << 63 }, protocol.CodeInvalidLines, "lines[0].amount"},
+		{"line index past 9", linesEarnTx, func(t *protocol.Transaction) {
+			t.Lines = make([]protocol.Line, 12)
+			for i := range t.Lines {
+				t.Lines[i] = protocol.Line{SKU: "s", Amount: 1}
+			}
+			t.Lines[11].SKU = "a+b"
+			t.Amount = 12
+		}, protocol.CodeInvalidLines, "lines[11].sku"},
+	}
+	for _, bad := range badIDs {
+		cases = append(cases,
+			txCase{"line sku " + bad.name, linesEarnTx, func(t *protocol.Transaction) { t.Lines[1].SKU = bad.v }, protocol.CodeInvalidLines, "lines[1].sku"},
+			txCase{"line category " + bad.name, linesEarnTx, func(t *protocol.Transaction) { t.Lines[0].Category = bad.v }, protocol.CodeInvalidLines, "lines[0].category"},
+		)
+	}
+	// Only an earn carries lines, only a burn is approved offline.
+	oneLine := []protocol.Line{{Category: "c", Amount: 100}}
+	for _, base := range []func() protocol.Transaction{burnTx, holdTx, captureTx, reverseTx, voidTx, offlineBurnTx} {
+		kind := string(base().Kind)
+		if base().Offline {
+			kind = "offline " + kind
+		}
+		cases = append(cases, txCase{"lines on " + kind, base, func(t *protocol.Transaction) {
+			t.Lines = oneLine
+			if t.Kind != protocol.KindVoid {
+				t.Amount, t.Currency = 100, "EUR"
+			}
+		}, protocol.CodeInvalidLines, "lines"})
+	}
+	for _, base := range []func() protocol.Transaction{earnTx, linesEarnTx, holdTx, captureTx, reverseTx, voidTx} {
+		name := string(base().Kind)
+		if len(base().Lines) > 0 {
+			name += " with lines"
+		}
+		cases = append(cases, txCase{"offline on " + name, base,
+			func(t *protocol.Transaction) { t.Offline = true }, protocol.CodeInvalidKind, "offline"})
+	}
 	return cases
 }
 
@@ -260,6 +344,32 @@ func TestTransactionValidateAccepts(t *testing.T) {
 		"created_at 2000":           at(earnTx(), func(t *protocol.Transaction) { t.CreatedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) }),
 		"created_at last of 2099":   at(earnTx(), func(t *protocol.Transaction) { t.CreatedAt = time.Date(2099, 12, 31, 23, 59, 59, 999999999, time.UTC) }),
 		"created_at with an offset": at(earnTx(), func(t *protocol.Transaction) { t.CreatedAt = t0.In(time.FixedZone("CET", 3600)) }),
+
+		"earn with lines":           linesEarnTx(),
+		"hold":                      holdTx(),
+		"capture":                   captureTx(),
+		"void of a hold":            voidHoldTx(),
+		"offline burn":              offlineBurnTx(),
+		"reverse by amount":         reverseByAmountTx(),
+		"reverse by one minor unit": at(reverseTx(), func(t *protocol.Transaction) { t.Amount, t.Points = 1, 0 }),
+		"reverse by points only":    at(reverseTx(), func(t *protocol.Transaction) { t.Amount, t.Currency, t.Points = 0, "", 1 }),
+		"hold of one point":         at(holdTx(), func(t *protocol.Transaction) { t.Points = 1 }),
+		"hold of max points":        at(holdTx(), func(t *protocol.Transaction) { t.Points = protocol.MaxPoints }),
+		"hold with an amount":       at(holdTx(), func(t *protocol.Transaction) { t.Amount, t.Currency = 999, "EUR" }),
+		"capture without amount":    at(captureTx(), func(t *protocol.Transaction) { t.Amount, t.Currency = 0, "" }),
+		"capture of one point":      at(captureTx(), func(t *protocol.Transaction) { t.Points = 1 }),
+		"offline burn with amount":  at(offlineBurnTx(), func(t *protocol.Transaction) { t.Amount, t.Currency = 300, "EUR" }),
+		"earn with rules_version":   at(earnTx(), func(t *protocol.Transaction) { t.RulesVersion = 1<<63 - 1 }),
+		"earn with empty lines":     at(earnTx(), func(t *protocol.Transaction) { t.Lines = []protocol.Line{} }),
+		"earn with one line":        at(earnTx(), func(t *protocol.Transaction) { t.Lines = []protocol.Line{{Amount: t.Amount}} }),
+		"earn with a zero line":     at(linesEarnTx(), func(t *protocol.Transaction) { t.Lines = append(t.Lines, protocol.Line{SKU: "free-bag"}) }),
+		"earn with max lines":       at(earnTx(), func(t *protocol.Transaction) { t.Lines, t.Amount = maxLines(), protocol.MaxLines }),
+		"earn with a max-size line": at(earnTx(), func(t *protocol.Transaction) {
+			t.Lines, t.Amount = []protocol.Line{{SKU: long, Category: long, Amount: protocol.MaxAmount}}, protocol.MaxAmount
+		}),
+		"earn with lines at the max": at(earnTx(), func(t *protocol.Transaction) {
+			t.Lines, t.Amount = []protocol.Line{{Amount: protocol.MaxAmount - 1}, {Amount: 1}}, protocol.MaxAmount
+		}),
 	} {
 		if err := tx.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -330,10 +440,36 @@ func TestBatchValidate(t *testing.T) {
 	checkErr(t, big.Validate(), protocol.CodeStoreMismatch, "txs[123].store")
 }
 
+// maxLines is MaxLines lines of one minor unit each.
+func maxLines() []protocol.Line {
+	lines := make([]protocol.Line, protocol.MaxLines)
+	for i := range lines {
+		lines[i] = protocol.Line{SKU: "sku-" + padInt(i, 3), Category: "c", Amount: 1}
+	}
+	return lines
+}
+
 func TestAckBatchValidate(t *testing.T) {
 	a := validAckBatch()
 	if err := a.Validate(); err != nil {
 		t.Fatalf("valid ack batch: %v", err)
+	}
+	for name, a := range map[string]protocol.AckBatch{
+		"version 2 acks":    v2AckBatch(),
+		"held":              {Version: protocol.Version, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore}}},
+		"held in version 1": {Version: 1, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore}}},
+		"held without code": {Version: protocol.Version, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusHeld}}},
+		"points booked":     {Version: protocol.Version, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusApplied, Points: protocol.MaxPoints}}},
+	} {
+		if err := a.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		got, err := protocol.DecodeAckBatch(encode(t, a))
+		if err != nil {
+			t.Errorf("%s: DecodeAckBatch: %v", name, err)
+		} else if got.Acks[0] != a.Acks[0] {
+			t.Errorf("%s: decoded %+v, want %+v", name, got.Acks[0], a.Acks[0])
+		}
 	}
 	many := protocol.AckBatch{Version: protocol.Version}
 	for i := range protocol.MaxBatchTxs + 1 {
@@ -354,6 +490,9 @@ func TestAckBatchValidate(t *testing.T) {
 		{"status unknown", func(a *protocol.AckBatch) { a.Acks[0].Status = "ok" }, protocol.CodeMalformed, "acks[0].status"},
 		{"duplicate without original status", func(a *protocol.AckBatch) { a.Acks[2].OriginalStatus = "" }, protocol.CodeMalformed, "acks[2].original_status"},
 		{"duplicate of a duplicate", func(a *protocol.AckBatch) { a.Acks[2].OriginalStatus = protocol.StatusDuplicate }, protocol.CodeMalformed, "acks[2].original_status"},
+		// Held is not an answer, so a duplicate never repeats it.
+		{"duplicate of a held", func(a *protocol.AckBatch) { a.Acks[2].OriginalStatus = protocol.StatusHeld }, protocol.CodeMalformed, "acks[2].original_status"},
+		{"status held upper case", func(a *protocol.AckBatch) { a.Acks[1].Status = "HELD" }, protocol.CodeMalformed, "acks[1].status"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := validAckBatch()
@@ -396,13 +535,18 @@ func TestBalanceQueryValidate(t *testing.T) {
 }
 
 func TestDecodeBalanceReplyRefuses(t *testing.T) {
-	r := validReply()
-	r.Version = 2
-	_, err := protocol.DecodeBalanceReply(encode(t, r))
-	checkErr(t, err, protocol.CodeUnsupported, "version")
+	for _, v := range []int{protocol.MinVersion - 1, protocol.Version + 1, -1} {
+		r := validReply()
+		r.Version = v
+		got, err := protocol.DecodeBalanceReply(encode(t, r))
+		if got != nil {
+			t.Errorf("version %d: returned a reply with error %v", v, err)
+		}
+		checkErr(t, err, protocol.CodeUnsupported, "version")
+	}
 
-	r = validReply()
+	r := validReply()
 	r.RequestID = "q/1"
-	_, err = protocol.DecodeBalanceReply(encode(t, r))
+	_, err := protocol.DecodeBalanceReply(encode(t, r))
 	checkErr(t, err, protocol.CodeInvalidID, "request_id")
 }
