@@ -7,12 +7,23 @@
 // The path of a transaction: the POS calls the API; the agent validates and
 // prices it, commits it to the outbox (fsync) and only then answers; the
 // uplink publishes the outbox and deletes an entry when the hub's ack for
-// its id arrives. Earns and reverses are accepted at the till, online or
-// not. A burn needs the hub's verdict: it is committed, sent at once, and
-// the POS waits up to BurnTimeout for the ack; without one the burn is
-// declined and a void for it goes through the outbox, so the ledger never
-// keeps a burn the till declined. While the hub is unreachable burns are
-// declined with code "offline" and nothing is written.
+// its id arrives (a "held" ack deletes nothing: the hub recorded nothing,
+// and the transaction is sent again). Earns and reverses are accepted at
+// the till, online or not.
+//
+// Earns are priced with the partner's earn rules the hub pushes (a
+// protocol.Config, kept in the outbox so a till restarted offline still has
+// them), exactly as the hub will book them; until the first config arrives,
+// with the local EarnRate.
+//
+// A burn needs the hub's verdict and is two-phase: the agent commits a hold
+// for the points, sends it at once, and the POS waits up to BurnTimeout for
+// the ack. Applied: the burn is approved and, in the same outbox commit as
+// the verdict, a capture completing the hold is queued. Rejected: declined
+// with the hub's code. No answer in time (or held): declined, and a void
+// releasing the hold goes through the outbox, so the ledger never keeps a
+// burn the till declined. While the hub is unreachable burns are declined
+// with code "offline" and nothing is written.
 package agent
 
 import (
@@ -51,8 +62,9 @@ type Options struct {
 	// Store, Terminal and Partner identify this till and its brand.
 	Store, Terminal, Partner string
 	// EarnRate is the points earned per 100 minor units of the purchase
-	// (1 point per euro at the default of 1; 0 means the default), rounded down. Partner earn
-	// rules pushed by the hub replace it in a later version.
+	// (1 point per euro at the default of 1; 0 means the default), rounded
+	// down, while the till has no earn rules from the hub (no config yet, or
+	// a config without rules). The hub's rules replace it once they arrive.
 	EarnRate int64
 	// BurnTimeout bounds the wait for the hub's verdict on a burn; default 3s.
 	BurnTimeout time.Duration
@@ -94,6 +106,12 @@ type Agent struct {
 	rmu       sync.Mutex
 	rejected  int64                // transactions accepted here that the hub rejected
 	lastRejct *posapi.HubRejection // the latest of them
+	held      int64                // held answers received
+	lastHeld  *posapi.HubHeld      // the latest of them
+	heldCode  protocol.Code        // code of the last held answer logged at WARN
+
+	cmu sync.Mutex
+	cfg *protocol.Config // the hub's config in use; nil until one arrives. Never modified once set.
 }
 
 // New checks the options and opens the outbox. The error names the problem
@@ -133,10 +151,11 @@ func New(o Options) (*Agent, error) {
 	a := &Agent{o: o, log: o.Logger.With("store", o.Store, "terminal", o.Terminal), clk: o.Clock, ob: ob, waiters: map[string]chan protocol.Ack{}}
 	a.scans.init()
 	a.scanner.Port = o.ScannerPort
+	a.loadConfig()
 	a.up, err = uplink.New(uplink.Options{
-		Broker: o.Broker, Store: o.Store, Terminal: o.Terminal, Outbox: ob,
+		Broker: o.Broker, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
-		OnAck: a.onAck, Logger: a.log, Clock: o.Clock,
+		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
 	})
 	if err != nil {
 		ob.Close()
@@ -179,8 +198,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// recoverBurns declines the burns left pending by a crash or kill: their POS
-// request never got an answer, so each gets a void.
+// recoverBurns declines the burns (holds, or one-step burns queued by an
+// older agent) left pending by a crash or kill: their POS request never got
+// an answer, so each gets a void.
 func (a *Agent) recoverBurns() error {
 	ids, err := a.ob.PendingBurns()
 	if err != nil {
@@ -221,7 +241,7 @@ func (a *Agent) onAck(ack protocol.Ack) {
 	if err != nil {
 		a.log.Error("local record of a rejected transaction", "tx", ack.ID, "err", err)
 	}
-	if l.Kind == protocol.KindBurn {
+	if l.Kind == protocol.KindBurn || l.Kind == protocol.KindHold {
 		return // a burn the till declined (or voided): the POS already knows
 	}
 	a.log.Error("hub rejected a transaction this till accepted", "tx", ack.ID, "kind", l.Kind, "code", ack.Code)
@@ -229,6 +249,90 @@ func (a *Agent) onAck(ack protocol.Ack) {
 	a.rejected++
 	a.lastRejct = &posapi.HubRejection{TxID: ack.ID, Kind: string(l.Kind), Code: ack.Code, At: a.clk.Now()}
 	a.rmu.Unlock()
+}
+
+// onHeld counts a held answer and hands it to a burn waiting for it. The
+// transaction stays in the outbox and the uplink sends it again. A store not
+// yet registered is held on every re-send, so the log says so once per
+// change of code, not once per transaction.
+func (a *Agent) onHeld(ack protocol.Ack) {
+	a.wmu.Lock()
+	ch := a.waiters[ack.ID]
+	a.wmu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- ack:
+		default:
+		}
+	}
+	a.rmu.Lock()
+	a.held++
+	a.lastHeld = &posapi.HubHeld{TxID: ack.ID, Code: ack.Code, At: a.clk.Now()}
+	changed := ack.Code != a.heldCode
+	a.heldCode = ack.Code
+	a.rmu.Unlock()
+	lvl := slog.LevelDebug
+	if changed {
+		lvl = slog.LevelWarn
+	}
+	a.log.Log(context.Background(), lvl, "hub holds a transaction without recording it; it stays in the outbox and is sent again", "tx", ack.ID, "code", ack.Code)
+}
+
+// loadConfig takes the config the outbox kept from an earlier run. A stored
+// config that cannot be read is left aside: the till prices with EarnRate
+// until the hub sends its config again.
+func (a *Agent) loadConfig() {
+	cfg, err := a.ob.Config()
+	if err != nil {
+		a.log.Warn("ignoring the stored earn rules config; pricing with the local earn rate until the hub sends it again", "err", err)
+		return
+	}
+	if cfg == nil {
+		return
+	}
+	a.cfg = cfg
+	a.log.Info("earn rules loaded from the outbox", "published_at", cfg.PublishedAt, "rules_version", rulesVersion(cfg, a.clk.Now()))
+}
+
+// onConfig takes a config from the hub (already checked by the uplink for
+// this store and partner) when it is newer than the one in use, keeping it
+// in the outbox first so that a restart, even offline, prices with it.
+func (a *Agent) onConfig(cfg protocol.Config) {
+	a.cmu.Lock()
+	cur := a.cfg
+	a.cmu.Unlock()
+	if cur != nil && !cfg.PublishedAt.After(cur.PublishedAt) {
+		if cfg.PublishedAt.Before(cur.PublishedAt) {
+			a.log.Warn("ignoring an earn rules config older than the one in use", "published_at", cfg.PublishedAt, "in_use", cur.PublishedAt)
+		}
+		return // the retained config again, on a reconnect
+	}
+	if _, err := a.ob.SaveConfig(&cfg); err != nil {
+		// Priced with it all the same: the hub books by these rules.
+		a.log.Error("could not keep the hub's earn rules config in the outbox; a restart would price with the previous one", "err", err)
+	}
+	a.cmu.Lock()
+	a.cfg = &cfg
+	a.cmu.Unlock()
+	a.log.Info("earn rules from the hub", "published_at", cfg.PublishedAt, "rules_version", rulesVersion(&cfg, a.clk.Now()), "versions", len(cfg.Rules))
+}
+
+// config returns the config in use, nil when none.
+func (a *Agent) config() *protocol.Config {
+	a.cmu.Lock()
+	defer a.cmu.Unlock()
+	return a.cfg
+}
+
+// rulesVersion is the version of cfg's rules in force at t, 0 when none.
+func rulesVersion(cfg *protocol.Config, t time.Time) int64 {
+	if cfg == nil {
+		return 0
+	}
+	if rs := protocol.SelectRules(cfg.Rules, t); rs != nil {
+		return rs.Version
+	}
+	return 0
 }
 
 func (a *Agent) newTx(kind protocol.Kind, member string) protocol.Transaction {
@@ -243,6 +347,14 @@ func (a *Agent) void(burnID, member string) *protocol.Transaction {
 	v := a.newTx(protocol.KindVoid, member)
 	v.Original = burnID
 	return &v
+}
+
+// capture completes an approved hold: the same points, amount and receipt.
+func (a *Agent) capture(hold *protocol.Transaction) *protocol.Transaction {
+	c := a.newTx(protocol.KindCapture, hold.Member)
+	c.Original = hold.ID
+	c.Points, c.Amount, c.Currency, c.Receipt = hold.Points, hold.Amount, hold.Currency, hold.Receipt
+	return &c
 }
 
 // repeat answers a request whose Idempotency-Key was seen before.
@@ -290,22 +402,44 @@ func (a *Agent) commit(tx *protocol.Transaction, key, hash string, res *posapi.R
 }
 
 // Earn accepts points for a purchase: committed at the till, online or not.
+// It is priced with the partner's rules from the hub's config in force at
+// its creation, as the hub will book it; without rules, with EarnRate.
 func (a *Agent) Earn(ctx context.Context, key, hash string, r posapi.EarnRequest) (posapi.Result, error) {
 	if res, ok, err := a.seen(key, hash); ok || err != nil {
 		return res, err
 	}
 	tx := a.newTx(protocol.KindEarn, r.Member)
-	tx.Amount, tx.Currency, tx.Receipt = r.Amount, r.Currency, r.Receipt
-	if r.Amount > 0 && r.Amount <= protocol.MaxAmount {
+	tx.Amount, tx.Currency, tx.Receipt, tx.Lines = r.Amount, r.Currency, r.Receipt, r.Lines
+	cfg := a.config()
+	if cfg != nil && tx.Currency == "" {
+		tx.Currency = cfg.Currency
+	}
+	var quote *posapi.Quote
+	if cfg != nil {
+		if rs := protocol.SelectRules(cfg.Rules, tx.CreatedAt); rs != nil {
+			// Price trusts a valid transaction (lines adding up, amounts in range).
+			tx.Seq = 1 // assigned for real by the outbox
+			if err := tx.Validate(); err != nil {
+				return posapi.Result{}, err
+			}
+			q, err := rs.Price(&tx, false)
+			if err != nil {
+				return posapi.Result{}, err // currency_mismatch, invalid_points: nothing stored
+			}
+			tx.Points, tx.RulesVersion = q.Points, q.RulesVersion
+			quote = &posapi.Quote{RulesVersion: q.RulesVersion, Base: q.Base, Bonus: q.Bonus, Campaigns: q.Campaigns}
+		}
+	}
+	if quote == nil && r.Amount > 0 && r.Amount <= protocol.MaxAmount {
 		tx.Points = r.Amount / 100 * a.o.EarnRate
 		tx.Points += r.Amount % 100 * a.o.EarnRate / 100
 	}
-	res := posapi.Result{Status: "accepted", TxID: tx.ID, Kind: string(tx.Kind), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt}
+	res := posapi.Result{Status: "accepted", TxID: tx.ID, Kind: string(tx.Kind), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt, Quote: quote}
 	if prev, dup, err := a.commit(&tx, key, hash, &res, false); dup || err != nil {
 		return prev, err
 	}
 	a.up.Kick()
-	a.log.Debug("earn accepted", "tx", tx.ID, "points", tx.Points)
+	a.log.Debug("earn accepted", "tx", tx.ID, "points", tx.Points, "rules_version", tx.RulesVersion)
 	return res, nil
 }
 
@@ -350,7 +484,11 @@ func (a *Agent) Reverse(ctx context.Context, key, hash string, r posapi.ReverseR
 	return res, nil
 }
 
-// Burn redeems points, with the hub's verdict.
+// Burn redeems points, with the hub's verdict, in two phases: a hold for
+// the points goes to the hub; when the hub applies it the burn is approved
+// and a capture of the hold is queued in the same commit as the verdict.
+// The POS knows the burn by the hold's id (tx_id); a reverse naming it goes
+// to the hub as is, which resolves the hold to its capture.
 func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest) (posapi.Result, error) {
 	if res, ok, err := a.seen(key, hash); ok || err != nil {
 		return res, err
@@ -359,9 +497,11 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 	tx.Points, tx.Amount, tx.Currency, tx.Receipt = r.Points, r.Amount, r.Currency, r.Receipt
 	tx.Seq = 1 // checked for real by the outbox; here only to validate early
 	if err := tx.Validate(); err != nil {
-		return posapi.Result{}, err
+		return posapi.Result{}, err // as the burn the POS asked for: the hold obeys the same rules
 	}
-	res := posapi.Result{TxID: tx.ID, Kind: string(tx.Kind), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt}
+	tx.Kind = protocol.KindHold
+	// The POS asked for a burn; that the hub sees a hold and a capture is ours.
+	res := posapi.Result{TxID: tx.ID, Kind: string(protocol.KindBurn), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt}
 	if !a.up.Connected() {
 		res.Status, res.Code, res.TxID = "declined", protocol.CodeOffline, ""
 		return res, nil
@@ -382,30 +522,45 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 
 	timer := time.NewTimer(a.o.BurnTimeout)
 	defer timer.Stop()
-	var void *protocol.Transaction
+	var next *protocol.Transaction // the capture on approval, the void on a decline the hub may not know of
 	select {
 	case ack := <-verdict:
-		bal := ack.Balance
-		res.Balance = &bal
-		if ack.Final() == protocol.StatusApplied {
-			res.Status = "approved"
-		} else {
+		switch ack.Final() {
+		case protocol.StatusApplied:
+			bal := ack.Balance
+			res.Status, res.Balance = "approved", &bal
+			next = a.capture(&tx)
+		case protocol.StatusHeld:
+			// The hub recorded nothing and the hold stays queued, to be sent
+			// again: the void makes sure it never takes the points.
 			res.Status, res.Code = "declined", ack.Code
+			next = a.void(tx.ID, tx.Member)
+		default:
+			bal := ack.Balance
+			res.Status, res.Code, res.Balance = "declined", ack.Code, &bal
 		}
 	case <-timer.C:
 		res.Status, res.Code = "declined", protocol.CodeTimeout
-		void = a.void(tx.ID, tx.Member)
+		next = a.void(tx.ID, tx.Member)
 	case <-ctx.Done():
 		res.Status, res.Code = "declined", protocol.CodeTimeout
-		void = a.void(tx.ID, tx.Member)
+		next = a.void(tx.ID, tx.Member)
 	}
-	if _, err := a.ob.DecideBurn(tx.ID, mustJSON(res), res.Status == "approved", void); err != nil {
+	if _, err := a.ob.DecideBurn(tx.ID, mustJSON(res), res.Status == "approved", next); err != nil {
 		a.log.Error("could not record a burn verdict; the burn will be voided at restart", "tx", tx.ID, "err", err)
 		return posapi.Result{}, err
 	}
-	if void != nil {
+	if next != nil {
 		a.up.Kick()
+	}
+	switch {
+	case next == nil:
+	case next.Kind == protocol.KindCapture:
+		a.log.Debug("burn approved; capturing the hold", "tx", tx.ID, "capture", next.ID, "points", tx.Points)
+	case res.Code == protocol.CodeTimeout:
 		a.log.Warn("burn declined: no answer from the hub in time; voiding it", "tx", tx.ID, "timeout", a.o.BurnTimeout.String())
+	default:
+		a.log.Warn("burn declined: the hub held it without recording it; voiding it", "tx", tx.ID, "code", res.Code)
 	}
 	return res, nil
 }
@@ -453,7 +608,11 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	a.smu.Unlock()
 	a.rmu.Lock()
 	h.HubRejections, h.LastHubRejection = a.rejected, a.lastRejct
+	h.HubHeld, h.LastHubHeld = a.held, a.lastHeld
 	a.rmu.Unlock()
+	if cfg := a.config(); cfg != nil {
+		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
+	}
 	return h
 }
 

@@ -2,13 +2,16 @@
 // POS was told are accepted and the hub has not yet acknowledged, and the
 // small amount of state that must survive with it (the terminal's sequence
 // counter, idempotency answers, burns awaiting the hub's verdict, what each
-// local transaction was, and the last balances the hub reported).
+// local transaction was, the last balances the hub reported, and the latest
+// earn rules config the hub pushed, so that a till restarted offline still
+// prices earns as the hub will).
 //
 // It is the only agent package that imports bbolt. Every method that changes
 // anything is one bbolt transaction, so it commits (two fdatasyncs) before it
 // returns: when Append returns nil the transaction is on disk, and it stays
-// in the queue until Acked is called with the hub's ack for its id. A broker
-// PUBACK never removes anything.
+// in the queue until Acked is called with the hub's answer for its id. A
+// broker PUBACK never removes anything, and neither does a "held" ack: the
+// hub recorded nothing, so the transaction is sent again later.
 package outbox
 
 import (
@@ -32,12 +35,13 @@ import (
 var (
 	bucketQueue    = []byte("queue")    // seq (8 bytes, big-endian) -> protocol.Transaction JSON
 	bucketIDs      = []byte("ids")      // tx id -> seq, for deleting on ack
-	bucketMeta     = []byte("meta")     // "seq" -> last assigned terminal sequence number
+	bucketMeta     = []byte("meta")     // "seq" -> last assigned terminal sequence number; "config" -> protocol.Config JSON
 	bucketIdem     = []byte("idem")     // Idempotency-Key -> IdemRecord JSON
 	bucketPending  = []byte("pending")  // burn id -> Idempotency-Key ("" when none): burns awaiting a verdict
 	bucketLocal    = []byte("local")    // tx id -> Local JSON: what this till did, for reverses
 	bucketBalances = []byte("balances") // member -> Balance JSON, as last reported by the hub
 	keySeq         = []byte("seq")
+	keyConfig      = []byte("config")
 )
 
 // ErrLocked is returned by Open when another process holds the outbox file.
@@ -71,6 +75,8 @@ type Local struct {
 	Member   string        `json:"member"`
 	Points   int64         `json:"points"`
 	Reversed int64         `json:"reversed,omitempty"`
+	// Capture is, for an approved hold, the id of the capture completing it.
+	Capture string `json:"capture,omitempty"`
 }
 
 // Balance is a member's balance as last reported by the hub.
@@ -251,7 +257,9 @@ func addReversed(btx *bolt.Tx, original, member string, points int64) error {
 	if err := json.Unmarshal(v, &l); err != nil {
 		return fmt.Errorf("local record %s: %w", original, err)
 	}
-	if l.Kind != protocol.KindEarn && l.Kind != protocol.KindBurn {
+	// A hold stands for the burn the POS asked for (the POS knows only the
+	// hold's id); the hub resolves it to its capture.
+	if l.Kind != protocol.KindEarn && l.Kind != protocol.KindBurn && l.Kind != protocol.KindHold {
 		return protocol.Errorf(protocol.CodeOriginalMismatch, "original", "%s is a %s; only earns and burns can be reversed", original, l.Kind)
 	}
 	if l.Member != member {
@@ -288,13 +296,21 @@ func closeLocal(btx *bolt.Tx, id string) error {
 	return lb.Put([]byte(id), enc)
 }
 
-// DecideBurn records the verdict the POS is given for a pending burn: the
-// idempotency record (if any) gets its final response, and the burn stops
-// being pending. A declined burn (approved false) is marked as having nothing
-// left to reverse, and void, when given, is appended so the hub undoes the
-// burn should it have applied it. One commit. Deciding a burn that is no
-// longer pending does nothing and returns false.
-func (o *Outbox) DecideBurn(burnID string, response []byte, approved bool, void *protocol.Transaction) (bool, error) {
+// DecideBurn records the verdict the POS is given for a pending burn or hold:
+// the idempotency record (if any) gets its final response, and the burn stops
+// being pending. next, when given, is the follow-up the verdict calls for,
+// appended in the same commit:
+//   - approved: the capture completing a hold (Kind capture, Original
+//     burnID); it is remembered as the hold's Local.Capture. An approved
+//     one-step burn has none.
+//   - declined: a void (Original burnID), so the hub undoes the burn or
+//     releases the hold should it have applied it. A declined burn is marked
+//     as having nothing left to reverse.
+//
+// One commit: after a crash the verdict and its follow-up are both on disk
+// or neither is. Deciding a burn that is no longer pending does nothing and
+// returns false.
+func (o *Outbox) DecideBurn(burnID string, response []byte, approved bool, next *protocol.Transaction) (bool, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	decided := false
@@ -303,6 +319,15 @@ func (o *Outbox) DecideBurn(burnID string, response []byte, approved bool, void 
 		key := pb.Get([]byte(burnID))
 		if key == nil {
 			return nil
+		}
+		if next != nil {
+			want := protocol.KindVoid
+			if approved {
+				want = protocol.KindCapture
+			}
+			if next.Kind != want || next.Original != burnID {
+				return fmt.Errorf("the follow-up must be a %s of it, not a %s of %q", want, next.Kind, next.Original)
+			}
 		}
 		idemKey := string(key)
 		if err := pb.Delete([]byte(burnID)); err != nil {
@@ -332,9 +357,14 @@ func (o *Outbox) DecideBurn(burnID string, response []byte, approved bool, void 
 				return err
 			}
 		}
-		if void != nil {
-			if err := appendTx(btx, void); err != nil {
+		if next != nil {
+			if err := appendTx(btx, next); err != nil {
 				return err
+			}
+			if next.Kind == protocol.KindCapture {
+				if err := linkCapture(btx, burnID, next.ID); err != nil {
+					return err
+				}
 			}
 		}
 		decided = true
@@ -343,10 +373,30 @@ func (o *Outbox) DecideBurn(burnID string, response []byte, approved bool, void 
 	if err != nil {
 		return false, fmt.Errorf("outbox: decide burn %s: %w", burnID, err)
 	}
-	if decided && void != nil {
+	if decided && next != nil {
 		o.count++
 	}
 	return decided, nil
+}
+
+// linkCapture remembers on a hold's local record the capture completing it,
+// so that a reverse naming the hold waits for the capture (WaitingOn).
+func linkCapture(btx *bolt.Tx, holdID, captureID string) error {
+	lb := btx.Bucket(bucketLocal)
+	v := lb.Get([]byte(holdID))
+	if v == nil {
+		return nil
+	}
+	var l Local
+	if err := json.Unmarshal(v, &l); err != nil {
+		return fmt.Errorf("local record %s: %w", holdID, err)
+	}
+	l.Capture = captureID
+	enc, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return lb.Put([]byte(holdID), enc)
 }
 
 // PendingBurns lists the burns awaiting a verdict: after a restart, these are
@@ -425,12 +475,28 @@ func (o *Outbox) Pending(after uint64, limit int) ([]protocol.Transaction, error
 	return out, nil
 }
 
-// PendingPoints sums the points of queued earns and burns for member,
-// looking at no more than scanLimit entries. A burn whose void is queued too
-// (declined at the till) is not counted: it will have no effect.
+// PendingPoints sums the points of queued earns and redemptions for member,
+// looking at no more than scanLimit entries. Each redemption counts once,
+// whatever its phases: a burn or hold counts its points, a queued capture
+// counts its points in place of its queued hold's, a capture whose hold the
+// hub has acked counts nothing (the hub's available balance already leaves
+// the held points out), and a burn or hold whose void is queued (declined at
+// the till) counts nothing: it will have no effect.
 func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int64, err error) {
 	needle := []byte(`"member":` + quote(member))
-	burns := map[string]int64{}
+	type redemption struct {
+		points                   int64
+		queued, captured, voided bool
+	}
+	reds := map[string]*redemption{} // by burn or hold id
+	red := func(id string) *redemption {
+		r := reds[id]
+		if r == nil {
+			r = &redemption{}
+			reds[id] = r
+		}
+		return r
+	}
 	err = o.db.View(func(btx *bolt.Tx) error {
 		c := btx.Bucket(bucketQueue).Cursor()
 		n := 0
@@ -443,13 +509,23 @@ func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int
 			if err := json.Unmarshal(v, &t); err != nil {
 				return err
 			}
+			if t.Member != member {
+				continue
+			}
 			switch t.Kind {
 			case protocol.KindEarn:
 				earned += t.Points
-			case protocol.KindBurn:
-				burns[t.ID] = t.Points
+			case protocol.KindBurn, protocol.KindHold:
+				r := red(t.ID)
+				r.queued = true
+				if !r.captured {
+					r.points = t.Points
+				}
+			case protocol.KindCapture:
+				r := red(t.Original)
+				r.points, r.captured = t.Points, true
 			case protocol.KindVoid:
-				burns[t.Original] = 0
+				red(t.Original).voided = true
 			}
 		}
 		return nil
@@ -457,25 +533,35 @@ func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox: pending points: %w", err)
 	}
-	for _, p := range burns {
-		burned += p
+	// A capture whose hold the hub has acked is not counted: the hub's
+	// available balance already leaves out the held points.
+	for _, r := range reds {
+		if r.queued && !r.voided {
+			burned += r.points
+		}
 	}
 	return earned, burned, nil
 }
 
-// Acked deletes the acknowledged transactions from the queue and records the
-// balances the acks report, in one commit. It returns the acks whose
-// transaction was still queued; acks for ids no longer queued (a duplicate
-// ack) are skipped.
-func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) ([]protocol.Ack, error) {
+// Acked records the hub's answers, in one commit: it deletes each answered
+// transaction from the queue and records the balance the ack reports. It
+// returns the acks whose transaction was still queued: done, the answers
+// that removed one, and held, the "held" acks, which remove nothing (the hub
+// recorded nothing; the transaction is sent again later) and record no
+// balance. Acks for ids no longer queued (a duplicate ack) are skipped.
+func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) (done, held []protocol.Ack, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var done []protocol.Ack
-	err := o.db.Update(func(btx *bolt.Tx) error {
+	err = o.db.Update(func(btx *bolt.Tx) error {
+		done, held = nil, nil
 		ids, q, bal := btx.Bucket(bucketIDs), btx.Bucket(bucketQueue), btx.Bucket(bucketBalances)
 		for _, a := range acks {
 			key := ids.Get([]byte(a.ID))
 			if key == nil {
+				continue
+			}
+			if a.Status == protocol.StatusHeld {
+				held = append(held, a)
 				continue
 			}
 			key = bytes.Clone(key)
@@ -499,10 +585,10 @@ func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) ([]protocol.Ack, error
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("outbox: acked: %w", err)
+		return nil, nil, fmt.Errorf("outbox: acked: %w", err)
 	}
 	o.count -= int64(len(done))
-	return done, nil
+	return done, held, nil
 }
 
 // Queued reports whether transaction id is in the queue, not yet acked.
@@ -516,6 +602,92 @@ func (o *Outbox) Queued(id string) (bool, error) {
 		return false, fmt.Errorf("outbox: queued %s: %w", id, err)
 	}
 	return found, nil
+}
+
+// WaitingOn returns the id of a queued transaction that must reach the hub
+// before t, or "" when none: t's original while it awaits the hub's ack, or,
+// when t names an approved hold, the capture completing that hold (a reverse
+// of a two-phase burn must not overtake its capture). The capture itself
+// waits only for its hold.
+func (o *Outbox) WaitingOn(t *protocol.Transaction) (string, error) {
+	if t.Original == "" {
+		return "", nil
+	}
+	var id string
+	err := o.db.View(func(btx *bolt.Tx) error {
+		ids := btx.Bucket(bucketIDs)
+		if ids.Get([]byte(t.Original)) != nil {
+			id = t.Original
+			return nil
+		}
+		v := btx.Bucket(bucketLocal).Get([]byte(t.Original))
+		if v == nil {
+			return nil
+		}
+		var l Local
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("local record %s: %w", t.Original, err)
+		}
+		if l.Capture != "" && l.Capture != t.ID && ids.Get([]byte(l.Capture)) != nil {
+			id = l.Capture
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("outbox: waiting on %s: %w", t.Original, err)
+	}
+	return id, nil
+}
+
+// SaveConfig stores cfg, the config the hub pushed for this till's store,
+// unless the stored one (still valid) was published at the same time or
+// later: only the newest (by PublishedAt) is kept. It reports whether cfg was stored. cfg
+// must be valid (protocol.Config.Validate); an invalid one is refused with
+// its protocol error and nothing is written.
+func (o *Outbox) SaveConfig(cfg *protocol.Config) (bool, error) {
+	if err := cfg.Validate(); err != nil {
+		return false, err
+	}
+	enc, err := protocol.Encode(cfg)
+	if err != nil {
+		return false, fmt.Errorf("outbox: save config: %w", err)
+	}
+	saved := false
+	err = o.db.Update(func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		if v := meta.Get(keyConfig); v != nil {
+			// One that no longer decodes (Config would refuse it) is replaced.
+			if cur, err := protocol.DecodeConfig(v); err == nil && !cfg.PublishedAt.After(cur.PublishedAt) {
+				return nil
+			}
+		}
+		saved = true
+		return meta.Put(keyConfig, enc)
+	})
+	if err != nil {
+		return false, fmt.Errorf("outbox: save config: %w", err)
+	}
+	return saved, nil
+}
+
+// Config returns the config last stored by SaveConfig, or nil when there is none.
+func (o *Outbox) Config() (*protocol.Config, error) {
+	var raw []byte
+	err := o.db.View(func(btx *bolt.Tx) error {
+		raw = bytes.Clone(btx.Bucket(bucketMeta).Get(keyConfig))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: config: %w", err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	cfg, err := protocol.DecodeConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: stored config: %w", err)
+	}
+	return cfg, nil
 }
 
 // CachedBalance returns the member's balance as the hub last reported it.

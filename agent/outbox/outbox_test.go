@@ -332,7 +332,7 @@ func runRandom(t *testing.T, seed uint64, ops int) {
 					m.balances[a.Member] = a.Balance
 				}
 			}
-			got, err := b.Acked(acks, at(op))
+			got, _, err := b.Acked(acks, at(op))
 			if err != nil {
 				t.Fatalf("op %d: Acked: %v", op, err)
 			}
@@ -361,7 +361,7 @@ func runRandom(t *testing.T, seed uint64, ops int) {
 	for _, e := range m.queue {
 		acks = append(acks, protocol.Ack{ID: e.id, Status: protocol.StatusApplied})
 	}
-	if _, err := b.Acked(acks, t0); err != nil {
+	if _, _, err := b.Acked(acks, t0); err != nil {
 		t.Fatalf("Acked all: %v", err)
 	}
 	m.queue = nil
@@ -447,7 +447,7 @@ func TestPendingPaging(t *testing.T) {
 		b.mustAppend(newTx(fmt.Sprintf("tx-%02d", i), protocol.KindEarn, "m1", int64(i)))
 	}
 	// Leave holes at seqs 3, 4 and 7.
-	if _, err := b.Acked([]protocol.Ack{{ID: "tx-03"}, {ID: "tx-04"}, {ID: "tx-07"}}, t0); err != nil {
+	if _, _, err := b.Acked([]protocol.Ack{{ID: "tx-03"}, {ID: "tx-04"}, {ID: "tx-07"}}, t0); err != nil {
 		t.Fatal(err)
 	}
 	b.reopen()
@@ -616,7 +616,7 @@ func TestReverse(t *testing.T) {
 		}
 	}
 	// The original leaving the queue (acked) does not reset what was reversed.
-	if _, err := b.Acked([]protocol.Ack{{ID: "earn-1", Member: "m1", Balance: 0}}, t0); err != nil {
+	if _, _, err := b.Acked([]protocol.Ack{{ID: "earn-1", Member: "m1", Balance: 0}}, t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Append(reverseOf("rev-9", "earn-1", "m1", 1), "", nil, false); protocol.CodeOf(err) != protocol.CodeOverReversed {
@@ -787,7 +787,7 @@ func TestAcked(t *testing.T) {
 		{ID: "tx-3", Status: protocol.StatusRejected, Code: protocol.CodeInsufficientPoints, Member: "m1", Balance: 105},
 		{ID: "tx-4", Status: protocol.StatusApplied, Member: "bad/member", Balance: 3},
 	}
-	got, err := b.Acked(acks, at)
+	got, _, err := b.Acked(acks, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -817,12 +817,12 @@ func TestAcked(t *testing.T) {
 	checkBalances("after reopen")
 
 	// A late duplicate ack is skipped and does not overwrite the balance.
-	got, err = b.Acked([]protocol.Ack{{ID: "tx-2", Status: protocol.StatusDuplicate, Member: "m2", Balance: 1}}, at.Add(time.Hour))
+	got, _, err = b.Acked([]protocol.Ack{{ID: "tx-2", Status: protocol.StatusDuplicate, Member: "m2", Balance: 1}}, at.Add(time.Hour))
 	if err != nil || len(got) != 0 {
 		t.Fatalf("duplicate Acked = %v, %v; want nothing", got, err)
 	}
 	checkBalances("after a duplicate ack")
-	if got, err := b.Acked(nil, at); err != nil || len(got) != 0 {
+	if got, _, err := b.Acked(nil, at); err != nil || len(got) != 0 {
 		t.Errorf("Acked(nil) = %v, %v", got, err)
 	}
 	if n := b.count(); n != 0 {
@@ -970,7 +970,7 @@ func TestConcurrentAppendAndAck(t *testing.T) {
 					return
 				}
 				if i%2 == 0 {
-					if _, err := b.Acked([]protocol.Ack{{ID: id}}, t0); err != nil {
+					if _, _, err := b.Acked([]protocol.Ack{{ID: id}}, t0); err != nil {
 						errs <- err
 						return
 					}

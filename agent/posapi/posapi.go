@@ -47,10 +47,14 @@ const MaxIdempotencyKeyLen = 128
 
 // EarnRequest asks for points on a purchase.
 type EarnRequest struct {
-	Member   string `json:"member"`            // member id from the card or QR code
-	Amount   int64  `json:"amount"`            // purchase amount in minor units
-	Currency string `json:"currency"`          // ISO 4217
-	Receipt  string `json:"receipt,omitempty"` // the POS's sale reference
+	Member   string `json:"member"`             // member id from the card or QR code
+	Amount   int64  `json:"amount"`             // purchase amount in minor units
+	Currency string `json:"currency,omitempty"` // ISO 4217; default: the coalition's, once the hub has sent its config
+	Receipt  string `json:"receipt,omitempty"`  // the POS's sale reference
+	// Lines are the purchase's line items ({sku, category, amount}), for the
+	// partner's category and SKU multipliers. Optional; when present their
+	// amounts must add up to Amount.
+	Lines []protocol.Line `json:"lines,omitempty"`
 }
 
 // BurnRequest asks to redeem points.
@@ -88,6 +92,24 @@ type Result struct {
 	Balance *int64 `json:"balance,omitempty"`
 	// CreatedAt is the till's time of acceptance.
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Quote says how an earn was priced, when the hub's earn rules priced
+	// it: its fields (rules_version, base, bonus, campaigns) appear at the
+	// top level of the answer. Absent when the till priced with its local
+	// --earn-rate (no rules from the hub yet), and for burns and reverses.
+	*Quote
+}
+
+// Quote is how the partner's earn rules priced an earn: Points = Base + Bonus.
+type Quote struct {
+	// RulesVersion is the version of the partner's rules that priced it.
+	RulesVersion int64 `json:"rules_version"`
+	// Base is the rate applied to the purchase (its lines' multipliers and
+	// the highest campaign multiplier included), rounded once.
+	Base int64 `json:"base"`
+	// Bonus is the fixed bonus points of the campaigns in force.
+	Bonus int64 `json:"bonus"`
+	// Campaigns are the ids of the campaigns that applied.
+	Campaigns []string `json:"campaigns,omitempty"`
 }
 
 // Balance answers a balance query.
@@ -122,6 +144,25 @@ type Health struct {
 	// not know). Each is logged at ERROR; an operator must look at them.
 	HubRejections    int64         `json:"hub_rejections"`
 	LastHubRejection *HubRejection `json:"last_hub_rejection,omitempty"`
+	// HubHeld counts the "held" answers received since the agent started:
+	// the hub recorded nothing (e.g. unknown_store: the store is not
+	// registered yet), so the transaction stays in the outbox and is sent
+	// again. A steady rise means the hub is not taking this till's work.
+	HubHeld     int64    `json:"hub_held"`
+	LastHubHeld *HubHeld `json:"last_hub_held,omitempty"`
+	// RulesVersion is the version of the partner's earn rules in force now,
+	// from the config the hub pushed; 0 when the till has none and prices
+	// earns with its --earn-rate.
+	RulesVersion int64 `json:"rules_version"`
+	// ConfigPublishedAt is when the hub published the config the till holds.
+	ConfigPublishedAt time.Time `json:"config_published_at,omitzero"`
+}
+
+// HubHeld is the latest transaction the hub answered "held".
+type HubHeld struct {
+	TxID string        `json:"tx_id"`
+	Code protocol.Code `json:"code"`
+	At   time.Time     `json:"at"`
 }
 
 // HubRejection is a transaction accepted at the till and rejected by the hub.

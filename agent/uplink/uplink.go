@@ -1,18 +1,23 @@
 // Package uplink is the agent's MQTT side: it keeps a connection to the
-// broker, publishes the outbox to the hub and hands the hub's acks back.
+// broker, publishes the outbox to the hub and hands the hub's acks back, and
+// receives the store's config (the partner's earn rules), which the hub
+// publishes retained on the store's config topic.
 //
 // Delivery is decided by the outbox and the hub's acks, never by paho: a
 // publish token can complete with no error and no delivery, and a broker's
 // PUBACK proves nothing about the ledger. So the uplink keeps its own bounded
 // in-flight window over the outbox, re-sends whatever the hub has not acked
-// after AckTimeout or a reconnect. paho's auto-reconnect is off, and its
+// after AckTimeout or a reconnect. A "held" ack is not an answer: the
+// transaction stays queued and in flight, and goes out again with the next
+// re-send. paho's auto-reconnect is off, and its
 // in-memory store dies with each connection's client: nothing durable is
 // left to it. A fresh paho client (and connection) is made for each
 // attempt, with jittered exponential backoff between attempts.
 //
 // MQTT message handlers never block: they decode and hand the message to the
 // uplink goroutine over a buffered channel, dropping it (and counting) when
-// the channel is full; the outbox makes a dropped ack harmless.
+// the channel is full; the outbox makes a dropped ack harmless. A config
+// goes through a one-slot mailbox that keeps the newest.
 package uplink
 
 import (
@@ -35,12 +40,14 @@ import (
 type Outbox interface {
 	// Pending returns up to limit queued transactions with Seq above after, oldest first.
 	Pending(after uint64, limit int) ([]protocol.Transaction, error)
-	// Acked deletes acknowledged transactions, returning the acks that removed one.
-	Acked(acks []protocol.Ack, at time.Time) ([]protocol.Ack, error)
+	// Acked deletes answered transactions, returning the acks that removed
+	// one (done) and the held acks for transactions still queued (held).
+	Acked(acks []protocol.Ack, at time.Time) (done, held []protocol.Ack, err error)
 	// Stats returns the queue depth and the oldest queued creation time.
 	Stats() (int64, time.Time, error)
-	// Queued reports whether transaction id is still in the queue (not yet acked).
-	Queued(id string) (bool, error)
+	// WaitingOn returns the id of a queued transaction that must reach the
+	// hub before t (its original, or the capture of the hold it names), or "".
+	WaitingOn(t *protocol.Transaction) (string, error)
 }
 
 // Options configures an Uplink. Broker, Store, Terminal and Outbox are required.
@@ -49,6 +56,9 @@ type Options struct {
 	Broker string
 	// Store and Terminal identify this till; they name its topics.
 	Store, Terminal string
+	// Partner is the brand the store trades as; when set, a config naming
+	// another partner is ignored (and logged).
+	Partner string
 	// ClientID defaults to "tillsync-agent:{store}:{terminal}" (':' is not
 	// allowed in ids, so no two terminals can share it).
 	ClientID string
@@ -69,6 +79,16 @@ type Options struct {
 	// OnAck is called from the uplink goroutine for each ack that removed a
 	// transaction from the outbox, after that removal committed. Must not block.
 	OnAck func(protocol.Ack)
+	// OnHeld is called from the uplink goroutine for each held ack of a
+	// transaction still queued: the hub recorded nothing and the transaction
+	// will be sent again. Must not block.
+	OnHeld func(protocol.Ack)
+	// OnConfig is called from the uplink goroutine (never paho's) with each
+	// valid config for this store (and Partner) the hub publishes, including
+	// the retained one sent on every (re)connect. Configs that arrive faster
+	// than they are taken are collapsed to the newest by PublishedAt. It may
+	// write to disk; it must not wait on the uplink.
+	OnConfig func(protocol.Config)
 	// OnState is called when the connection comes up or goes down, with the error that took it down.
 	OnState func(connected bool, err error)
 	// Logger defaults to discarding; Clock to the real one.
@@ -90,7 +110,12 @@ type Uplink struct {
 	queries map[string]chan protocol.BalanceReply
 	qseq    atomic.Uint64
 
-	topicTx, topicAck, topicQuery, topicReply string
+	cmu        sync.Mutex
+	cfg        *protocol.Config // newest config not yet handed to OnConfig
+	cfgReady   chan struct{}    // signalled when cfg is set
+	cfgRefused atomic.Bool      // the broker refused the config subscription once already
+
+	topicTx, topicAck, topicQuery, topicReply, topicConfig string
 }
 
 // ErrOffline is returned by Query when there is no connection to the broker.
@@ -105,13 +130,17 @@ func New(opts Options) (*Uplink, error) {
 		return nil, errors.New("uplink: no outbox")
 	}
 	var err error
-	u := &Uplink{kick: make(chan struct{}, 1), acks: make(chan []protocol.Ack, 1024), queries: map[string]chan protocol.BalanceReply{}}
+	u := &Uplink{kick: make(chan struct{}, 1), acks: make(chan []protocol.Ack, 1024), queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1)}
 	if u.topicTx, err = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelTx); err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
 	u.topicAck, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelAck)
 	u.topicQuery, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelQuery)
 	u.topicReply, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelReply)
+	u.topicConfig, _ = protocol.ConfigTopic(opts.Store)
+	if opts.Partner != "" && !protocol.ValidID(opts.Partner) {
+		return nil, fmt.Errorf("uplink: partner %q is not a valid id", opts.Partner)
+	}
 	if opts.ClientID == "" {
 		opts.ClientID = protocol.AgentClientID(opts.Store, opts.Terminal)
 	}
@@ -215,7 +244,8 @@ func (u *Uplink) backoff(n int) time.Duration {
 }
 
 // connect makes a new client and connection, subscribed to this terminal's
-// ack and reply topics. lost is closed when that connection drops.
+// ack and reply topics and to its store's config topic. lost is closed when
+// that connection drops.
 func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().
@@ -250,10 +280,19 @@ func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 	}
 	// A new client per connection with a clean session: subscribing right
 	// after CONNACK is the OnConnect of this connection.
-	sub := c.SubscribeMultiple(map[string]byte{u.topicAck: 1, u.topicReply: 0}, u.onMessage)
+	sub := c.SubscribeMultiple(map[string]byte{u.topicAck: 1, u.topicReply: 0, u.topicConfig: 1}, u.onMessage)
 	if !waitToken(ctx, sub, u.o.ConnectTimeout) || sub.Error() != nil {
 		c.Disconnect(0)
 		return nil, nil, fmt.Errorf("subscribe on %s: %v", u.o.Broker, errOr(sub.Error(), "timed out"))
+	}
+	// A broker whose ACL predates the config topic refuses it (0x80) and
+	// grants the rest: the till works on, pricing earns without the hub's rules.
+	if st, ok := sub.(*mqtt.SubscribeToken); ok && st.Result()[u.topicConfig] == 0x80 {
+		lvl := slog.LevelDebug
+		if !u.cfgRefused.Swap(true) {
+			lvl = slog.LevelWarn
+		}
+		u.o.Logger.Log(ctx, lvl, "the broker refused the store's config topic; earn rules from the hub will not arrive (check the broker's ACL)", "topic", u.topicConfig)
 	}
 	return c, lost, nil
 }
@@ -272,6 +311,8 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 		default:
 			u.dropped.Add(1) // the hub answers again when the transactions are re-sent
 		}
+	case u.topicConfig:
+		u.onConfig(m.Payload())
 	case u.topicReply:
 		r, err := protocol.DecodeBalanceReply(m.Payload())
 		if err != nil {
@@ -286,6 +327,41 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 			ch <- *r // buffered 1, and removed from the map: never blocks
 		}
 	}
+}
+
+// onConfig runs on paho's goroutine: decode, check it is ours, leave it in
+// the mailbox (keeping the newest) and signal the uplink goroutine.
+func (u *Uplink) onConfig(payload []byte) {
+	if len(payload) == 0 {
+		return // a cleared retained message: nothing published, keep what we have
+	}
+	cfg, err := protocol.DecodeConfig(payload)
+	if err != nil {
+		u.o.Logger.Warn("ignoring bad config from the hub", "err", err)
+		return
+	}
+	if cfg.Store != u.o.Store || (u.o.Partner != "" && cfg.Partner != u.o.Partner) {
+		u.o.Logger.Warn("ignoring a config for another store or partner", "config_store", cfg.Store, "config_partner", cfg.Partner, "partner", u.o.Partner)
+		return
+	}
+	u.cmu.Lock()
+	if u.cfg == nil || !cfg.PublishedAt.Before(u.cfg.PublishedAt) {
+		u.cfg = cfg
+	}
+	u.cmu.Unlock()
+	select {
+	case u.cfgReady <- struct{}{}:
+	default:
+	}
+}
+
+// takeConfig empties the config mailbox.
+func (u *Uplink) takeConfig() *protocol.Config {
+	u.cmu.Lock()
+	defer u.cmu.Unlock()
+	cfg := u.cfg
+	u.cfg = nil
+	return cfg
 }
 
 // sentBatch remembers when a published batch left, by its last Seq.
@@ -341,15 +417,26 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 					more = false
 				}
 			}
-			done, err := u.o.Outbox.Acked(acks, now())
+			done, held, err := u.o.Outbox.Acked(acks, now())
 			if err != nil {
 				return err
 			}
+			// Held transactions stay in flight: the re-send after AckTimeout
+			// sends them again.
 			inflight = max(0, inflight-len(done))
 			if u.o.OnAck != nil {
 				for _, a := range done {
 					u.o.OnAck(a)
 				}
+			}
+			if u.o.OnHeld != nil {
+				for _, a := range held {
+					u.o.OnHeld(a)
+				}
+			}
+		case <-u.cfgReady:
+			if cfg := u.takeConfig(); cfg != nil && u.o.OnConfig != nil {
+				u.o.OnConfig(*cfg)
 			}
 		case <-tick.C:
 			if len(sent) == 0 {
@@ -378,32 +465,35 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 	}
 }
 
-// causal cuts txs before the first transaction whose original (the earn or
-// burn it reverses or voids) is still waiting for the hub's ack and is not
-// earlier in this same batch. The hub applies a batch in order, but batches
-// may reach it out of order (a lost batch re-sent later, an external broker
-// delivering concurrently), and a reverse must never arrive before what it
-// reverses. The cut-off part goes out once the original is acked.
+// causal cuts txs before the first transaction that must wait for another
+// still waiting for the hub's ack and not earlier in this same batch: the
+// earn or burn a reverse names, the burn or hold a void names, the hold a
+// capture completes, and the capture of a hold a reverse names (the POS
+// knows a two-phase burn by its hold's id). The hub applies a batch in
+// order, but batches may reach it out of order (a lost batch re-sent later,
+// an external broker delivering concurrently), and nothing may arrive before
+// what it refers to. The cut-off part goes out once that is acked.
 func (u *Uplink) causal(txs []protocol.Transaction) ([]protocol.Transaction, error) {
-	for i, t := range txs {
+	for i := range txs {
+		t := &txs[i]
 		if t.Original == "" {
+			continue
+		}
+		id, err := u.o.Outbox.WaitingOn(t)
+		if err != nil {
+			return nil, err
+		}
+		if id == "" {
 			continue
 		}
 		inBatch := false
 		for _, p := range txs[:i] {
-			if p.ID == t.Original {
+			if p.ID == id {
 				inBatch = true
 				break
 			}
 		}
-		if inBatch {
-			continue
-		}
-		queued, err := u.o.Outbox.Queued(t.Original)
-		if err != nil {
-			return nil, err
-		}
-		if queued {
+		if !inBatch {
 			return txs[:i], nil
 		}
 	}

@@ -2,7 +2,9 @@ package uplink
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,11 +37,11 @@ func TestBackoffStaysInBounds(t *testing.T) {
 type nopOutbox struct{}
 
 func (nopOutbox) Pending(uint64, int) ([]protocol.Transaction, error) { return nil, nil }
-func (nopOutbox) Acked(a []protocol.Ack, _ time.Time) ([]protocol.Ack, error) {
-	return a, nil
+func (nopOutbox) Acked(a []protocol.Ack, _ time.Time) ([]protocol.Ack, []protocol.Ack, error) {
+	return a, nil, nil
 }
-func (nopOutbox) Stats() (int64, time.Time, error) { return 0, time.Time{}, nil }
-func (nopOutbox) Queued(string) (bool, error)      { return false, nil }
+func (nopOutbox) Stats() (int64, time.Time, error)                { return 0, time.Time{}, nil }
+func (nopOutbox) WaitingOn(*protocol.Transaction) (string, error) { return "", nil }
 
 func TestNewRefusesBadOptions(t *testing.T) {
 	for _, o := range []Options{
@@ -69,6 +71,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, ackTimeout time.Duration) *fixture {
 	t.Helper()
+	return newFixtureWith(t, ackTimeout, nil)
+}
+
+// newFixtureWith is newFixture with a hook that may change the uplink's
+// options and act as the hub (f.peer is connected) before the uplink starts.
+func newFixtureWith(t *testing.T, ackTimeout time.Duration, before func(*fixture, *Options)) *fixture {
+	t.Helper()
 	url := testkit.StartBroker(t).URL
 	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
 	if err != nil {
@@ -93,8 +102,12 @@ func newFixture(t *testing.T, ackTimeout time.Duration) *fixture {
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("peer subscribe: %v", tok.Error())
 	}
-	f.up, err = New(Options{Broker: url, Store: "s1", Terminal: "t1", Outbox: ob, AckTimeout: ackTimeout,
-		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, BatchMax: 10, Window: 25})
+	opts := Options{Broker: url, Store: "s1", Terminal: "t1", Outbox: ob, AckTimeout: ackTimeout,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, BatchMax: 10, Window: 25}
+	if before != nil {
+		before(f, &opts)
+	}
+	f.up, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,3 +222,163 @@ func TestReverseWaitsForItsOriginal(t *testing.T) {
 		return s[rev] == 1 && s[other] == 1
 	})
 }
+
+func (f *fixture) answer(t *testing.T, acks ...protocol.Ack) {
+	t.Helper()
+	payload, _ := protocol.Encode(&protocol.AckBatch{Version: protocol.Version, Acks: acks})
+	topic, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelAck)
+	f.peer.Publish(topic, 1, false, payload)
+}
+
+// ackLog records what OnAck and OnHeld were called with.
+type ackLog struct {
+	mu          sync.Mutex
+	acked, held []protocol.Ack
+}
+
+func (l *ackLog) onAck(a protocol.Ack)  { l.mu.Lock(); l.acked = append(l.acked, a); l.mu.Unlock() }
+func (l *ackLog) onHeld(a protocol.Ack) { l.mu.Lock(); l.held = append(l.held, a); l.mu.Unlock() }
+func (l *ackLog) counts() (acked, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked), len(l.held)
+}
+
+// TestHeldIsKeptAndResent: a held ack is not an answer. The transaction
+// stays in the outbox, goes out again after AckTimeout, and leaves only
+// with a real answer.
+func TestHeldIsKeptAndResent(t *testing.T) {
+	var log ackLog
+	f := newFixtureWith(t, 300*time.Millisecond, func(_ *fixture, o *Options) { o.OnAck, o.OnHeld = log.onAck, log.onHeld })
+	id := f.append(t, protocol.KindEarn, "")
+	held := protocol.Ack{ID: id, Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore, Member: "m1"}
+	for n := 1; n <= 3; n++ {
+		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("send %d", n), func() bool { return f.sent()[id] >= n })
+		f.answer(t, held)
+		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("held answer %d to reach OnHeld", n), func() bool { _, h := log.counts(); return h == n })
+		if q, _ := f.ob.Queued(id); !q {
+			t.Fatalf("held transaction left the outbox")
+		}
+	}
+	if a, _ := log.counts(); a != 0 {
+		t.Fatalf("OnAck called %d times for held answers", a)
+	}
+	if log.held[0] != held {
+		t.Errorf("OnHeld got %+v, want %+v", log.held[0], held)
+	}
+	f.ack(t, id)
+	testkit.WaitFor(t, 5*time.Second, "the real answer to empty the outbox", func() bool {
+		n, _, _ := f.ob.Stats()
+		a, _ := log.counts()
+		return n == 0 && a == 1
+	})
+	// A late held answer for a transaction no longer queued is not reported.
+	f.answer(t, held)
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if _, h := log.counts(); h != 3 {
+			t.Fatalf("OnHeld called %d times, want 3 (not for a transaction already answered)", h)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTwoPhaseBurnOrder: a capture waits for its hold's ack, and a reverse
+// naming the hold (the id the POS knows) waits for the capture's.
+func TestTwoPhaseBurnOrder(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	hold := protocol.Transaction{ID: "hold-1", Store: "s1", Terminal: "t1", Partner: "p1", Member: "m1",
+		Kind: protocol.KindHold, Points: 10, CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	if err := f.ob.Append(&hold, "", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	f.up.Kick()
+	testkit.WaitFor(t, 5*time.Second, "the hold to go out", func() bool { return f.sent()["hold-1"] == 1 })
+	// A capture queued before the hold's ack (not what the agent does, but
+	// the order must hold whatever the timing) is held back.
+	capture := hold
+	capture.ID, capture.Kind, capture.Original, capture.Seq = "cap-1", protocol.KindCapture, "hold-1", 0
+	if _, err := f.ob.DecideBurn("hold-1", []byte(`{}`), true, &capture); err != nil {
+		t.Fatal(err)
+	}
+	f.up.Kick()
+	noSend(t, f, "cap-1", "capture sent before its hold was acked")
+	f.ack(t, "hold-1")
+	testkit.WaitFor(t, 5*time.Second, "the capture after the hold's ack", func() bool { return f.sent()["cap-1"] == 1 })
+
+	rev := f.append(t, protocol.KindReverse, "hold-1")
+	noSend(t, f, rev, "reverse of the hold sent before its capture was acked")
+	f.ack(t, "cap-1")
+	testkit.WaitFor(t, 5*time.Second, "the reverse after the capture's ack", func() bool { return f.sent()[rev] == 1 })
+}
+
+// noSend gives the uplink every chance to (wrongly) send id.
+func noSend(t *testing.T, f *fixture, id, what string) {
+	t.Helper()
+	f.up.Kick()
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if f.sent()[id] > 0 {
+			t.Fatal(what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testConfig(store, partner string, pub time.Time) protocol.Config {
+	return protocol.Config{Version: protocol.Version, Store: store, Partner: partner, Currency: "EUR", PointValue: "0.01",
+		Rules:       []protocol.RuleSet{{Partner: partner, Version: 1, EffectiveFrom: pub, Currency: "EUR", Points: 1, Per: 100}},
+		PublishedAt: pub}
+}
+
+func (f *fixture) publishConfig(t *testing.T, payload []byte) {
+	t.Helper()
+	topic, _ := protocol.ConfigTopic("s1")
+	if tok := f.peer.Publish(topic, 1, true, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish config: %v", tok.Error())
+	}
+}
+
+// TestConfig: the retained config arrives at connect and each new one after
+// it; bad ones and those for another store or partner never reach OnConfig.
+func TestConfig(t *testing.T) {
+	pub := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	var got []protocol.Config
+	configs := func() []protocol.Config { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+	f := newFixtureWith(t, time.Hour, func(f *fixture, o *Options) {
+		o.Partner = "p1"
+		o.OnConfig = func(c protocol.Config) { mu.Lock(); got = append(got, c); mu.Unlock() }
+		// Published before the till connects: retained, it arrives on subscribe.
+		first, _ := protocol.Encode(ptr(testConfig("s1", "p1", pub)))
+		f.publishConfig(t, first)
+	})
+	// It may come twice: published as the till subscribes, the broker can
+	// deliver it live as well as retained. OnConfig's user keeps the newest.
+	testkit.WaitFor(t, 5*time.Second, "the retained config", func() bool { return len(configs()) >= 1 })
+	if c := configs()[0]; !c.PublishedAt.Equal(pub) || c.Store != "s1" || len(c.Rules) != 1 {
+		t.Fatalf("OnConfig got %+v", c)
+	}
+
+	otherPartner, _ := protocol.Encode(ptr(testConfig("s1", "p2", pub.Add(time.Minute))))
+	otherStore, _ := protocol.Encode(ptr(testConfig("s2", "p1", pub.Add(time.Minute))))
+	invalid := testConfig("s1", "p1", pub.Add(time.Minute))
+	invalid.Currency = "euro"
+	badRules, _ := protocol.Encode(&invalid)
+	for _, p := range [][]byte{[]byte("{not json"), otherPartner, otherStore, badRules, nil} {
+		f.publishConfig(t, p)
+	}
+	newer, _ := protocol.Encode(ptr(testConfig("s1", "p1", pub.Add(time.Hour))))
+	f.publishConfig(t, newer)
+	testkit.WaitFor(t, 5*time.Second, "the newer config", func() bool {
+		c := configs()
+		return len(c) > 1 && c[len(c)-1].PublishedAt.Equal(pub.Add(time.Hour))
+	})
+	for _, c := range configs() {
+		if c.Partner != "p1" || c.Store != "s1" || c.Currency != "EUR" || !(c.PublishedAt.Equal(pub) || c.PublishedAt.Equal(pub.Add(time.Hour))) {
+			t.Errorf("OnConfig got a config it should have ignored: %+v", c)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,10 +144,11 @@ func (e *Embedded) Clients() int {
 
 // terminalACL confines each client to its own terminal's topics: a client
 // whose id is protocol.AgentClientID(S, T) may publish only on S/T's tx and
-// query topics and subscribe only to S/T's ack and reply topics, with no
-// wildcards. Only the hub (the inline client) publishes acks and replies, so
-// no client can answer for the hub or read another store's traffic. A
-// forbidden QoS 1 publish disconnects the client.
+// query topics and subscribe only to S/T's ack and reply topics and to its
+// store's config topic (protocol.ConfigTopic(S)), with no wildcards. Only
+// the hub (the inline client) publishes acks, replies and configs, so no
+// client can answer for the hub, set a store's earn rules, or read another
+// store's traffic or config. A forbidden QoS 1 publish disconnects the client.
 //
 // Client ids are not yet authenticated: any client can still claim a
 // terminal's id (taking over its connection). Credentials per terminal come
@@ -163,6 +165,13 @@ func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool 
 	if cl.Net.Inline {
 		return true
 	}
+	if !write {
+		if store, ok := agentStore(cl.ID); ok {
+			if cfg, err := protocol.ConfigTopic(store); err == nil && topic == cfg {
+				return true
+			}
+		}
+	}
 	store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
 	if err != nil || cl.ID != protocol.AgentClientID(store, terminal) {
 		return false
@@ -171,6 +180,17 @@ func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool 
 		return ch == protocol.ChannelTx || ch == protocol.ChannelQuery
 	}
 	return ch == protocol.ChannelAck || ch == protocol.ChannelReply
+}
+
+// agentStore returns the store named by an agent's client id: ok only when
+// id is exactly protocol.AgentClientID(store, terminal) for valid ids
+// (':' cannot occur in an id, so the split is unambiguous).
+func agentStore(id string) (store string, ok bool) {
+	parts := strings.Split(id, ":")
+	if len(parts) != 3 || !protocol.ValidID(parts[1]) || !protocol.ValidID(parts[2]) {
+		return "", false
+	}
+	return parts[1], id == protocol.AgentClientID(parts[1], parts[2])
 }
 
 // levelFloor drops records below a level.

@@ -469,3 +469,113 @@ func TestEmbeddedConfinesClientsToTheirTerminal(t *testing.T) {
 	default:
 	}
 }
+
+// subscribeResult subscribes c to topic and returns the broker's SUBACK code
+// for it (0, 1 or 2 granted; 0x80 refused).
+func subscribeResult(t *testing.T, c mqtt.Client, topic string, h mqtt.MessageHandler) byte {
+	t.Helper()
+	tok := c.Subscribe(topic, 1, h)
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: no SUBACK (%v)", topic, tok.Error())
+	}
+	st, ok := tok.(*mqtt.SubscribeToken)
+	if !ok {
+		t.Fatalf("subscribe token is a %T", tok)
+	}
+	return st.Result()[topic]
+}
+
+// TestEmbeddedConfigTopic: an agent may read its own store's config, which
+// the hub publishes retained, and nothing else: not another store's, not
+// every store's, and it may never publish one.
+func TestEmbeddedConfigTopic(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	url := "tcp://" + addr
+	s1Config, _ := protocol.ConfigTopic("s1")
+	s2Config, _ := protocol.ConfigTopic("s2")
+	// The hub publishes before any till is connected: retained, a till
+	// subscribing later gets it at once.
+	if err := e.Publish(s1Config, 1, true, []byte("config-s1-v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Publish(s2Config, 1, true, []byte("config-s2-v1")); err != nil {
+		t.Fatal(err)
+	}
+
+	type got struct {
+		payload  string
+		retained bool
+	}
+	recv := func() (chan got, mqtt.MessageHandler) {
+		ch := make(chan got, 10)
+		return ch, func(_ mqtt.Client, m mqtt.Message) { ch <- got{string(m.Payload()), m.Retained()} }
+	}
+	expect := func(t *testing.T, ch chan got, want got) {
+		t.Helper()
+		select {
+		case g := <-ch:
+			if g != want {
+				t.Fatalf("received %+v, want %+v", g, want)
+			}
+		case <-time.After(wait):
+			t.Fatalf("never received %+v", want)
+		}
+	}
+
+	t.Run("its own store's config, retained and live", func(t *testing.T) {
+		till := client(t, url, protocol.AgentClientID("s1", unique("t-")))
+		ch, h := recv()
+		if code := subscribeResult(t, till, s1Config, h); code != 1 {
+			t.Fatalf("subscribe to its own store's config: SUBACK %#x, want 1", code)
+		}
+		expect(t, ch, got{"config-s1-v1", true})
+		if err := e.Publish(s1Config, 1, true, []byte("config-s1-v2")); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ch, got{"config-s1-v2", false})
+		// Another till of the same store joining later gets the newest one.
+		other := client(t, url, protocol.AgentClientID("s1", unique("t-")))
+		ch2, h2 := recv()
+		if code := subscribeResult(t, other, s1Config, h2); code != 1 {
+			t.Fatalf("second till: SUBACK %#x, want 1", code)
+		}
+		expect(t, ch2, got{"config-s1-v2", true})
+	})
+
+	for _, c := range []struct{ name, id, topic string }{
+		{"another store's config", protocol.AgentClientID("s2", "t1"), s1Config},
+		{"every store's config", protocol.AgentClientID("s1", "t1"), "tillsync/v1/stores/+/config"},
+		{"a config without an agent id", unique("someone-"), s1Config},
+		{"a config with an id naming more than a terminal", "tillsync-agent:s1:t1:x", s1Config},
+	} {
+		t.Run("refused: "+c.name, func(t *testing.T) {
+			cl := client(t, url, c.id)
+			ch, h := recv()
+			if code := subscribeResult(t, cl, c.topic, h); code != 0x80 {
+				t.Fatalf("subscribe to %s as %s: SUBACK %#x, want refused (0x80)", c.topic, c.id, code)
+			}
+			select {
+			case g := <-ch:
+				t.Fatalf("a refused subscriber received %+v", g)
+			case <-time.After(200 * time.Millisecond):
+			}
+		})
+	}
+
+	t.Run("refused: publishing a config", func(t *testing.T) {
+		for _, topic := range []string{s1Config, s2Config} {
+			forger := client(t, url, protocol.AgentClientID("s1", unique("t-")))
+			forger.Publish(topic, 1, true, []byte("forged"))
+			testkit.WaitFor(t, wait, "the forger to be disconnected", func() bool { return !forger.IsConnectionOpen() })
+		}
+		// The retained configs are still the hub's.
+		for _, r := range []struct{ store, topic, want string }{{"s1", s1Config, "config-s1-v2"}, {"s2", s2Config, "config-s2-v1"}} {
+			reader := client(t, url, protocol.AgentClientID(r.store, unique("t-")))
+			ch, h := recv()
+			if code := subscribeResult(t, reader, r.topic, h); code != 1 {
+				t.Fatalf("subscribe %s: SUBACK %#x", r.topic, code)
+			}
+			expect(t, ch, got{r.want, true})
+		}
+	})
+}
