@@ -4,18 +4,28 @@
 // (hub/broker: embedded mochi by default, or an external broker), the ingest
 // loop with its group commit (hub/ingest), the ledger (hub/ledger) and the
 // HTTP API (hub/httpapi).
+//
+// It also keeps the tills' side of the coalition current: every registered
+// store's protocol.Config (currency, point value, the partner's earn rules)
+// is published retained on the store's config topic when the hub starts and
+// again whenever the API changes the coalition, so a till quotes offline
+// exactly what the hub will book. And it runs the ledger's upkeep: lapsing
+// holds past their time and expiring points.
 package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tillsync/tillsync/hub/broker"
 	"github.com/tillsync/tillsync/hub/httpapi"
@@ -41,9 +51,23 @@ type Options struct {
 	BrokerClientID string
 	// HTTPListener serves the HTTP API; nil for none.
 	HTTPListener net.Listener
-	Logger       *slog.Logger
-	Clock        clock.Clock
+	// Seed, when set, is loaded into the ledger by Open (ledger.Store.LoadSeed:
+	// loading the same seed again changes nothing).
+	Seed *ledger.Seed
+	// HoldSweepEvery is how often holds past their time are lapsed; default 30s.
+	HoldSweepEvery time.Duration
+	// ExpiryEvery is how often points past their expiry are expired (also
+	// once when Run starts); default 1h.
+	ExpiryEvery time.Duration
+	Logger      *slog.Logger
+	Clock       clock.Clock
 }
+
+// Maintenance defaults.
+const (
+	DefaultHoldSweepEvery = 30 * time.Second
+	DefaultExpiryEvery    = time.Hour
+)
 
 // Hub is a running hub. Make it with Open, run it with Run.
 type Hub struct {
@@ -52,6 +76,9 @@ type Hub struct {
 	ledger *ledger.BoltStore
 	ingest atomic.Pointer[ingest.Ingest] // set by Run; Stats may be called from anywhere
 	ready  chan struct{}
+	// changed asks the config loop to re-publish; buffered 1 so that a burst
+	// of changes costs one round and a change before the loop runs is kept.
+	changed chan struct{}
 }
 
 // Open checks the options and opens the ledger (failing fast on a locked or
@@ -70,11 +97,25 @@ func Open(o Options) (*Hub, error) {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
+	if o.HoldSweepEvery <= 0 {
+		o.HoldSweepEvery = DefaultHoldSweepEvery
+	}
+	if o.ExpiryEvery <= 0 {
+		o.ExpiryEvery = DefaultExpiryEvery
+	}
 	st, err := ledger.OpenBolt(filepath.Join(o.DataDir, LedgerFile), ledger.BoltOptions{Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
-	return &Hub{o: o, log: o.Logger, ledger: st, ready: make(chan struct{})}, nil
+	if o.Seed != nil {
+		rep, err := st.LoadSeed(o.Seed, o.Clock.Now())
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("hub: seed: %w", err)
+		}
+		o.Logger.Info("seed loaded", "partners", rep.Partners, "stores", rep.Stores, "terminals", rep.Terminals, "rules", rep.Rules)
+	}
+	return &Hub{o: o, log: o.Logger, ledger: st, ready: make(chan struct{}), changed: make(chan struct{}, 1)}, nil
 }
 
 // Ready is closed once Run has the broker up and its subscriptions in place.
@@ -124,7 +165,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { in.HandleQuery(m.Topic, m.Payload) })
 	}
-	var wg sync.WaitGroup
+	var wg, upkeep sync.WaitGroup
+	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
+	defer stopUpkeep()
 	if err = subscribe(); err == nil {
 		where := h.o.BrokerURL
 		if h.o.MQTTListener != nil {
@@ -132,11 +175,16 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		h.log.Info("hub running", "broker", where, "ledger", filepath.Join(h.o.DataDir, LedgerFile))
 		close(h.ready)
+		upkeep.Go(func() { h.configLoop(upkeepCtx, bus) })
+		upkeep.Go(func() { h.maintain(upkeepCtx) })
 		errc := make(chan error, 1)
 		if h.o.HTTPListener != nil {
 			h.log.Info("http api listening", "addr", "http://"+h.o.HTTPListener.Addr().String())
 			wg.Go(func() {
-				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{Store: h.ledger, Stats: func() any { return in.Stats() }, Logger: h.log, Clock: h.o.Clock})
+				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{
+					Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
+					Logger: h.log, Clock: h.o.Clock,
+				})
 			})
 		}
 		select {
@@ -144,6 +192,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		case err = <-errc:
 		}
 	}
+	stopUpkeep()
+	upkeep.Wait()
 	// Commit and ack what the ingest already took while the broker still
 	// carries the acks; anything arriving meanwhile stays unacked and is
 	// re-sent by its agent.
@@ -153,4 +203,160 @@ func (h *Hub) Run(ctx context.Context) error {
 	wg.Wait()
 	h.log.Info("hub stopped", "stats", fmt.Sprintf("%+v", in.Stats()))
 	return err
+}
+
+// configChanged asks the config loop to re-publish; it never blocks.
+func (h *Hub) configChanged() {
+	select {
+	case h.changed <- struct{}{}:
+	default:
+	}
+}
+
+// configRefreshEvery is how often every config is published again even
+// though nothing changed: an external broker restarted without persistence
+// forgets retained messages.
+const configRefreshEvery = time.Hour
+
+// configLoop publishes every store's config at start, then what changed
+// after every change, until ctx is done.
+func (h *Hub) configLoop(ctx context.Context, bus broker.Bus) {
+	last := map[string]string{} // store → config as last published, without PublishedAt
+	h.publishConfigs(bus, last)
+	refresh := time.NewTicker(configRefreshEvery)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.changed:
+		case <-refresh.C:
+			clear(last)
+		}
+		h.publishConfigs(bus, last)
+	}
+}
+
+// publishConfigs publishes, retained with QoS 1, the config of every store
+// whose config differs from what last says was published.
+func (h *Hub) publishConfigs(bus broker.Bus, last map[string]string) {
+	cfgs, err := Configs(h.ledger, h.o.Clock.Now())
+	if err != nil {
+		h.log.Error("store configs not published", "err", err)
+		return
+	}
+	n := 0
+	for _, c := range cfgs {
+		key := c
+		key.PublishedAt = time.Time{}
+		k, err := json.Marshal(key)
+		if err != nil || last[c.Store] == string(k) {
+			continue
+		}
+		err = c.Validate()
+		var payload []byte
+		if err == nil {
+			payload, err = protocol.Encode(c)
+		}
+		if err == nil && len(payload) > protocol.MaxConfigBytes {
+			err = fmt.Errorf("%d bytes, over the %d a till accepts; remove old campaigns or scheduled versions", len(payload), protocol.MaxConfigBytes)
+		}
+		topic, terr := protocol.ConfigTopic(c.Store)
+		if err == nil {
+			err = terr
+		}
+		if err == nil {
+			err = bus.Publish(topic, 1, true, payload)
+		}
+		if err != nil {
+			h.log.Error("store config not published", "store", c.Store, "partner", c.Partner, "err", err)
+			continue
+		}
+		last[c.Store] = string(k)
+		n++
+	}
+	if n > 0 {
+		h.log.Info("store configs published", "stores", n)
+	}
+}
+
+// Configs returns the config of every registered store as the hub
+// publishes it at now: the coalition's currency and point value, and the
+// store's partner's rule versions from the one in force at now onwards (at
+// most protocol.MaxRuleVersions, the newest). Stores whose partner has no
+// rules yet are left out, and all are while the coalition has no currency.
+// The configs are not validated: the publisher checks each on its own.
+func Configs(st ledger.Store, now time.Time) ([]protocol.Config, error) {
+	c, err := st.Coalition()
+	if err != nil || c.Currency == "" {
+		return nil, err
+	}
+	stores, err := st.Stores()
+	if err != nil {
+		return nil, err
+	}
+	rules := map[string][]protocol.RuleSet{}
+	var out []protocol.Config
+	for _, s := range stores {
+		rs, ok := rules[s.Partner]
+		if !ok {
+			if rs, err = st.Rules(s.Partner); err != nil {
+				return nil, fmt.Errorf("rules of %s: %w", s.Partner, err)
+			}
+			if cur := protocol.SelectRules(rs, now); cur != nil {
+				i := slices.IndexFunc(rs, func(r protocol.RuleSet) bool { return r.Version == cur.Version })
+				rs = rs[i:]
+			}
+			if len(rs) > protocol.MaxRuleVersions {
+				rs = rs[len(rs)-protocol.MaxRuleVersions:]
+			}
+			rules[s.Partner] = rs
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		cfg := protocol.Config{
+			Version: protocol.Version, Store: s.ID, Partner: s.Partner,
+			Currency: c.Currency, PointValue: c.PointValue,
+			Rules: rs, PublishedAt: now.UTC(),
+		}
+		out = append(out, cfg)
+	}
+	return out, nil
+}
+
+// maintain runs the ledger's upkeep until ctx is done: lapsing holds every
+// HoldSweepEvery, expiring points at start and every ExpiryEvery.
+func (h *Hub) maintain(ctx context.Context) {
+	h.expirePoints()
+	holds := time.NewTicker(h.o.HoldSweepEvery)
+	defer holds.Stop()
+	expiry := time.NewTicker(h.o.ExpiryEvery)
+	defer expiry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-holds.C:
+			n, err := h.ledger.ExpireHolds(h.o.Clock.Now())
+			if err != nil {
+				h.log.Error("lapsing expired holds failed", "err", err)
+			} else if n > 0 {
+				h.log.Info("holds lapsed", "holds", n)
+			}
+		case <-expiry.C:
+			h.expirePoints()
+		}
+	}
+}
+
+func (h *Hub) expirePoints() {
+	rep, err := h.ledger.Expire(h.o.Clock.Now())
+	if err != nil {
+		h.log.Error("expiring points failed", "err", err)
+		return
+	}
+	if rep.Lots > 0 || rep.Points > 0 {
+		h.log.Info("points expired", "as_of", rep.AsOf, "lots", rep.Lots, "members", rep.Members, "points", rep.Points)
+	}
 }

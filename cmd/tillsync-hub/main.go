@@ -1,6 +1,8 @@
 // Command tillsync-hub runs the coalition's hub: the embedded MQTT broker
 // (or a connection to an external one), the authoritative points ledger and
-// the operators' HTTP API.
+// the operators' HTTP API. Its other commands administer a running hub over
+// that API: the coalition, partners, stores, terminals, earn rules and
+// campaigns, members, settlement, periods, expiry and verification.
 package main
 
 import (
@@ -15,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tillsync/tillsync/hub"
 	"github.com/tillsync/tillsync/hub/ledger"
+	"github.com/tillsync/tillsync/hub/seedfile"
 	"github.com/tillsync/tillsync/internal/cli"
+	"github.com/tillsync/tillsync/protocol"
 )
 
 func main() { cli.Main(rootCmd()) }
@@ -26,12 +30,25 @@ func rootCmd() *cobra.Command {
 		Short: "The coalition hub: ledger, MQTT broker and operator API",
 		Long: `tillsync-hub holds the coalition's authoritative points ledger. Store agents
 send their transactions to it over MQTT; it applies each exactly once, acks it
-after the ledger commit, and shows operators which stores are in sync.`,
+after the ledger commit, and shows operators which stores are in sync.
+
+"serve" runs the hub. The other commands administer a running hub over its
+HTTP API: give its address with --hub or $TILLSYNC_HUB (default
+http://127.0.0.1:8080). They print tables for people; --json prints the
+hub's JSON answer for scripts.`,
+		Example: `  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
+  tillsync-hub partner list
+  tillsync-hub settlement --from 2026-11-01 --to 2026-12-01 --csv`,
 		Version: cli.Version,
 		// No Args here: cobra reports an unknown subcommand only when a
 		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
-	root.AddCommand(serveCmd(), versionCmd())
+	root.AddGroup(&cobra.Group{ID: "run", Title: "Run the hub:"},
+		&cobra.Group{ID: adminGroup, Title: "Administer a running hub (over its HTTP API, --hub):"})
+	srv := serveCmd()
+	srv.GroupID = "run"
+	root.AddCommand(srv, versionCmd())
+	root.AddCommand(adminCmds()...)
 	return root
 }
 
@@ -46,16 +63,23 @@ func versionCmd() *cobra.Command {
 
 func serveCmd() *cobra.Command {
 	var (
-		dataDir, mqttListen, broker, httpListen, clientID string
-		logf                                              cli.LogFlags
+		dataDir, mqttListen, broker, httpListen, clientID, seedFile string
+		logf                                                        cli.LogFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub until interrupted",
 		Long: `Run the hub: open the ledger in the data dir, start the embedded MQTT broker
 (or connect to the external one given by --broker), and serve the HTTP API.
-Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
+Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.
+
+With --seed it loads a seed file (coalition, partners, stores, terminals and
+earn rules, YAML or JSON) into the ledger before it starts; loading the same
+file at every start changes nothing. The hub publishes every registered
+store's config (currency, point value, earn rules) to its tills, and lapses
+holds and expires points by itself.`,
 		Example: `  tillsync-hub serve --data-dir ./hub-data --mqtt-listen 127.0.0.1:18830 --http-listen 127.0.0.1:8080
+  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
   tillsync-hub serve --data-dir ./hub-data --broker tcp://127.0.0.1:1883`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -74,6 +98,15 @@ Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
 				}
 				o.BrokerURL = "tcp://" + u.Host
 			}
+			if seedFile != "" {
+				data, err := readFile("--seed", seedFile)
+				if err != nil {
+					return err
+				}
+				if o.Seed, err = seedfile.Parse(data); err != nil {
+					return fmt.Errorf("--seed %s: %w", seedFile, err)
+				}
+			}
 			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
 				return err
 			}
@@ -90,6 +123,10 @@ Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
 			h, err := hub.Open(o)
 			if errors.Is(err, ledger.ErrLocked) {
 				return fmt.Errorf("%w; stop that hub or choose another --data-dir", err)
+			}
+			var pe *protocol.Error
+			if errors.As(err, &pe) {
+				return fmt.Errorf("--seed %s: the ledger refused it: %s", seedFile, pe.Error())
 			}
 			if err != nil {
 				return err
@@ -115,6 +152,7 @@ Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.`,
 	c.Flags().StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	c.Flags().StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
 	c.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API (empty to disable)")
+	c.Flags().StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
 	logf.Add(c)
 	return c
 }

@@ -11,11 +11,12 @@ import (
 	"github.com/tillsync/tillsync/internal/testkit/clitest"
 )
 
-// startHub starts `serve` on free ports and waits until its health answers.
-func startHub(t *testing.T, dataDir string) (*clitest.Proc, string) {
+// startHub starts `serve` on free ports, with extra flags, and waits until
+// its health answers.
+func startHub(t *testing.T, dataDir string, extra ...string) (*clitest.Proc, string) {
 	t.Helper()
 	httpAddr := freeAddr(t)
-	p := start(t, "serve", "--data-dir", dataDir, "--mqtt-listen", freeAddr(t), "--http-listen", httpAddr)
+	p := start(t, append([]string{"serve", "--data-dir", dataDir, "--mqtt-listen", freeAddr(t), "--http-listen", httpAddr}, extra...)...)
 	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
 	return p, httpAddr
 }

@@ -1,9 +1,24 @@
-// Package httpapi is the hub's HTTP API for operators and partners: member
-// balances and statements, and every store's terminals with when they were
-// last seen and the backlog they reported, so an operator can tell which
-// stores are in sync. It reads the ledger; it never writes it.
+// Package httpapi is the hub's HTTP API for operators and partner brands.
 //
-// Errors are {"error":{"code":"…","message":"…"}} with a stable code.
+// It reads: member balances, statements and points (lots, holds, flags),
+// every store's terminals with when they were last seen and the backlog they
+// reported (so an operator can tell which stores are in sync), settlement
+// reports (JSON or CSV), closed periods and a replay of the whole journal.
+//
+// It administers the coalition through ledger.Store: the coalition's
+// settings, partners, stores and terminals, earn rules and campaigns, whole
+// seed files (hub/seedfile), closing settlement periods and running expiry.
+// It never posts points itself: every change goes through the ledger's own
+// methods, which check it and commit it. After a change of the registry or
+// of rules it calls Options.OnChange, so that the hub re-publishes the
+// stores' configs to their tills.
+//
+// Requests and answers are JSON with the field names of the ledger and
+// protocol types. Bodies are size-limited and decoded strictly: an unknown
+// field is refused. Errors are {"error":{"code":"…","message":"…"}} with a
+// stable protocol code: invalid_*, malformed and missing_field are 400,
+// unknown_partner, unknown_store, unknown_member and not_found 404,
+// conflict and period_closed 409, too_large 413.
 package httpapi
 
 import (
@@ -12,7 +27,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tillsync/tillsync/hub/ledger"
@@ -29,8 +46,13 @@ type Options struct {
 	// StaleAfter: a terminal not heard from for this long is shown as quiet;
 	// default 2 minutes.
 	StaleAfter time.Duration
-	Logger     *slog.Logger
-	Clock      clock.Clock
+	// OnChange is called after every successful change of the coalition's
+	// settings, partners, stores, terminals or rules (seeds and campaigns
+	// included), so that the hub can re-publish the stores' configs. It must
+	// not block. May be nil.
+	OnChange func()
+	Logger   *slog.Logger
+	Clock    clock.Clock
 }
 
 // MemberBalance answers GET /v1/members/{member}/balance.
@@ -55,16 +77,26 @@ type TerminalStatus struct {
 	// Quiet is true when the hub has not heard from the terminal for StaleAfter
 	// (a closed store, or one that cannot reach the hub).
 	Quiet bool `json:"quiet"`
-	// LastSeenSeconds is how long ago the hub last heard from it.
+	// LastSeenSeconds is how long ago the hub last heard from it (0 when never).
 	LastSeenSeconds float64 `json:"last_seen_seconds"`
+	// NeverSeen is set for a registered terminal that has sent nothing yet.
+	NeverSeen bool `json:"never_seen,omitempty"`
 }
 
-// Store is one store in GET /v1/stores.
+// Store is one store in GET /v1/stores: every registered store (with or
+// without terminals) and every store a terminal has sent batches for.
 type Store struct {
-	Store     string           `json:"store"`
-	InSync    bool             `json:"in_sync"`
-	Backlog   int64            `json:"backlog"`
-	Terminals []TerminalStatus `json:"terminals"`
+	Store string `json:"store"`
+	// Partner is the brand the store is registered with; empty when unregistered.
+	Partner string `json:"partner,omitempty"`
+	// Name is the registered store's name.
+	Name string `json:"name,omitempty"`
+	// Registered is false for a store whose tills send batches the
+	// coalition has not registered (their transactions are held).
+	Registered bool             `json:"registered"`
+	InSync     bool             `json:"in_sync"`
+	Backlog    int64            `json:"backlog"`
+	Terminals  []TerminalStatus `json:"terminals"`
 }
 
 // Handler returns the API's handler.
@@ -76,14 +108,36 @@ func Handler(o Options) http.Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Clock = clock.Or(o.Clock)
+	if o.OnChange == nil {
+		o.OnChange = func() {}
+	}
 	a := &api{o: o}
 	mux := http.NewServeMux()
 	httpx.Routes(mux, map[string]http.HandlerFunc{
 		"GET /v1/members":                    a.members,
+		"GET /v1/members/{member}":           a.memberView,
 		"GET /v1/members/{member}/balance":   a.balance,
 		"GET /v1/members/{member}/statement": a.statement,
 		"GET /v1/stores":                     a.stores,
 		"GET /v1/health":                     a.health,
+
+		"GET /v1/coalition":                           a.coalition,
+		"PUT /v1/coalition":                           a.setCoalition,
+		"GET /v1/partners":                            a.partners,
+		"PUT /v1/partners/{partner}":                  a.putPartner,
+		"GET /v1/partners/{partner}/rules":            a.rules,
+		"POST /v1/partners/{partner}/rules":           a.addRules,
+		"POST /v1/partners/{partner}/campaigns":       a.addCampaign,
+		"PUT /v1/stores/{store}":                      a.putStore,
+		"PUT /v1/stores/{store}/terminals/{terminal}": a.addTerminal,
+		"POST /v1/seed":                               a.seed,
+
+		"GET /v1/flags":      a.flags,
+		"GET /v1/settlement": a.settlement,
+		"GET /v1/periods":    a.periods,
+		"POST /v1/periods":   a.closePeriod,
+		"POST /v1/expiry":    a.expire,
+		"GET /v1/verify":     a.verify,
 	})
 	return mux
 }
@@ -96,15 +150,26 @@ func Serve(ctx context.Context, l net.Listener, o Options) error {
 	return nil
 }
 
-type api struct{ o Options }
+type api struct {
+	o Options
+	// rulesMu serialises the read-modify-write of a campaign, which adds a
+	// version built from the one in force.
+	rulesMu sync.Mutex
+}
 
 func (a *api) member(w http.ResponseWriter, r *http.Request) (string, bool) {
-	m := r.PathValue("member")
-	if !protocol.ValidID(m) {
-		httpx.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidID, "member: must be 1-64 characters of A-Z a-z 0-9 . _ -")
+	return pathID(w, r, "member")
+}
+
+// pathID returns the path value name, answering 400 invalid_id when it is
+// not a protocol id.
+func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	v := r.PathValue(name)
+	if !protocol.ValidID(v) {
+		httpx.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidID, fmt.Sprintf("%s: must be 1-%d characters of A-Z a-z 0-9 . _ -", name, protocol.MaxIDLen))
 		return "", false
 	}
-	return m, true
+	return v, true
 }
 
 func (a *api) balance(w http.ResponseWriter, r *http.Request) {
@@ -169,19 +234,43 @@ func (a *api) stores(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
+	reg, err := a.o.Store.Stores()
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
 	now := a.o.Clock.Now()
-	out := []Store{}
+	byID := map[string]*Store{}
+	var ids []string
+	get := func(id string) *Store {
+		s := byID[id]
+		if s == nil {
+			s = &Store{Store: id, InSync: true, Terminals: []TerminalStatus{}}
+			byID[id] = s
+			ids = append(ids, id)
+		}
+		return s
+	}
+	for _, info := range reg {
+		s := get(info.ID)
+		s.Partner, s.Name, s.Registered = info.Partner, info.Name, true
+	}
 	for _, t := range ts {
 		st := TerminalStatus{Terminal: t, LastSeenSeconds: max(0, now.Sub(t.LastSeen).Seconds())}
 		st.InSync = t.Backlog == 0
 		st.Quiet = now.Sub(t.LastSeen) > a.o.StaleAfter
-		if len(out) == 0 || out[len(out)-1].Store != t.Store {
-			out = append(out, Store{Store: t.Store, InSync: true})
+		if t.LastSeen.IsZero() {
+			st.NeverSeen, st.LastSeenSeconds = true, 0
 		}
-		s := &out[len(out)-1]
+		s := get(t.Store)
 		s.Terminals = append(s.Terminals, st)
 		s.Backlog += t.Backlog
 		s.InSync = s.InSync && st.InSync
+	}
+	slices.Sort(ids)
+	out := make([]Store, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, *byID[id])
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"stores": out})
 }

@@ -33,6 +33,30 @@ func openLedger(t *testing.T) *ledger.BoltStore {
 	return st
 }
 
+// testSeed is the coalition the fixtures trade in: EUR at 0.01 a point,
+// partners p1 (store s1, tills t1 and t2) and p2 (store s2, till t1), both
+// earning 1 point per EUR 1.00 rounded down — so ledgertest's earns of
+// 100×points+1 cents are worth exactly their points.
+func testSeed() *ledger.Seed {
+	rules := func() *protocol.RuleSet { return &protocol.RuleSet{Currency: "EUR", Points: 1, Per: 100} }
+	return &ledger.Seed{
+		Coalition: ledger.Coalition{Name: "Test", Currency: "EUR", PointValue: "0.01", ExpiryMonths: 24},
+		Partners: []ledger.SeedPartner{
+			{ID: "p1", Name: "Partner One", Rules: rules(), Stores: []ledger.SeedStore{{ID: "s1", Name: "Store One", Terminals: []string{"t1", "t2"}}}},
+			{ID: "p2", Rules: rules(), Stores: []ledger.SeedStore{{ID: "s2", Terminals: []string{"t1"}}}},
+		},
+	}
+}
+
+// register loads testSeed, as of two hours before ledgertest.T0 (before
+// any of its transactions).
+func register(t *testing.T, st ledger.Store) {
+	t.Helper()
+	if _, err := st.LoadSeed(testSeed(), ledgertest.T0.Add(-2*time.Hour)); err != nil {
+		t.Fatalf("LoadSeed: %v", err)
+	}
+}
+
 // fixture is the API over a real ledger with a few stores' transactions:
 //
 //	s1/t1 at T0 and T0+10s, nothing queued: m1 ends with 65, m2 with 10
@@ -51,6 +75,7 @@ const staleAfter = 5 * time.Minute
 func newFixture(t *testing.T, o httpapi.Options) *fixture {
 	t.Helper()
 	st := openLedger(t)
+	register(t, st)
 	t0 := ledgertest.T0
 	a := ledgertest.NewTill("s1", "t1", "p1")
 	ledgertest.Apply(t, st, t0, a.Batch(t, a.Earn("e1", "m1", 100), a.Burn("b1", "m1", 30), a.Earn("e2", "m2", 10)))
@@ -215,6 +240,7 @@ func TestStatement(t *testing.T) {
 	}
 	t.Run("default limit is 50", func(t *testing.T) {
 		st := openLedger(t)
+		register(t, st)
 		tl := ledgertest.NewTill("s1", "t1", "p1")
 		var txs []protocol.Transaction
 		for i := range 60 {

@@ -1,0 +1,141 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// contains checks that out mentions every want.
+func contains(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s does not mention %q:\n%s", what, w, out)
+		}
+	}
+}
+
+// An operator's first session: seed the coalition into a running hub, look
+// at it, add a campaign, take a settlement report, stop the hub and verify
+// its ledger file.
+func TestAdminSession(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p, addr := startHub(t, dir)
+	hub := "http://" + addr
+	admin := func(args ...string) string { t.Helper(); return run(t, append(args, "--hub", hub)...).OK(t) }
+
+	out := admin("seed", demoSeed(t))
+	contains(t, "seed", out, "3 partners", "5 stores", "7 terminals", "3 rule versions")
+	out = admin("rules", "show", "--partner", "greencross")
+	contains(t, "rules show", out, "1 rule version, version 1 in force", "1 point per 1.00 EUR, rounded down", "beauty x2", "rx x0", "4006381333931 x3", "xmas-double")
+	out = admin("seed", demoSeed(t))
+	contains(t, "seed again", out, "nothing changed")
+
+	out = admin("partner", "list")
+	contains(t, "partner list", out, "PARTNER", "greencross", "GreenCross Pharmacy", "bean-bar", "roadfuel")
+	var partners struct {
+		Partners []struct {
+			ID, Name string
+		} `json:"partners"`
+	}
+	if err := json.Unmarshal([]byte(admin("partner", "list", "--json")), &partners); err != nil || len(partners.Partners) != 3 {
+		t.Errorf("partner list --json: %+v, %v", partners, err)
+	}
+
+	out = admin("store", "list")
+	contains(t, "store list", out, "gc-berlin-01", "greencross", "GreenCross Berlin Mitte", "rf-a7-south", "bb-central")
+	if n := strings.Count(strings.TrimSpace(out), "\n"); n != 5 {
+		t.Errorf("store list: %d lines below the header, want 5:\n%s", n, out)
+	}
+	admin("store", "add", "gc-munich-01", "--partner", "greencross", "--name", "GreenCross Munich")
+	admin("terminal", "add", "--store", "gc-munich-01", "--terminal", "till-1")
+	out = admin("terminal", "list", "--store", "gc-munich-01")
+	contains(t, "terminal list", out, "gc-munich-01", "till-1", "never")
+
+	out = admin("coalition", "show")
+	contains(t, "coalition show", out, "Demo Coalition", "EUR", "0.01", "24 months")
+	out = admin("coalition", "set", "--hold-minutes", "20")
+	contains(t, "coalition set", out, "20 minutes", "Demo Coalition", "0.01") // the rest kept
+
+	out = admin("campaign", "add", "--partner", "greencross", "--id", "black-friday", "--name", "Black Friday",
+		"--from", "2026-11-27", "--to", "2026-11-30T00:00:00Z", "--bonus", "50", "--min-amount", "2000")
+	contains(t, "campaign add", out, "black-friday", "greencross", "as version")
+	version := strings.Fields(strings.SplitAfter(out, "as version ")[1])[0] // "2,"
+	out = admin("rules", "show", "--partner", "greencross")
+	contains(t, "rules show after the campaign", out, "version "+strings.TrimSuffix(version, ",")+" in force",
+		"black-friday: +50 points from 20.00 EUR, 2026-11-27 00:00:00Z to 2026-11-30 00:00:00Z (Black Friday)", "xmas-double", "superseded")
+
+	// An empty ledger settles to zero for every partner.
+	out = admin("settlement", "--from", "2026-11-01", "--to", "2026-12-01", "--csv")
+	want := "partner,restates,issued,redeemed,expired,issued_value,redeemed_value,net\n" +
+		"bean-bar,,0,0,0,0.00,0.00,0.00\n" +
+		"greencross,,0,0,0,0.00,0.00,0.00\n" +
+		"roadfuel,,0,0,0,0.00,0.00,0.00\n" +
+		"TOTAL,,0,0,0,0.00,0.00,0.00\n"
+	if out != want {
+		t.Errorf("settlement --csv:\n%s\nwant:\n%s", out, want)
+	}
+	out = admin("settlement", "--from", "2026-11-01", "--to", "2026-12-01")
+	contains(t, "settlement", out, "greencross", "TOTAL", "0.00 EUR", "NET")
+
+	out = admin("member", "show", "M1001")
+	contains(t, "member show", out, "M1001", "not known")
+	contains(t, "flags", admin("flags"), "No member owes points")
+	contains(t, "period list", admin("period", "list"), "No closed periods")
+	contains(t, "expire", admin("expire"), "Nothing to expire")
+	out = admin("verify")
+	contains(t, "verify", out, "entries checked", "chain head", "OK")
+
+	// Refusals from the hub: exit 1, one line with the hub's code.
+	run(t, "rules", "show", "--partner", "nobody", "--hub", hub).OneLine(t, 1, "unknown_partner", "nobody")
+	run(t, "store", "add", "s9", "--partner", "nobody", "--hub", hub).OneLine(t, 1, "unknown_partner")
+	run(t, "campaign", "add", "--partner", "greencross", "--id", "black-friday", "--from", "2026-12-01", "--to", "2026-12-02", "--bonus", "1", "--hub", hub).
+		OneLine(t, 1, "conflict", "black-friday")
+	run(t, "coalition", "set", "--currency", "USD", "--hub", hub).OneLine(t, 1, "conflict", "currency")
+	run(t, "expire", "--as-of", "2099-01-01", "--hub", hub).OneLine(t, 1, "invalid_time", "future")
+	// The ledger file is the running hub's.
+	run(t, "verify", "--data-dir", dir).OneLine(t, 1, "in use", "stop the hub or run verify against it with --hub")
+
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.ExitCode(t, 5*time.Second); code != 0 {
+		t.Fatalf("hub: exit %d after SIGTERM; output:\n%s", code, p.Output())
+	}
+	out = run(t, "verify", "--data-dir", dir).OK(t)
+	contains(t, "verify --data-dir", out, "entries checked", "chain head", "OK")
+	var v struct {
+		OK      bool `json:"ok"`
+		Entries int  `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(run(t, "verify", "--data-dir", dir, "--json").OK(t)), &v); err != nil || !v.OK {
+		t.Errorf("verify --data-dir --json: %+v, %v", v, err)
+	}
+	// With the hub stopped, the API commands say so.
+	run(t, "partner", "list", "--hub", hub).OneLine(t, 1, "cannot reach the hub", addr)
+}
+
+// serve --seed loads the seed before the hub starts; TILLSYNC_HUB points
+// the admin commands at it.
+func TestServeSeed(t *testing.T) {
+	dir := t.TempDir()
+	p, addr := startHub(t, dir, "--seed", demoSeed(t))
+	t.Setenv(hubEnv, addr)
+	out := run(t, "partner", "list").OK(t)
+	contains(t, "partner list", out, "greencross", "bean-bar", "roadfuel")
+	contains(t, "hub log", p.Output(), "seed loaded", "partners=3", "store configs published")
+	p.Signal(syscall.SIGTERM)
+	if code := p.ExitCode(t, 5*time.Second); code != 0 {
+		t.Fatalf("hub: exit %d; output:\n%s", code, p.Output())
+	}
+	// The same seed at the next start changes nothing.
+	p, _ = startHub(t, dir, "--seed", demoSeed(t))
+	p.WaitFor(t, 5*time.Second, "the seed to be loaded", func() bool { return strings.Contains(p.Output(), "seed loaded") })
+	contains(t, "hub log at the second start", p.Output(), "partners=0 stores=0 terminals=0 rules=0")
+}
