@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,29 @@ import (
 	"github.com/creack/pty"
 )
 
+// demoCoalition is the seed the demo's hub starts with: three partners,
+// their stores and earn rules.
+//
+//go:embed demo-coalition.yaml
+var demoCoalition []byte
+
+// The demo's two tills: a pharmacy till with the scanner, and a café till.
+const (
+	pharmacy = "greencross"
+	cafe     = "bean-bar"
+	// cafeWelcome is bean-bar's new_partner_bonus in demo-coalition.yaml:
+	// the hub adds it on a member's first earn at the café when they have
+	// earned elsewhere; a till cannot know that, so it does not quote it.
+	cafeWelcome = 100
+)
+
+// till is one running agent of the demo.
+type till struct {
+	name, store, terminal, partner string
+	pos                            string // POS API address
+	cmd                            *exec.Cmd
+}
+
 // demo holds the running pieces of the demo.
 type demo struct {
 	o        demoOptions
@@ -30,12 +54,12 @@ type demo struct {
 	dir      string
 	mqtt     string // hub's MQTT address
 	hubHTTP  string
-	posHTTP  string
 	hub      *exec.Cmd
-	agent    *exec.Cmd
-	scanner  *os.File // pty master: the demo "is" the scanner
+	tills    map[string]*till // by partner
+	scanner  *os.File         // pty master: the demo "is" the scanner
 	scanSeq  uint64
-	expected map[string]int64 // member -> points the till was told
+	expected map[string]int64           // member -> points the tills were told (plus hub bonuses)
+	earnedAt map[string]map[string]bool // member -> partners the member has earned at
 	http     *http.Client
 }
 
@@ -43,7 +67,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	d := &demo{o: o, out: out, expected: map[string]int64{}, http: &http.Client{Timeout: 10 * time.Second}}
+	d := &demo{o: o, out: out, expected: map[string]int64{}, earnedAt: map[string]map[string]bool{}, http: &http.Client{Timeout: 10 * time.Second}}
 	for _, b := range []string{"tillsync-hub", "tillsync-agent"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, b)); err != nil {
 			return fmt.Errorf("%s not found in %s; build it first (make build) or point --bin at it", b, o.Bin)
@@ -56,14 +80,28 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 		}
 		defer os.RemoveAll(d.dir)
 	}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return err
+	}
 	defer d.stopAll()
 
 	d.step("Picking free loopback ports (1883 may well be taken by another broker)")
-	d.mqtt, d.hubHTTP, d.posHTTP = freePort(), freePort(), freePort()
-	d.say("hub MQTT %s, hub API http://%s, agent POS API http://%s", d.mqtt, d.hubHTTP, d.posHTTP)
+	d.mqtt, d.hubHTTP = freePort(), freePort()
+	d.tills = map[string]*till{
+		pharmacy: {name: "pharmacy", store: "gc-berlin-01", terminal: "till-1", partner: pharmacy, pos: freePort()},
+		cafe:     {name: "cafe", store: "bb-central", terminal: "pos-1", partner: cafe, pos: freePort()},
+	}
+	d.say("hub MQTT %s, hub API http://%s, POS APIs http://%s (pharmacy) and http://%s (cafe)", d.mqtt, d.hubHTTP, d.tills[pharmacy].pos, d.tills[cafe].pos)
 
-	d.step("Starting tillsync-hub (embedded MQTT broker + bbolt ledger) in %s", filepath.Join(d.dir, "hub"))
-	if err := d.startHub(); err != nil {
+	seed := filepath.Join(d.dir, "demo-coalition.yaml")
+	if err := os.WriteFile(seed, demoCoalition, 0o600); err != nil {
+		return err
+	}
+	d.step("Starting tillsync-hub (embedded MQTT broker + bbolt ledger) with the coalition in %s", seed)
+	if err := d.startHub("--seed", seed); err != nil {
+		return err
+	}
+	if err := d.showCoalition(); err != nil {
 		return err
 	}
 
@@ -77,17 +115,24 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	d.scanner = master
 	d.say("scanner port %s", slave.Name())
 
-	d.step("Starting tillsync-agent for store demo-store / till-1 (partner: pharmacy)")
-	if err := d.startAgent(slave.Name()); err != nil {
+	gc, bb := d.tills[pharmacy], d.tills[cafe]
+	d.step("Starting two tills: %s/%s at GreenCross (with the scanner) and %s/%s at Bean Bar", gc.store, gc.terminal, bb.store, bb.terminal)
+	if err := d.startAgent(gc, "--scanner", slave.Name()); err != nil {
 		return err
 	}
-	if err := d.waitHealth("the agent to connect to the hub and open the scanner", 15*time.Second, func(h health) bool {
-		return h.HubConnected && h.Scanner.Connected
-	}); err != nil {
+	if err := d.startAgent(bb); err != nil {
 		return err
+	}
+	for _, tl := range []*till{gc, bb} {
+		if err := d.waitHealth(tl, "the "+tl.name+" till to connect and receive its partner's earn rules", 15*time.Second, func(h health) bool {
+			return h.HubConnected && h.RulesVersion > 0 && (tl != gc || h.Scanner.Connected)
+		}); err != nil {
+			return err
+		}
+		d.say("%s till: connected, pricing with %s rules version 1 pushed by the hub", tl.name, tl.partner)
 	}
 
-	d.step("Cashier scans member cards; the POS earns and burns through the agent")
+	d.step("Cashier scans member cards; the POS earns and burns through the agents")
 	m1, err := d.scan("]C0M1001\r\n", "a Code 128 card, CRLF")
 	if err != nil {
 		return err
@@ -100,24 +145,21 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	first, err := d.earn(m1, 2500, "R-1001", "sale-1")
+	first, err := d.earn(gc, m1, 2500, "R-1001", "sale-1", nil, "")
 	if err != nil {
 		return err
 	}
-	if _, err := d.earn(m2, 12050, "R-1002", "sale-2"); err != nil {
+	if _, err := d.earn(gc, m2, 12050, "R-1002", "sale-2", []map[string]any{
+		{"sku": "PZN-0815", "category": "rx", "amount": 4050},
+		{"sku": "LIP-22", "category": "beauty", "amount": 8000},
+	}, "a prescription (earns nothing) and beauty (double points)"); err != nil {
 		return err
 	}
-	if _, err := d.earn(m3, 899, "R-1003", "sale-3"); err != nil {
-		return err
-	}
-	if _, err := d.burn(m2, 50, "R-1004"); err != nil {
-		return err
-	}
-	if _, err := d.burn(m3, 100, "R-1005"); err != nil {
+	if _, err := d.earn(gc, m3, 899, "R-1003", "sale-3", nil, ""); err != nil {
 		return err
 	}
 	d.say("the POS retries sale-1 with the same Idempotency-Key:")
-	again, err := d.post("/v1/earn", map[string]any{"member": m1, "amount": 2500, "currency": "EUR", "receipt": "R-1001"}, "sale-1")
+	again, err := d.post(gc, "/v1/earn", map[string]any{"member": m1, "amount": 2500, "currency": "EUR", "receipt": "R-1001"}, "sale-1")
 	if err != nil {
 		return err
 	}
@@ -126,58 +168,82 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	if !same {
 		return errors.New("the repeated request created a second transaction")
 	}
+	if err := d.waitHealth(gc, "the pharmacy till to sync", 15*time.Second, func(h health) bool { return h.Backlog == 0 }); err != nil {
+		return err
+	}
+	d.say("at the cafe: %s redeems pharmacy points, %s earns there for the first time", m2, m1)
+	if _, err := d.burn(bb, m2, 150, "C-2001"); err != nil {
+		return err
+	}
+	if _, err := d.burn(bb, m3, 100, "C-2002"); err != nil {
+		return err
+	}
+	if _, err := d.earn(bb, m1, 640, "C-2003", "cafe-3", nil, ""); err != nil {
+		return err
+	}
 
 	d.step("Cutting the hub off (kill -9) for %s", d.o.Outage)
 	d.hub.Process.Kill()
 	d.hub.Wait()
 	d.hub = nil
-	if err := d.waitHealth("the agent to notice the hub is gone", 30*time.Second, func(h health) bool { return !h.HubConnected }); err != nil {
+	if err := d.waitHealth(gc, "the till to notice the hub is gone", 30*time.Second, func(h health) bool { return !h.HubConnected }); err != nil {
 		return err
 	}
 	outageEnds := time.Now().Add(d.o.Outage)
-	d.say("the till keeps accepting earns offline:")
-	if _, err := d.earn(m1, 4000, "R-1006", "sale-6"); err != nil {
+	d.say("the tills keep accepting earns offline, priced with the rules they were pushed:")
+	if _, err := d.earn(gc, m1, 4000, "R-1006", "sale-6", nil, ""); err != nil {
 		return err
 	}
-	if _, err := d.earn(m3, 1500, "R-1007", "sale-7"); err != nil {
+	if _, err := d.earn(gc, m3, 1500, "R-1007", "sale-7", nil, ""); err != nil {
 		return err
 	}
-	last, err := d.earn(m2, 999, "R-1008", "sale-8")
+	last, err := d.earn(gc, m2, 999, "R-1008", "sale-8", nil, "")
 	if err != nil {
 		return err
 	}
-	if _, err := d.burn(m1, 10, "R-1009"); err != nil {
+	if _, err := d.earn(bb, m2, 480, "C-2004", "cafe-4", nil, ""); err != nil {
 		return err
 	}
-	if _, err := d.reverse(last["tx_id"].(string), "R-1008-return"); err != nil {
+	if _, err := d.burn(gc, m1, 10, "R-1009"); err != nil {
+		return err
+	}
+	if _, err := d.reverse(gc, last["tx_id"].(string), "R-1008-return"); err != nil {
 		return err
 	}
 	time.Sleep(time.Until(outageEnds))
-	h, err := d.health()
-	if err != nil {
-		return err
+	for _, tl := range []*till{gc, bb} {
+		h, err := d.health(tl)
+		if err != nil {
+			return err
+		}
+		d.say("%s till backlog: %d transactions, oldest unsynced %.1fs ago, hub connected: %v", tl.name, h.Backlog, h.OldestUnsyncedSeconds, h.HubConnected)
 	}
-	d.say("agent backlog: %d transactions, oldest unsynced %.1fs ago, hub connected: %v", h.Backlog, h.OldestUnsyncedSeconds, h.HubConnected)
 
 	d.step("Bringing the hub back")
 	if err := d.startHub(); err != nil {
 		return err
 	}
 	start := time.Now()
-	lastShown := int64(-1)
-	if err := d.waitHealth("the agent's backlog to drain", 60*time.Second, func(h health) bool {
-		if h.Backlog != lastShown {
-			d.say("backlog %d, hub connected: %v", h.Backlog, h.HubConnected)
-			lastShown = h.Backlog
+	for _, tl := range []*till{gc, bb} {
+		lastShown := int64(-1)
+		if err := d.waitHealth(tl, "the "+tl.name+" till's backlog to drain", 60*time.Second, func(h health) bool {
+			if h.Backlog != lastShown {
+				d.say("%s backlog %d, hub connected: %v", tl.name, h.Backlog, h.HubConnected)
+				lastShown = h.Backlog
+			}
+			return h.HubConnected && h.Backlog == 0
+		}); err != nil {
+			return err
 		}
-		return h.HubConnected && h.Backlog == 0
-	}); err != nil {
-		return err
 	}
-	d.say("backlog zero %s after the hub came back", time.Since(start).Round(10*time.Millisecond))
+	d.say("both backlogs zero %s after the hub came back", time.Since(start).Round(10*time.Millisecond))
 
 	d.step("Balances as the hub's ledger has them")
-	return d.report()
+	if err := d.report(); err != nil {
+		return err
+	}
+	d.step("Settlement between the partners for today, and the ledger's own check")
+	return d.settle()
 }
 
 func (d *demo) step(format string, args ...any) {
@@ -204,8 +270,8 @@ func (d *demo) logTo(name string) (io.Writer, error) {
 	return os.OpenFile(filepath.Join(d.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
-func (d *demo) start(name string, args ...string) (*exec.Cmd, error) {
-	w, err := d.logTo(name)
+func (d *demo) start(logName, name string, args ...string) (*exec.Cmd, error) {
+	w, err := d.logTo(logName)
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +283,9 @@ func (d *demo) start(name string, args ...string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-func (d *demo) startHub() error {
-	cmd, err := d.start("tillsync-hub", "serve", "--data-dir", filepath.Join(d.dir, "hub"),
-		"--mqtt-listen", d.mqtt, "--http-listen", d.hubHTTP)
+func (d *demo) startHub(extra ...string) error {
+	args := append([]string{"serve", "--data-dir", filepath.Join(d.dir, "hub"), "--mqtt-listen", d.mqtt, "--http-listen", d.hubHTTP}, extra...)
+	cmd, err := d.start("tillsync-hub", "tillsync-hub", args...)
 	if err != nil {
 		return err
 	}
@@ -236,21 +302,26 @@ func (d *demo) startHub() error {
 	return fmt.Errorf("the hub did not come up within 15s; see %s", filepath.Join(d.dir, "tillsync-hub.log"))
 }
 
-func (d *demo) startAgent(scanner string) error {
-	cmd, err := d.start("tillsync-agent", "run", "--data-dir", filepath.Join(d.dir, "agent"),
-		"--hub", "tcp://"+d.mqtt, "--store", "demo-store", "--terminal", "till-1", "--partner", "pharmacy",
-		"--pos-listen", d.posHTTP, "--scanner", scanner, "--burn-timeout", "3s")
+func (d *demo) startAgent(tl *till, extra ...string) error {
+	args := append([]string{"run", "--data-dir", filepath.Join(d.dir, "agent-"+tl.name),
+		"--hub", "tcp://" + d.mqtt, "--store", tl.store, "--terminal", tl.terminal, "--partner", tl.partner,
+		"--pos-listen", tl.pos, "--burn-timeout", "3s"}, extra...)
+	cmd, err := d.start("tillsync-agent-"+tl.name, "tillsync-agent", args...)
 	if err != nil {
 		return err
 	}
-	d.agent = cmd
-	d.say("agent up (pid %d)", cmd.Process.Pid)
+	tl.cmd = cmd
+	d.say("%s agent up (pid %d)", tl.name, cmd.Process.Pid)
 	return nil
 }
 
 // stopAll stops what is still running, politely first.
 func (d *demo) stopAll() {
-	for _, c := range []*exec.Cmd{d.agent, d.hub} {
+	cmds := []*exec.Cmd{d.hub}
+	for _, tl := range d.tills {
+		cmds = append([]*exec.Cmd{tl.cmd}, cmds...)
+	}
+	for _, c := range cmds {
 		if c == nil || c.Process == nil {
 			continue
 		}
@@ -268,6 +339,7 @@ func (d *demo) stopAll() {
 
 type health struct {
 	HubConnected          bool    `json:"hub_connected"`
+	RulesVersion          int64   `json:"rules_version"`
 	Backlog               int64   `json:"backlog"`
 	OldestUnsyncedSeconds float64 `json:"oldest_unsynced_seconds"`
 	Scanner               struct {
@@ -275,9 +347,9 @@ type health struct {
 	} `json:"scanner"`
 }
 
-func (d *demo) health() (health, error) {
+func (d *demo) health(tl *till) (health, error) {
 	var h health
-	resp, err := d.http.Get("http://" + d.posHTTP + "/v1/health")
+	resp, err := d.http.Get("http://" + tl.pos + "/v1/health")
 	if err != nil {
 		return h, err
 	}
@@ -285,10 +357,10 @@ func (d *demo) health() (health, error) {
 	return h, json.NewDecoder(resp.Body).Decode(&h)
 }
 
-func (d *demo) waitHealth(what string, timeout time.Duration, cond func(health) bool) error {
+func (d *demo) waitHealth(tl *till, what string, timeout time.Duration, cond func(health) bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		h, err := d.health()
+		h, err := d.health(tl)
 		if err == nil && cond(h) {
 			return nil
 		}
@@ -312,7 +384,7 @@ func (d *demo) scan(raw, what string) (string, error) {
 			Symbology string `json:"symbology"`
 		} `json:"scans"`
 	}
-	resp, err := d.http.Get(fmt.Sprintf("http://%s/v1/scans?after=%d&wait=5s", d.posHTTP, d.scanSeq))
+	resp, err := d.http.Get(fmt.Sprintf("http://%s/v1/scans?after=%d&wait=5s", d.tills[pharmacy].pos, d.scanSeq))
 	if err != nil {
 		return "", err
 	}
@@ -333,9 +405,9 @@ func (d *demo) scan(raw, what string) (string, error) {
 	return s.Member, nil
 }
 
-func (d *demo) post(path string, body map[string]any, idemKey string) (map[string]any, error) {
+func (d *demo) post(tl *till, path string, body map[string]any, idemKey string) (map[string]any, error) {
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+d.posHTTP+path, bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+tl.pos+path, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	if idemKey != "" {
 		req.Header.Set("Idempotency-Key", idemKey)
@@ -355,23 +427,40 @@ func (d *demo) post(path string, body map[string]any, idemKey string) (map[strin
 	return out, nil
 }
 
-func (d *demo) earn(member string, amount int64, receipt, idemKey string) (map[string]any, error) {
-	r, err := d.post("/v1/earn", map[string]any{"member": member, "amount": amount, "currency": "EUR", "receipt": receipt}, idemKey)
+func (d *demo) earn(tl *till, member string, amount int64, receipt, idemKey string, lines []map[string]any, what string) (map[string]any, error) {
+	body := map[string]any{"member": member, "amount": amount, "currency": "EUR", "receipt": receipt}
+	if lines != nil {
+		body["lines"] = lines
+	}
+	r, err := d.post(tl, "/v1/earn", body, idemKey)
 	if err != nil {
 		return nil, err
 	}
 	pts := int64(r["points"].(float64))
 	d.expected[member] += pts
-	d.say("earn    %-6s EUR %7.2f -> %s, %d points (tx %v)", member, float64(amount)/100, r["status"], pts, r["tx_id"])
+	d.say("%-8s earn    %-6s EUR %7.2f -> %s, %d points (rules v%v, tx %v)", tl.name, member, float64(amount)/100, r["status"], pts, r["rules_version"], r["tx_id"])
+	if what != "" {
+		d.say("         (%s)", what)
+	}
+	seen := d.earnedAt[member]
+	if seen == nil {
+		seen = map[string]bool{}
+		d.earnedAt[member] = seen
+	}
+	if tl.partner == cafe && !seen[cafe] && len(seen) > 0 {
+		d.expected[member] += cafeWelcome
+		d.say("         + %d cross-brand welcome points, added by the hub: %s is new to Bean Bar (a till cannot know that)", cafeWelcome, member)
+	}
+	seen[tl.partner] = true
 	return r, nil
 }
 
-func (d *demo) burn(member string, points int64, receipt string) (map[string]any, error) {
-	r, err := d.post("/v1/burn", map[string]any{"member": member, "points": points, "receipt": receipt}, receipt)
+func (d *demo) burn(tl *till, member string, points int64, receipt string) (map[string]any, error) {
+	r, err := d.post(tl, "/v1/burn", map[string]any{"member": member, "points": points, "receipt": receipt}, receipt)
 	if err != nil {
 		return nil, err
 	}
-	line := fmt.Sprintf("burn    %-6s %d points -> %s", member, points, r["status"])
+	line := fmt.Sprintf("%-8s burn    %-6s %d points -> %s", tl.name, member, points, r["status"])
 	if r["status"] == "approved" {
 		d.expected[member] -= points
 		line += fmt.Sprintf(", balance now %v", r["balance"])
@@ -382,14 +471,14 @@ func (d *demo) burn(member string, points int64, receipt string) (map[string]any
 	return r, nil
 }
 
-func (d *demo) reverse(original, receipt string) (map[string]any, error) {
-	r, err := d.post("/v1/reverse", map[string]any{"original": original, "receipt": receipt}, receipt)
+func (d *demo) reverse(tl *till, original, receipt string) (map[string]any, error) {
+	r, err := d.post(tl, "/v1/reverse", map[string]any{"original": original, "receipt": receipt}, receipt)
 	if err != nil {
 		return nil, err
 	}
 	pts := int64(r["points"].(float64))
 	d.expected[r["member"].(string)] -= pts
-	d.say("reverse %-6s %d points of %s (a return) -> %s", r["member"], pts, original, r["status"])
+	d.say("%-8s reverse %-6s %d points of %s (a return) -> %s", tl.name, r["member"], pts, original, r["status"])
 	return r, nil
 }
 
@@ -399,7 +488,7 @@ func (d *demo) report() error {
 		members = append(members, m)
 	}
 	sort.Strings(members)
-	fmt.Fprintf(d.out, "    %-8s %12s %12s\n", "member", "hub ledger", "till said")
+	fmt.Fprintf(d.out, "    %-8s %12s %12s\n", "member", "hub ledger", "tills said")
 	bad := 0
 	for _, m := range members {
 		var b struct {
@@ -434,10 +523,106 @@ func (d *demo) report() error {
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d member balance(s) differ between the hub and the till; logs are in %s", bad, d.dir)
+		return fmt.Errorf("%d member balance(s) differ between the hub and the tills; logs are in %s", bad, d.dir)
 	}
-	fmt.Fprintln(d.out, "\nEvery transaction the till accepted is in the hub's ledger exactly once.")
+	d.say("every transaction the tills accepted is in the hub's ledger exactly once")
 	return nil
+}
+
+// getJSON GETs a hub API path into v.
+func (d *demo) getJSON(path string, v any) error {
+	resp, err := d.http.Get("http://" + d.hubHTTP + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// showCoalition lists the partners and stores the seed registered.
+func (d *demo) showCoalition() error {
+	var c struct {
+		Name       string `json:"name"`
+		Currency   string `json:"currency"`
+		PointValue string `json:"point_value"`
+	}
+	if err := d.getJSON("/v1/coalition", &c); err != nil {
+		return err
+	}
+	var ps struct {
+		Partners []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"partners"`
+	}
+	if err := d.getJSON("/v1/partners", &ps); err != nil {
+		return err
+	}
+	d.say("coalition %q: one point is worth %s %s", c.Name, c.PointValue, c.Currency)
+	for _, p := range ps.Partners {
+		d.say("  partner %-11s %s", p.ID, p.Name)
+	}
+	return nil
+}
+
+// settle prints today's settlement and the ledger's verify result.
+func (d *demo) settle() error {
+	today := time.Now().UTC()
+	from, to := today.Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.DateOnly)
+	var s struct {
+		Currency string `json:"currency"`
+		Lines    []struct {
+			Partner       string `json:"partner"`
+			Issued        int64  `json:"issued"`
+			Redeemed      int64  `json:"redeemed"`
+			IssuedValue   int64  `json:"issued_value"`
+			RedeemedValue int64  `json:"redeemed_value"`
+			Net           int64  `json:"net"`
+		} `json:"lines"`
+		Total struct {
+			Issued, Redeemed, Net int64
+		} `json:"total"`
+	}
+	if err := d.getJSON("/v1/settlement?from="+from+"&to="+to, &s); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "    %-11s %8s %9s %12s\n", "partner", "issued", "redeemed", "net "+s.Currency)
+	for _, l := range s.Lines {
+		fmt.Fprintf(d.out, "    %-11s %8d %9d %12s\n", l.Partner, l.Issued, l.Redeemed, money(l.Net))
+	}
+	fmt.Fprintf(d.out, "    %-11s %8d %9d %12s\n", "TOTAL", s.Total.Issued, s.Total.Redeemed, money(s.Total.Net))
+	d.say("(net > 0: the partner owes the coalition for points it issued; < 0: the coalition owes it for points redeemed there)")
+	var v struct {
+		OK        bool   `json:"ok"`
+		Entries   int    `json:"entries"`
+		ChainHead string `json:"chain_head"`
+	}
+	if err := d.getJSON("/v1/verify", &v); err != nil {
+		return err
+	}
+	if !v.OK {
+		return fmt.Errorf("the ledger does not verify; run tillsync-hub verify --data-dir %s for the details", filepath.Join(d.dir, "hub"))
+	}
+	head := v.ChainHead
+	if len(head) > 16 {
+		head = head[:16]
+	}
+	d.say("verify: %d journal entries replayed, hash chain intact (head %s…), every balance, lot and settlement total agrees", v.Entries, head)
+	fmt.Fprintln(d.out, "\nEvery transaction the tills accepted is in the hub's ledger exactly once, and the partners' books balance.")
+	return nil
+}
+
+// money formats minor units of a two-decimal currency.
+func money(v int64) string {
+	sign := ""
+	if v < 0 {
+		sign, v = "-", -v
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
 }
 
 type prefixWriter struct {
