@@ -139,7 +139,7 @@ const (
 type Ack struct {
 	// ID is the transaction's ID.
 	ID string `json:"id"`
-	// Status is applied, duplicate or rejected.
+	// Status is applied, duplicate, rejected or held.
 	Status Status `json:"status"`
 	// OriginalStatus is, for a duplicate, the status of the first answer (applied or rejected).
 	OriginalStatus Status `json:"original_status,omitempty"`
@@ -153,7 +153,8 @@ type Ack struct {
 	// member owes points.
 	Balance int64 `json:"balance"`
 	// Points is what the hub booked: for an earn its own price, for a reverse
-	// the points given back or taken, for a capture the points redeemed.
+	// the points given back or taken, for a burn or capture the points
+	// redeemed, for a hold the points reserved.
 	Points int64 `json:"points,omitempty"`
 }
 

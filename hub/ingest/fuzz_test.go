@@ -25,6 +25,7 @@ func fuzzLedger(f *testing.F) *ledger.BoltStore {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
+	registerTestStores(f, st)
 	return st
 }
 
@@ -133,7 +134,7 @@ func FuzzHandleTx(f *testing.F) {
 			}
 			want[a.ID]--
 		}
-		if s := in.Stats(); s.Batches != 1 || s.Applied+s.Duplicates+s.Rejected != int64(len(usable)) {
+		if s := in.Stats(); s.Batches != 1 || s.Applied+s.Duplicates+s.Rejected+s.Held != int64(len(usable)) {
 			t.Fatalf("stats %+v after one batch of %d answerable transactions", s, len(usable))
 		}
 	})
@@ -192,6 +193,10 @@ func FuzzHandleQuery(f *testing.F) {
 		}
 		if r.RequestID != q.RequestID || r.Member != q.Member || r.Known != (q.Member == "m1") {
 			t.Fatalf("reply %+v to query %+v", r, q)
+		}
+		// A reply speaks the hub's Version, whichever version the query spoke.
+		if r.Version != protocol.Version {
+			t.Fatalf("reply speaks version %d, want the hub's %d (query spoke %d)", r.Version, protocol.Version, q.Version)
 		}
 	})
 }

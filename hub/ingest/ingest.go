@@ -47,6 +47,7 @@ type Stats struct {
 	Applied    int64 `json:"applied"`     // transactions applied
 	Duplicates int64 `json:"duplicates"`  // transactions answered as duplicates
 	Rejected   int64 `json:"rejected"`    // transactions rejected with a code
+	Held       int64 `json:"held"`        // transactions held back (e.g. store not registered); their tills send them again
 	Refused    int64 `json:"refused"`     // messages refused before the ledger: malformed, wrong topic, store mismatch
 	Dropped    int64 `json:"dropped"`     // messages dropped because the queue was full
 	Queries    int64 `json:"queries"`     // balance queries answered
@@ -60,7 +61,11 @@ type Ingest struct {
 	batches chan *work
 	queries chan query
 
-	batchesN, commits, applied, dups, rejected, refused, dropped, queriesN atomic.Int64
+	batchesN, commits, applied, dups, rejected, held, refused, dropped, queriesN atomic.Int64
+
+	// heldLog limits the warning about a store's held transactions to one
+	// a minute per store: its tills re-send them every ack timeout.
+	heldLog map[string]time.Time
 }
 
 // query is a balance query with the topic its reply goes to.
@@ -93,6 +98,7 @@ func New(o Options) *Ingest {
 		o: o, log: o.Logger,
 		batches: make(chan *work, o.QueueSize),
 		queries: make(chan query, 1024),
+		heldLog: make(map[string]time.Time),
 	}
 }
 
@@ -100,7 +106,7 @@ func New(o Options) *Ingest {
 func (in *Ingest) Stats() Stats {
 	return Stats{
 		Batches: in.batchesN.Load(), Commits: in.commits.Load(), Applied: in.applied.Load(),
-		Duplicates: in.dups.Load(), Rejected: in.rejected.Load(), Refused: in.refused.Load(),
+		Duplicates: in.dups.Load(), Rejected: in.rejected.Load(), Held: in.held.Load(), Refused: in.refused.Load(),
 		Dropped: in.dropped.Load(), Queries: in.queriesN.Load(), QueueDepth: len(in.batches),
 	}
 }
@@ -254,7 +260,7 @@ func (in *Ingest) commit(group []*work) {
 			acks = append(acks, results[r]...)
 			r++
 		}
-		in.count(acks)
+		in.count(w.batch, acks)
 		in.batchesN.Add(1)
 		payload, err := protocol.Encode(&protocol.AckBatch{Version: protocol.Version, Acks: acks})
 		if err != nil {
@@ -267,17 +273,36 @@ func (in *Ingest) commit(group []*work) {
 	}
 }
 
-func (in *Ingest) count(acks []protocol.Ack) {
+func (in *Ingest) count(b *protocol.Batch, acks []protocol.Ack) {
+	var held int
+	var code protocol.Code
 	for _, a := range acks {
 		switch a.Status {
 		case protocol.StatusApplied:
 			in.applied.Add(1)
 		case protocol.StatusDuplicate:
 			in.dups.Add(1)
+		case protocol.StatusHeld:
+			in.held.Add(1)
+			held++
+			code = a.Code
 		default:
 			in.rejected.Add(1)
 		}
 	}
+	if held == 0 || b == nil {
+		return
+	}
+	now := in.o.Clock.Now()
+	if last, ok := in.heldLog[b.Store]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	in.heldLog[b.Store] = now
+	msg := "holding back transactions from a store the coalition has not registered; register it (tillsync-hub store add) and its tills' next re-send applies them"
+	if code != protocol.CodeUnknownStore {
+		msg = "holding back transactions until the operator acts; their tills keep them and send them again"
+	}
+	in.log.Warn(msg, "store", b.Store, "terminal", b.Terminal, "code", code, "held", held)
 }
 
 func (in *Ingest) answerQueries(ctx context.Context) {
@@ -288,12 +313,13 @@ func (in *Ingest) answerQueries(ctx context.Context) {
 		case qr := <-in.queries:
 			q, topic := qr.q, qr.reply
 			r := protocol.BalanceReply{Version: protocol.Version, RequestID: q.RequestID, Member: q.Member, AsOf: in.o.Clock.Now()}
-			bal, known, err := in.o.Store.Balance(q.Member)
+			// What a burn can take: the balance less active holds.
+			m, err := in.o.Store.Member(q.Member, r.AsOf)
 			if err != nil {
 				in.log.Error("balance query", "err", err)
 				r.Code = protocol.CodeInternal
 			}
-			r.Balance, r.Known = bal, known
+			r.Balance, r.Known = m.Available, m.Known
 			payload, err := protocol.Encode(&r)
 			if err == nil {
 				err = in.o.Publish(topic, 0, payload)

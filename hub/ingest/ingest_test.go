@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -80,6 +81,7 @@ func newFixture(t *testing.T, o ingest.Options, wrap func(ledger.Store) ledger.S
 		t.Fatalf("OpenBolt: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
+	registerTestStores(t, st)
 	f := &fixture{store: st, rec: &recorder{}, clock: clock.NewFake(ledgertest.T0)}
 	o.Store = st
 	if wrap != nil {
@@ -143,8 +145,10 @@ func decodeAcks(t testing.TB, p published) []protocol.Ack {
 	return ab.Acks
 }
 
-func applied(id, member string, balance int64) protocol.Ack {
-	return protocol.Ack{ID: id, Status: protocol.StatusApplied, Member: member, Balance: balance}
+// applied is the ack of a transaction applied now that booked points and
+// left the member with balance available points.
+func applied(id, member string, points, balance int64) protocol.Ack {
+	return protocol.Ack{ID: id, Status: protocol.StatusApplied, Member: member, Balance: balance, Points: points}
 }
 
 func dupOf(a protocol.Ack) protocol.Ack {
@@ -223,15 +227,16 @@ func TestValidBatchAppliedOnceThenDuplicate(t *testing.T) {
 	}
 	first := decodeAcks(t, msgs[0])
 	want := []protocol.Ack{
-		applied("e1", "m1", 100),
-		applied("e2", "m2", 50),
-		applied("b1", "m1", 70),
+		applied("e1", "m1", 100, 100),
+		applied("e2", "m2", 50, 50),
+		applied("b1", "m1", 30, 70),
+		// A rejection books nothing.
 		{ID: "b2", Status: protocol.StatusRejected, Code: protocol.CodeInsufficientPoints, Member: "m2", Balance: 50},
 	}
 	if !reflect.DeepEqual(first, want) {
 		t.Fatalf("acks:\n got %+v\nwant %+v", first, want)
 	}
-	if st := f.in.Stats(); st.Batches != 1 || st.Commits != 1 || st.Applied != 3 || st.Rejected != 1 || st.Duplicates != 0 || st.Refused != 0 {
+	if st := f.in.Stats(); st.Batches != 1 || st.Commits != 1 || st.Applied != 3 || st.Rejected != 1 || st.Duplicates != 0 || st.Held != 0 || st.Refused != 0 {
 		t.Fatalf("stats after the first batch: %+v", st)
 	}
 	before := takeSnapshot(t, f.store, "m1", "m2")
@@ -261,7 +266,7 @@ func TestValidBatchAppliedOnceThenDuplicate(t *testing.T) {
 	if after := takeSnapshot(t, f.store, "m1", "m2"); !reflect.DeepEqual(before, after) {
 		t.Fatalf("a duplicate batch changed the ledger:\nbefore %+v\nafter  %+v", before, after)
 	}
-	if st := f.in.Stats(); st.Batches != 2 || st.Applied != 3 || st.Duplicates != 4 || st.Rejected != 1 {
+	if st := f.in.Stats(); st.Batches != 2 || st.Applied != 3 || st.Duplicates != 4 || st.Rejected != 1 || st.Held != 0 {
 		t.Fatalf("stats after the resend: %+v", st)
 	}
 }
@@ -572,15 +577,15 @@ func TestInvalidTransactionAnsweredOnItsOwn(t *testing.T) {
 			if len(acks) != 3 || len(byID) != 3 {
 				t.Fatalf("acks %+v: want one per transaction", acks)
 			}
-			if a := byID[bad.ID]; a.Status != protocol.StatusRejected || a.Code != tt.code {
+			if a := byID[bad.ID]; a.Status != protocol.StatusRejected || a.Code != tt.code || a.Points != 0 {
 				t.Errorf("invalid transaction answered %+v, want rejected %s", a, tt.code)
 			}
 			balance += 10
-			if a := byID[pre.ID]; a != applied(pre.ID, "m1", balance) {
+			if a := byID[pre.ID]; a != applied(pre.ID, "m1", 10, balance) {
 				t.Errorf("valid transaction before it: %+v, want applied with balance %d", a, balance)
 			}
 			balance += 5
-			if a := byID[post.ID]; a != applied(post.ID, "m1", balance) {
+			if a := byID[post.ID]; a != applied(post.ID, "m1", 5, balance) {
 				t.Errorf("valid transaction after it: %+v, want applied with balance %d", a, balance)
 			}
 			// The ledger's answers keep the batch's order.
@@ -591,7 +596,7 @@ func TestInvalidTransactionAnsweredOnItsOwn(t *testing.T) {
 				t.Errorf("the invalid transaction %s reached the ledger", bad.ID)
 			}
 			st := f.in.Stats()
-			if st.Applied-st0.Applied != 2 || st.Rejected-st0.Rejected != 1 || st.Refused != st0.Refused {
+			if st.Applied-st0.Applied != 2 || st.Rejected-st0.Rejected != 1 || st.Held != st0.Held || st.Refused != st0.Refused {
 				t.Errorf("stats went from %+v to %+v", st0, st)
 			}
 		})
@@ -613,7 +618,7 @@ func TestTransactionWithoutUsableIDIsDropped(t *testing.T) {
 			f.in.HandleTx(topic(t, "s1", "t1", protocol.ChannelTx), encode(t, b))
 			testkit.WaitFor(t, wait, "the ack batch", func() bool { return f.rec.count() >= 1 })
 			acks := decodeAcks(t, f.rec.all()[0])
-			if want := []protocol.Ack{applied("good", "m1", 3)}; !reflect.DeepEqual(acks, want) {
+			if want := []protocol.Ack{applied("good", "m1", 3, 3)}; !reflect.DeepEqual(acks, want) {
 				t.Fatalf("acks %+v, want %+v: nothing can be said about a transaction without an id", acks, want)
 			}
 			if st := f.in.Stats(); st.Refused != 1 || st.Applied != 1 || st.Rejected != 0 {
@@ -624,6 +629,84 @@ func TestTransactionWithoutUsableIDIsDropped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedBuffer is a log destination the test can read while the commit loop writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *lockedBuffer) count(s string) int { return strings.Count(b.String(), s) }
+
+// TestUnknownStoreIsHeld: the ledger holds back the transactions of a store
+// the coalition has not registered. A held ack is no answer: nothing is
+// recorded, it books no points, and once the store is registered the till's
+// re-send is applied, not answered as a duplicate.
+func TestUnknownStoreIsHeld(t *testing.T) {
+	var logs lockedBuffer
+	const warning = "holding back transactions from a store the coalition has not registered"
+	f := newFixture(t, ingest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
+	f.run(t)
+	till := ledgertest.NewTill("s-new", "t1", "p1")
+	tp := topic(t, "s-new", "t1", protocol.ChannelTx)
+	payload := encode(t, till.Batch(t, till.Earn("e1", "m1", 10), till.Burn("b1", "m1", 4)))
+	held := func(id string) protocol.Ack {
+		return protocol.Ack{ID: id, Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore, Member: "m1"}
+	}
+
+	// Held twice within a minute: acked both times, warned about once.
+	for i := range 2 {
+		f.in.HandleTx(tp, payload)
+		testkit.WaitFor(t, wait, "the held acks", func() bool { return f.rec.count() > i })
+		msgs := f.rec.all()
+		if msgs[i].Topic != topic(t, "s-new", "t1", protocol.ChannelAck) {
+			t.Fatalf("acks on %q", msgs[i].Topic)
+		}
+		if acks, want := decodeAcks(t, msgs[i]), []protocol.Ack{held("e1"), held("b1")}; !reflect.DeepEqual(acks, want) {
+			t.Fatalf("acks for an unregistered store:\n got %+v\nwant %+v", acks, want)
+		}
+	}
+	if st := f.in.Stats(); st.Held != 4 || st.Applied != 0 || st.Rejected != 0 || st.Duplicates != 0 || st.Batches != 2 || st.Refused != 0 {
+		t.Fatalf("stats after two held batches: %+v", st)
+	}
+	if got := txIDs(t, f.store); len(got) != 0 {
+		t.Fatalf("ledger holds %v after held transactions, want nothing", got)
+	}
+	if _, known, err := f.store.Balance("m1"); err != nil || known {
+		t.Fatalf("m1 known=%v (%v) after held transactions only", known, err)
+	}
+	if n := logs.count(warning); n != 1 {
+		t.Errorf("%d warnings about the unregistered store within a minute, want 1:\n%s", n, logs.String())
+	}
+
+	// The operator registers the store; the till sends the same batch again.
+	ledgertest.Register(t, f.store, till)
+	f.clock.Advance(time.Minute)
+	f.in.HandleTx(tp, payload)
+	testkit.WaitFor(t, wait, "the acks after registration", func() bool { return f.rec.count() > 2 })
+	if acks, want := decodeAcks(t, f.rec.all()[2]), []protocol.Ack{applied("e1", "m1", 10, 10), applied("b1", "m1", 4, 6)}; !reflect.DeepEqual(acks, want) {
+		t.Fatalf("acks for the re-send after registration:\n got %+v\nwant %+v", acks, want)
+	}
+	if st := f.in.Stats(); st.Held != 4 || st.Applied != 2 || st.Duplicates != 0 || st.Batches != 3 {
+		t.Fatalf("stats after the store was registered: %+v", st)
+	}
+	if n := logs.count(warning); n != 1 {
+		t.Errorf("%d warnings about the store, want still 1: nothing was held after registration", n)
+	}
+	takeSnapshot(t, f.store, "m1") // verifies
 }
 
 func TestGroupCommit(t *testing.T) {
@@ -726,7 +809,7 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 	// The queued one is committed; the dropped one stays with its agent.
 	f.run(t)
 	testkit.WaitFor(t, wait, "the first batch's ack", func() bool { return f.rec.count() >= 1 })
-	if acks := decodeAcks(t, f.rec.all()[0]); !reflect.DeepEqual(acks, []protocol.Ack{applied("e1", "m1", 10)}) {
+	if acks := decodeAcks(t, f.rec.all()[0]); !reflect.DeepEqual(acks, []protocol.Ack{applied("e1", "m1", 10, 10)}) {
 		t.Fatalf("acks %+v", acks)
 	}
 	if got := txIDs(t, f.store); !slices.Equal(got, []string{"e1"}) {
@@ -740,23 +823,33 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 func TestBalanceQuery(t *testing.T) {
 	f := newFixture(t, ingest.Options{}, nil)
 	till := ledgertest.NewTill("s1", "t1", "p1")
-	ledgertest.Apply(t, f.store, ledgertest.T0, till.Batch(t, till.Earn("e1", "m1", 100), till.Burn("b1", "m1", 25)))
+	// m1 has 75 points, 20 of them reserved by a hold that lives for the
+	// default hold time from T0.
+	ledgertest.Apply(t, f.store, ledgertest.T0, till.Batch(t, till.Earn("e1", "m1", 100), till.Burn("b1", "m1", 25), till.Hold("h1", "m1", 20)))
 	f.clock.Advance(42 * time.Second)
 	f.run(t)
 
 	replyTopic := "tillsync/v1/stores/s1/terminals/t1/reply"
 	queryTopic := topic(t, "s1", "t1", protocol.ChannelQuery)
 	tests := []struct {
-		member string
-		want   protocol.BalanceReply
+		member  string
+		version int           // the version the query speaks
+		advance time.Duration // the hub clock moves on before the query
+		want    protocol.BalanceReply
 	}{
-		{"m1", protocol.BalanceReply{Member: "m1", Known: true, Balance: 75}},
-		{"m-unknown", protocol.BalanceReply{Member: "m-unknown", Known: false, Balance: 0}},
+		// A reply reports what a burn can take: the balance less active holds.
+		{"m1", protocol.Version, 0, protocol.BalanceReply{Member: "m1", Known: true, Balance: 55}},
+		{"m-unknown", protocol.Version, 0, protocol.BalanceReply{Member: "m-unknown", Known: false, Balance: 0}},
+		// The hub still answers a version-1 till, in its own Version.
+		{"m1", protocol.MinVersion, 0, protocol.BalanceReply{Member: "m1", Known: true, Balance: 55}},
+		// Once the hold has lapsed, the whole balance is available again.
+		{"m1", protocol.Version, ledger.DefaultHoldMinutes * time.Minute, protocol.BalanceReply{Member: "m1", Known: true, Balance: 75}},
 	}
 	for i, tt := range tests {
+		f.clock.Advance(tt.advance)
 		n := f.rec.count()
 		reqID := fmt.Sprintf("req-%d", i)
-		f.in.HandleQuery(queryTopic, encode(t, &protocol.BalanceQuery{Version: protocol.Version, RequestID: reqID, Member: tt.member}))
+		f.in.HandleQuery(queryTopic, encode(t, &protocol.BalanceQuery{Version: tt.version, RequestID: reqID, Member: tt.member}))
 		testkit.WaitFor(t, wait, "the balance reply for "+tt.member, func() bool { return f.rec.count() > n })
 		m := f.rec.all()[n]
 		if m.Topic != replyTopic {
@@ -767,7 +860,7 @@ func TestBalanceQuery(t *testing.T) {
 			t.Fatalf("undecodable reply: %v", err)
 		}
 		want := tt.want
-		want.Version, want.RequestID, want.AsOf = protocol.Version, reqID, ledgertest.T0.Add(42*time.Second)
+		want.Version, want.RequestID, want.AsOf = protocol.Version, reqID, f.clock.Now()
 		if !r.AsOf.Equal(want.AsOf) {
 			t.Errorf("as_of %v, want the hub clock %v", r.AsOf, want.AsOf)
 		}
@@ -776,7 +869,7 @@ func TestBalanceQuery(t *testing.T) {
 			t.Errorf("reply %+v, want %+v", *r, want)
 		}
 	}
-	if st := f.in.Stats(); st.Queries != 2 || st.Refused != 0 {
+	if st := f.in.Stats(); st.Queries != int64(len(tests)) || st.Refused != 0 {
 		t.Fatalf("stats: %+v", st)
 	}
 
@@ -876,6 +969,7 @@ func TestPublishErrorDoesNotStopTheLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	registerTestStores(t, st)
 	var calls atomic.Int64
 	in := ingest.New(ingest.Options{Store: st, Clock: clock.NewFake(ledgertest.T0), Publish: func(string, byte, []byte) error {
 		calls.Add(1)
@@ -910,7 +1004,7 @@ func TestStatsJSON(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"applied", "batches", "commits", "dropped", "duplicates", "queries", "queue_depth", "refused", "rejected"}
+	want := []string{"applied", "batches", "commits", "dropped", "duplicates", "held", "queries", "queue_depth", "refused", "rejected"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("stats fields %v, want %v", keys, want)
 	}
@@ -959,4 +1053,16 @@ func TestFailingBatchDoesNotHoldBackItsGroup(t *testing.T) {
 			t.Fatal("the batch whose commit failed was acked")
 		}
 	}
+}
+
+// registerTestStores registers the stores these tests send from with the
+// coalition (the ledger holds back transactions of unknown stores).
+func registerTestStores(t testing.TB, st ledger.Store) {
+	t.Helper()
+	var tills []*ledgertest.Till
+	for _, s := range []string{"s1", "s2", "s9", "bad"} {
+		tills = append(tills, ledgertest.NewTill(s, "t1", "p1"))
+	}
+	tills = append(tills, ledgertest.NewTill("store-042", "till.3", "acme"))
+	ledgertest.Register(t, st, tills...)
 }
