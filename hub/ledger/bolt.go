@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,17 +34,45 @@ var (
 	bucketVoids = []byte("pending_voids")
 	// bucketTerminals: "store/terminal" → JSON Terminal.
 	bucketTerminals = []byte("terminals")
-	// bucketStorePartners: store → the partner it trades as, pinned by its
-	// first applied transaction (until the coalition model names it).
-	bucketStorePartners = []byte("store_partners")
+	// bucketCoalition holds coalitionKey → JSON Coalition.
+	bucketCoalition = []byte("coalition")
+	// bucketPartners: partner id → JSON Partner.
+	bucketPartners = []byte("partners")
+	// bucketStores: store id → JSON StoreInfo.
+	bucketStores = []byte("stores")
+	// bucketRules: partner, 0x00, 8-byte version → JSON protocol.RuleSet.
+	bucketRules = []byte("rules")
+	// bucketLots: member, 0x00, 8-byte earned-at (unix ns), lot id → lotValue.
+	bucketLots = []byte("lots")
+	// bucketLotTimes: 8-byte earned-at, member, 0x00, lot id → empty: the
+	// lots that still hold points, oldest first, for the expiry run.
+	bucketLotTimes = []byte("lot_times")
+	// bucketHolds: member, 0x00, hold id → 8-byte expiry (unix ns), 8-byte points.
+	bucketHolds = []byte("holds")
+	// bucketFlags: member → JSON Flag, while the member owes points.
+	bucketFlags = []byte("flags")
+	// bucketMemberPartners: member, 0x00, partner → empty: where a member has earned.
+	bucketMemberPartners = []byte("member_partners")
+	// bucketSettle: 4-byte day, partner, 0x00, restated period → three
+	// 8-byte totals (issued, redeemed, expired): the settlement report's source.
+	bucketSettle = []byte("settlement")
+	// bucketPeriods: 4-byte from-day → JSON Period.
+	bucketPeriods = []byte("periods")
 
-	allBuckets = [][]byte{bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals, bucketStorePartners}
+	allBuckets = [][]byte{
+		bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals,
+		bucketCoalition, bucketPartners, bucketStores, bucketRules, bucketLots, bucketLotTimes, bucketHolds,
+		bucketFlags, bucketMemberPartners, bucketSettle, bucketPeriods,
+	}
 
+	coalitionKey = []byte("settings")
+	// chainKey (in meta) holds the hash of the last journal entry.
+	chainKey  = []byte("chain_head")
 	schemaKey = []byte("schema")
 )
 
 // schemaVersion is the layout above. A file written by a newer layout is refused.
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 // BoltOptions configures OpenBolt.
 type BoltOptions struct {
@@ -52,6 +82,9 @@ type BoltOptions struct {
 	// Logger receives warnings (e.g. a duplicate id with different content).
 	// Nil discards them.
 	Logger *slog.Logger
+	// ReadOnly opens the file for reading only (shared lock), for verify
+	// and reports while no hub holds it. Writes then fail.
+	ReadOnly bool
 }
 
 // BoltStore is the ledger in one bbolt file. It holds the file's lock while open.
@@ -64,6 +97,8 @@ type BoltStore struct {
 	// bbolt serialises writers anyway.
 	mu sync.Mutex
 	ap applier
+	// reg is the coalition model, reloaded after every change to it.
+	reg atomic.Pointer[registry]
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -78,8 +113,14 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: opts.Timeout,
+		Timeout:  opts.Timeout,
+		ReadOnly: opts.ReadOnly,
 		// NoSync stays false: an ack promises the transaction is on disk.
 		FreelistType: bolt.FreelistMapType,
 	})
@@ -89,7 +130,22 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	prepare := db.Update
+	if opts.ReadOnly {
+		prepare = db.View
+	}
+	err = prepare(func(tx *bolt.Tx) error {
+		if opts.ReadOnly {
+			if v := tx.Bucket(bucketMeta); v == nil || string(v.Get(schemaKey)) != schemaVersion {
+				return fmt.Errorf("not a ledger of schema %q", schemaVersion)
+			}
+			for _, name := range allBuckets {
+				if tx.Bucket(name) == nil {
+					return fmt.Errorf("bucket %s is missing", name)
+				}
+			}
+			return nil
+		}
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -100,7 +156,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		case v == nil:
 			return meta.Put(schemaKey, []byte(schemaVersion))
 		case string(v) != schemaVersion:
-			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+			return fmt.Errorf("the file has ledger schema %q and this build reads %q; it was written by another version of tillsync-hub", v, schemaVersion)
 		}
 		return nil
 	})
@@ -110,6 +166,10 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	}
 	s := &BoltStore{db: db, path: path, log: log}
 	s.ap.init(log)
+	if err := s.refresh(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
 	log.Debug("ledger opened", "path", path)
 	return s, nil
 }
@@ -241,65 +301,4 @@ func (s *BoltStore) Transactions() ([]TxRecord, error) {
 		return nil, fmt.Errorf("ledger: transactions: %w", err)
 	}
 	return out, nil
-}
-
-// Verify replays the whole journal in one read transaction and compares the
-// result with every stored balance.
-func (s *BoltStore) Verify() (VerifyReport, error) {
-	var r VerifyReport
-	err := s.db.View(func(tx *bolt.Tx) error {
-		replayed := make(map[string]int64)
-		err := tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("journal entry %x: %w", k, err)
-			}
-			r.Entries++
-			var sum int64
-			for _, p := range e.Postings {
-				sum += p.Delta
-				replayed[p.Account] += p.Delta
-			}
-			if sum != 0 {
-				r.Unbalanced = append(r.Unbalanced, e.Seq)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		seen := make(map[string]bool, len(replayed))
-		err = tx.Bucket(bucketBalances).ForEach(func(k, v []byte) error {
-			acct := string(k)
-			seen[acct] = true
-			want, hasReplayed := replayed[acct]
-			stored, ok := decodeBalance(v)
-			switch {
-			case !ok:
-				r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s: stored value is %d bytes, want 8; replayed %d", acct, len(v), want))
-			case !hasReplayed || stored != want:
-				r.Mismatches = append(r.Mismatches, mismatchLine(acct, stored, true, want, hasReplayed))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		var missing []string
-		for acct := range replayed {
-			if !seen[acct] {
-				missing = append(missing, acct)
-			}
-		}
-		slices.Sort(missing)
-		for _, acct := range missing {
-			r.Mismatches = append(r.Mismatches, mismatchLine(acct, 0, false, replayed[acct], true))
-		}
-		r.Accounts = len(seen) + len(missing)
-		return nil
-	})
-	if err != nil {
-		return VerifyReport{}, fmt.Errorf("ledger: verify: %w", err)
-	}
-	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func TestBoltConformance(t *testing.T) {
 // workload applies a small mix to s: m1 ends with 70, m2 with 5.
 func workload(t *testing.T, s ledger.Store) (a *ledgertest.Till, e1 protocol.Transaction, b2 protocol.Transaction) {
 	a = ledgertest.NewTill("s1", "t1", "p1")
+	ledgertest.Register(t, s, a)
 	e1, b2 = a.Earn("e1", "m1", 100), a.Burn("b2", "m2", 50)
 	ledgertest.Apply(t, s, ledgertest.T0, a.Batch(t, e1, a.Burn("b1", "m1", 30), a.Earn("e2", "m2", 5), b2, a.Void("v1", "m1", "b9")))
 	return a, e1, b2
@@ -72,7 +74,7 @@ func TestBoltDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(gotTxs, wantTxs) {
+	if !reflect.DeepEqual(gotTxs, wantTxs) {
 		t.Errorf("after reopen Transactions = %+v, want %+v", gotTxs, wantTxs)
 	}
 	gotStmt, err := s.Statement("m1", 10)
@@ -89,10 +91,10 @@ func TestBoltDurable(t *testing.T) {
 	// Dedup survives: retries get the first answers; the voided burn stays barred.
 	acks := ledgertest.Apply(t, s, ledgertest.T0.Add(time.Hour), a.Batch(t, e1, b2, a.Burn("b9", "m1", 1), a.Burn("b3", "m1", 1)))
 	want := []protocol.Ack{
-		{ID: "e1", Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusApplied, Member: "m1", Balance: 100},
+		{ID: "e1", Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusApplied, Member: "m1", Balance: 100, Points: 100},
 		{ID: "b2", Status: protocol.StatusDuplicate, OriginalStatus: protocol.StatusRejected, Code: protocol.CodeInsufficientPoints, Member: "m2", Balance: 5},
 		{ID: "b9", Status: protocol.StatusRejected, Code: protocol.CodeVoided, Member: "m1", Balance: 70},
-		{ID: "b3", Status: protocol.StatusApplied, Member: "m1", Balance: 69},
+		{ID: "b3", Status: protocol.StatusApplied, Member: "m1", Balance: 69, Points: 1},
 	}
 	if !slices.Equal(acks[0], want) {
 		t.Errorf("after reopen acks = %+v\nwant %+v", acks[0], want)
@@ -209,6 +211,7 @@ func TestBoltApplyAllOrNothing(t *testing.T) {
 	})
 	s = openBolt(t, path)
 	a := ledgertest.NewTill("s1", "t1", "p1")
+	ledgertest.Register(t, s, a)
 	_, err := s.Apply([]*protocol.Batch{a.Batch(t, a.Earn("e1", "m1", 100)), a.Batch(t, a.Earn("bad", "m1", 1))}, ledgertest.T0)
 	if err == nil || !strings.HasPrefix(err.Error(), "ledger: apply: ") {
 		t.Fatalf("Apply over a corrupt record: %v, want a ledger: apply: error", err)
@@ -241,6 +244,7 @@ func TestBoltWarnsOnReusedID(t *testing.T) {
 	}
 	defer s.Close()
 	a := ledgertest.NewTill("s1", "t1", "p1")
+	ledgertest.Register(t, s, a)
 	e1 := a.Earn("e1", "m1", 100)
 	again := e1
 	again.Points = 5000
@@ -286,6 +290,7 @@ func benchmarkApply(b *testing.B, batchesPerApply int) {
 	for i := range tills {
 		tills[i] = ledgertest.NewTill("s1", "t"+strconv.Itoa(i), "p1")
 	}
+	ledgertest.Register(b, s, tills...)
 	now := ledgertest.T0
 	n := 0
 	b.ReportAllocs()

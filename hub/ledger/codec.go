@@ -32,6 +32,10 @@ func appendEntry(b []byte, e *Entry) []byte {
 		b = append(b, `,"original":`...)
 		b = appendString(b, e.Original)
 	}
+	if e.Lot != "" {
+		b = append(b, `,"lot":`...)
+		b = appendString(b, e.Lot)
+	}
 	b = append(b, `,"points":`...)
 	b = strconv.AppendInt(b, e.Points, 10)
 	b = append(b, `,"postings":`...)
@@ -55,6 +59,15 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = appendTime(b, e.At)
 	b = append(b, `,"created_at":`...)
 	b = appendTime(b, e.CreatedAt)
+	b = append(b, `,"day":"`...)
+	b = e.Day.Time().AppendFormat(b, time.DateOnly)
+	b = append(b, '"')
+	if e.Restates != "" {
+		b = append(b, `,"restates":`...)
+		b = appendString(b, e.Restates)
+	}
+	b = append(b, `,"hash":`...)
+	b = appendString(b, e.Hash)
 	return append(b, '}')
 }
 
@@ -76,6 +89,57 @@ func appendTxRecord(b []byte, r *TxRecord) []byte {
 	b = strconv.AppendInt(b, r.Points, 10)
 	b = append(b, `,"reversed":`...)
 	b = strconv.AppendInt(b, r.Reversed, 10)
+	if r.Amount != 0 {
+		b = append(b, `,"amount":`...)
+		b = strconv.AppendInt(b, r.Amount, 10)
+	}
+	if r.Returned != 0 {
+		b = append(b, `,"returned":`...)
+		b = strconv.AppendInt(b, r.Returned, 10)
+	}
+	if r.Quoted != 0 {
+		b = append(b, `,"quoted":`...)
+		b = strconv.AppendInt(b, r.Quoted, 10)
+	}
+	if r.RulesVersion != 0 {
+		b = append(b, `,"rules_version":`...)
+		b = strconv.AppendInt(b, r.RulesVersion, 10)
+	}
+	if r.Offline {
+		b = append(b, `,"offline":true`...)
+	}
+	if r.HoldState != "" {
+		b = append(b, `,"hold_state":`...)
+		b = appendString(b, r.HoldState)
+	}
+	if !r.HoldExpires.IsZero() {
+		b = append(b, `,"hold_expires":`...)
+		b = appendTime(b, r.HoldExpires)
+	}
+	if r.Capture != "" {
+		b = append(b, `,"capture":`...)
+		b = appendString(b, r.Capture)
+	}
+	if len(r.Lots) != 0 {
+		b = append(b, `,"lots":[`...)
+		for i, u := range r.Lots {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"lot":`...)
+			b = appendString(b, u.Lot)
+			b = append(b, `,"at":`...)
+			b = appendTime(b, u.At)
+			b = append(b, `,"points":`...)
+			b = strconv.AppendInt(b, u.Points, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if !r.LotAt.IsZero() {
+		b = append(b, `,"lot_at":`...)
+		b = appendTime(b, r.LotAt)
+	}
 	b = append(b, `,"journal_seq":`...)
 	b = strconv.AppendUint(b, r.JournalSeq, 10)
 	b = append(b, `,"store":`...)

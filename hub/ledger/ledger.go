@@ -1,29 +1,65 @@
-// Package ledger is the hub's authoritative points ledger: a double-entry
-// journal, the balances it produces, and the permanent record of every answer
-// the hub has given to a transaction id.
+// Package ledger is the coalition's authoritative points ledger: the
+// coalition model (partners, stores, terminals, versioned earn rules), a
+// hash-chained double-entry journal, members' balances, lots, holds and
+// flags, the settlement totals partners settle on, and the permanent record
+// of every answer the hub has given to a transaction id.
 //
 // # The model
 //
 // Points live in accounts:
 //
-//   - member/{id}: the points owed to a member; its value is the member's balance.
+//   - member/{id}: the points owed to a member; its value is the member's
+//     balance, negative while the member owes points.
 //   - partner/{p}/issued: the points partner p has issued (earns); it goes
 //     negative as p's liability grows.
-//   - partner/{p}/redeemed: the points redeemed at partner p (burns); p's claim
-//     on the coalition.
+//   - partner/{p}/redeemed: the points redeemed at partner p (burns and
+//     captures); p's claim on the coalition.
+//   - partner/{p}/expired: the points p issued that expired (breakage).
 //
 // Every applied transaction that moves points appends one journal Entry whose
 // postings sum to zero:
 //
-//	earn P at X for M:         member/M +P   partner/X/issued   −P
-//	burn P at X for M:         member/M −P   partner/X/redeemed +P
-//	reverse of an earn:        member/M −P   partner/X/issued   +P   (X: the earn's partner)
-//	reverse of a burn, void:   member/M +P   partner/X/redeemed −P   (X: the burn's partner)
+//	earn P at X for M:            member/M +P   partner/X/issued   −P
+//	burn or capture P at X:       member/M −P   partner/X/redeemed +P
+//	reverse of an earn:           member/M −P   partner/X/issued   +P   (X: the earn's partner)
+//	reverse of a burn, void:      member/M +P   partner/X/redeemed −P   (X: the burn's partner)
+//	expiry of a lot of X:         member/M −P   partner/X/expired  +P
 //
 // so the sum over all accounts is always zero and every balance can be
-// recomputed from the journal (Verify does exactly that). A reverse of an
-// earn may take a member below zero (the points were already spent); a burn
-// never does.
+// recomputed from the journal. Each entry carries the SHA-256 of the entry
+// before it and its own content (Entry.Hash): the journal is append-only
+// and Verify says exactly where a changed or removed entry breaks the chain.
+//
+// # The coalition
+//
+// A store must be registered (with the partner it trades as) before its
+// transactions are applied; until then they are answered "held" and stay in
+// the till's outbox, so nothing a till accepted is lost to a registration
+// that came late. An earn is priced by the hub with the partner's rules in
+// force at the transaction's creation time (protocol.SelectRules and
+// protocol.RuleSet.Price, the same code the till quotes with), so an offline
+// earn synced days later books what the member was told at the till, and a
+// till cannot mint points by quoting high. Rule versions never change and
+// never take effect in the past.
+//
+// # Burns, holds, returns, lots
+//
+// An online redemption is two-phase: a hold reserves points (refused when
+// the balance less active holds cannot cover it), a capture redeems them, a
+// void releases them, and a hold neither captured nor voided lapses after
+// the coalition's hold time. A one-step online burn is refused the same way.
+// Online, nothing takes a balance below zero. What the till approved
+// offline (offline burns, a capture after its hold lapsed) is booked anyway
+// and a resulting negative balance is flagged for an operator; so is a
+// return that takes back points the member has already spent (earn, spend,
+// return the goods: the member owes, never gets free points).
+//
+// A return reverses points in proportion to the amount returned, rounded
+// down on the running total, so the returns of a sale never add up to more
+// than it earned and a full return gives back exactly all of it. Points live
+// in lots (see lots.go) that expire at the end of a configurable number of
+// months; burns take the oldest first and an expiry run posts expiry
+// entries idempotently.
 //
 // # Exactly once
 //
@@ -32,15 +68,21 @@
 // the same commit as its effect, and every later transaction with that id gets
 // a duplicate Ack repeating that answer, whether it arrives in the same Apply
 // or years later. Rejections are final for the same reason: a retry must not
-// turn a "no" into a "yes" behind the till's back.
+// turn a "no" into a "yes" behind the till's back. Held is not an answer and
+// records nothing.
 //
-// A void cancels a burn the till declined. If the burn was applied, the void
-// gives back what was not yet reversed; if the burn was rejected, the void
-// changes nothing; if the burn has not arrived yet, the void is remembered and
-// the burn is rejected "voided" when it comes. A void only speaks for the
-// terminal and member of its burn: one naming another terminal's or member's
-// burn is rejected original_mismatch, and a remembered void bars only a burn
-// from its own terminal and member.
+// A void cancels a burn or hold the till declined. If it was applied, the
+// void gives back what was not yet reversed (or releases the hold); if it
+// was rejected, the void changes nothing; if it has not arrived yet, the
+// void is remembered and the burn or hold is rejected "voided" when it
+// comes. A void only speaks for the terminal and member of its original.
+//
+// # Settlement
+//
+// Earns are the issuing partner's liability, redemptions the redeeming
+// partner's claim; settle.go keeps per-day totals in the same commit and
+// reports them per partner at the coalition's point value. Closed periods
+// never change: late arrivals are booked as restatements (see settle.go).
 //
 // # Commits
 //
@@ -73,20 +115,26 @@ type Store interface {
 	// records each batch's terminal info (last seen = now, backlog,
 	// oldest_unsynced, highest seq) in the same commit. Apply returns an error
 	// only when nothing could be committed (then nothing was); a rejected
-	// transaction is an Ack with StatusRejected, not an error. Batches are
-	// already validated by protocol.Batch.Validate.
+	// transaction is an Ack with StatusRejected, not an error. A transaction
+	// from a store the coalition has not registered gets StatusHeld and
+	// leaves no trace but the terminal info. Batches are already validated by
+	// protocol.Batch.Validate.
 	Apply(batches []*protocol.Batch, now time.Time) ([][]protocol.Ack, error)
 	// Balance returns a member's points; known is false for a member never seen.
 	Balance(member string) (points int64, known bool, err error)
+	// Member returns a member's balance, holds, lots and flag as of now
+	// (holds past their expiry are not counted).
+	Member(member string, now time.Time) (MemberView, error)
 	// Statement returns the member's journal entries, newest first, at most
 	// limit (limit <= 0 returns none).
 	Statement(member string, limit int) ([]Entry, error)
-	// Terminals lists every terminal that ever sent a batch, ordered by store
-	// then terminal.
+	// Flags lists the members flagged for an operator (owing points), by member.
+	Flags() ([]Flag, error)
+	// Terminals lists every terminal that is registered or ever sent a
+	// batch, ordered by store then terminal.
 	Terminals() ([]Terminal, error)
-	// Verify replays the whole journal: every entry's postings sum to zero,
-	// and the replayed balances equal the stored balance of every account. It
-	// returns a report; err is for I/O problems only.
+	// Verify replays the whole journal and checks everything derived from
+	// it; see VerifyReport. err is for I/O problems only.
 	Verify() (VerifyReport, error)
 	// MemberBalances returns every member's stored balance (for checks and tests).
 	MemberBalances() (map[string]int64, error)
@@ -94,6 +142,53 @@ type Store interface {
 	// answer (applied or rejected), ordered by id — for end-to-end checks
 	// such as "every accepted tx is in the ledger exactly once".
 	Transactions() ([]TxRecord, error)
+
+	// Coalition returns the coalition's settings (zero before any are set).
+	Coalition() (Coalition, error)
+	// SetCoalition records the coalition's settings. The currency cannot
+	// change once a partner has rules.
+	SetCoalition(c Coalition) error
+	// PutPartner creates a partner or renames it.
+	PutPartner(p Partner, now time.Time) error
+	// Partners lists the partners, by id.
+	Partners() ([]Partner, error)
+	// PutStore registers a store with its partner, or renames it. Moving a
+	// store to another partner is refused (CodeConflict) once it has
+	// transactions.
+	PutStore(s StoreInfo, now time.Time) error
+	// Stores lists the registered stores, by id.
+	Stores() ([]StoreInfo, error)
+	// AddTerminal registers a terminal of a registered store; registering
+	// one twice is harmless.
+	AddTerminal(store, terminal string, now time.Time) error
+	// AddRules records a new version of a partner's earn rules and returns
+	// it with its Version. EffectiveFrom zero means now; a time before now
+	// is refused (CodeInvalidRules) unless the partner has no rules yet.
+	AddRules(rs protocol.RuleSet, now time.Time) (protocol.RuleSet, error)
+	// Rules returns a partner's rule versions, oldest first.
+	Rules(partner string) ([]protocol.RuleSet, error)
+	// LoadSeed applies a seed (coalition, partners, stores, terminals,
+	// rules) in one commit; loading the same seed again changes nothing.
+	LoadSeed(s *Seed, now time.Time) (SeedReport, error)
+
+	// ExpireHolds lapses every hold past its expiry, releasing its points,
+	// and returns how many it lapsed.
+	ExpireHolds(now time.Time) (int, error)
+	// Expire posts an expiry entry for every lot whose points expired by
+	// asOf. Running it again for the same asOf posts nothing.
+	Expire(asOf time.Time) (ExpiryReport, error)
+	// Settlement reports, per partner, the points issued, redeemed and
+	// expired on the accounting days [from, to), their value and the net,
+	// plus restatement lines for closed periods.
+	Settlement(from, to Day) (Settlement, error)
+	// ClosePeriod closes the settlement period [from, to): from then on,
+	// transactions created in it are booked in the open period as
+	// restatements. to must not be after today (by now); from must equal
+	// the last closed period's to, when there is one.
+	ClosePeriod(from, to Day, now time.Time) (Period, error)
+	// Periods lists the closed periods, oldest first.
+	Periods() ([]Period, error)
+
 	// Close releases the store. Using it afterwards is an error.
 	Close() error
 }
@@ -104,7 +199,8 @@ type Entry struct {
 	Seq uint64 `json:"seq"`
 	// TxID is the id of the transaction that made the entry.
 	TxID string `json:"tx_id"`
-	// Kind is the transaction's kind: earn, burn, reverse or void.
+	// Kind is the transaction's kind (earn, burn, capture, reverse, void), or
+	// expire for an expiry.
 	Kind string `json:"kind"`
 	// Member is the member whose balance the entry moves.
 	Member string `json:"member"`
@@ -117,8 +213,11 @@ type Entry struct {
 	Terminal string `json:"terminal"`
 	// Original is, for a reverse or void, the id of the transaction it undoes.
 	Original string `json:"original,omitempty"`
+	// Lot is, for an expiry, the lot that expired.
+	Lot string `json:"lot,omitempty"`
 	// Points is the signed effect on the member: positive for an earn, a
-	// reverse of a burn and a void; negative for a burn and a reverse of an earn.
+	// reverse of a burn and a void; negative for a burn, a capture, a
+	// reverse of an earn and an expiry.
 	Points int64 `json:"points"`
 	// Postings are the account movements; they sum to zero.
 	Postings []Posting `json:"postings"`
@@ -126,11 +225,20 @@ type Entry struct {
 	At time.Time `json:"at"`
 	// CreatedAt is when the till accepted the transaction, by the till's clock.
 	CreatedAt time.Time `json:"created_at"`
+	// Day is the accounting day the entry settles on: the day it was created
+	// (by the till's clock, never after At) — unless that day is in a closed
+	// period, when it is the day it was booked and Restates names the period.
+	Day Day `json:"day"`
+	// Restates names the closed period the entry belongs to by creation.
+	Restates string `json:"restates,omitempty"`
+	// Hash is the hex SHA-256 of the previous entry's hash and this entry's
+	// JSON without Hash: the chain Verify checks.
+	Hash string `json:"hash"`
 }
 
 // Posting moves points in one account.
 type Posting struct {
-	// Account is member/{id}, partner/{p}/issued or partner/{p}/redeemed.
+	// Account is member/{id}, partner/{p}/issued, partner/{p}/redeemed or partner/{p}/expired.
 	Account string `json:"account"`
 	// Delta is the signed change to the account.
 	Delta int64 `json:"delta"`
@@ -154,6 +262,11 @@ type Terminal struct {
 	// Applied counts the till's transactions the hub has applied (not
 	// duplicates, not rejections).
 	Applied int64 `json:"applied"`
+	// Registered is set when the coalition registered the terminal.
+	Registered bool `json:"registered"`
+	// HeldBack is how many transactions of the terminal's last batch the
+	// hub held back (status held), e.g. because its store is not registered.
+	HeldBack int64 `json:"held_back"`
 }
 
 // TxRecord is the hub's permanent record of its first answer to a
@@ -169,12 +282,34 @@ type TxRecord struct {
 	Kind protocol.Kind `json:"kind"`
 	// Member is the transaction's member.
 	Member string `json:"member"`
-	// Points is the points the transaction carried; for an applied void, the
-	// points it gave back (what was left of its burn).
+	// Points is the points the transaction booked: for an earn the hub's
+	// price, for a reverse the points it moved, for an applied void the points
+	// it gave back (what was left of its burn).
 	Points int64 `json:"points"`
-	// Reversed is, for an applied earn or burn, how many of its points later
-	// reverses and voids have given back (a voided burn: all of them).
+	// Reversed is, for an applied earn, burn or capture, how many of its
+	// points later reverses and voids have given back (a voided burn: all).
 	Reversed int64 `json:"reversed"`
+	// Amount is the transaction's amount, in minor units.
+	Amount int64 `json:"amount,omitempty"`
+	// Returned is, for an earn, burn or capture, the amount later reverses
+	// have returned.
+	Returned int64 `json:"returned,omitempty"`
+	// Quoted is, for an earn, the points the till quoted.
+	Quoted int64 `json:"quoted,omitempty"`
+	// RulesVersion is, for an earn, the rules version that priced it.
+	RulesVersion int64 `json:"rules_version,omitempty"`
+	// Offline is set on a burn the till approved offline.
+	Offline bool `json:"offline,omitempty"`
+	// HoldState is, for an applied hold: held, captured, voided or lapsed.
+	HoldState string `json:"hold_state,omitempty"`
+	// HoldExpires is, for an applied hold, when it lapses if still held.
+	HoldExpires time.Time `json:"hold_expires,omitzero"`
+	// Capture is, for a captured hold, the capture's id.
+	Capture string `json:"capture,omitempty"`
+	// Lots are, for a burn or capture, the points it took from each lot.
+	Lots []LotUse `json:"lots,omitempty"`
+	// LotAt is, for an earn that made a lot, the lot's earned-at time.
+	LotAt time.Time `json:"lot_at,omitzero"`
 	// JournalSeq is the journal entry the transaction made; 0 when it made none
 	// (rejected, or a void with nothing to give back).
 	JournalSeq uint64 `json:"journal_seq"`
@@ -192,8 +327,25 @@ type TxRecord struct {
 	Original string `json:"original,omitempty"`
 }
 
+// The states of a hold.
+const (
+	HoldHeld     = "held"
+	HoldCaptured = "captured"
+	HoldVoided   = "voided"
+	HoldLapsed   = "lapsed"
+)
+
 // VerifyReport is the result of replaying the journal.
 type VerifyReport struct {
+	// ChainHead is the hash of the last journal entry ("" when empty).
+	ChainHead string `json:"chain_head"`
+	// ChainBreak says where the hash chain first breaks, and how; empty
+	// when it holds.
+	ChainBreak string `json:"chain_break,omitempty"`
+	// Problems are the other disagreements found, one line each: lots that
+	// do not add up to a balance, settlement totals that differ from the
+	// journal, a closed period whose report changed.
+	Problems []string `json:"problems,omitempty"`
 	// Entries is the number of journal entries replayed.
 	Entries int `json:"entries"`
 	// Accounts is the number of distinct accounts, stored or replayed.
@@ -206,7 +358,9 @@ type VerifyReport struct {
 }
 
 // OK reports whether the journal is balanced and agrees with every stored balance.
-func (r VerifyReport) OK() bool { return len(r.Unbalanced) == 0 && len(r.Mismatches) == 0 }
+func (r VerifyReport) OK() bool {
+	return len(r.Unbalanced) == 0 && len(r.Mismatches) == 0 && r.ChainBreak == "" && len(r.Problems) == 0
+}
 
 // ErrLocked is returned (wrapped, test with errors.Is) by OpenBolt when
 // another process — or another open in this one — holds the ledger file.
@@ -232,6 +386,9 @@ func MemberAccount(member string) string { return memberPrefix + member }
 
 // IssuedAccount returns the account of the points partner has issued: partner/{p}/issued.
 func IssuedAccount(partner string) string { return partnerPrefix + partner + "/issued" }
+
+// ExpiredAccount returns the account of the expired points partner issued: partner/{p}/expired.
+func ExpiredAccount(partner string) string { return partnerPrefix + partner + "/expired" }
 
 // RedeemedAccount returns the account of the points redeemed at partner: partner/{p}/redeemed.
 func RedeemedAccount(partner string) string { return partnerPrefix + partner + "/redeemed" }

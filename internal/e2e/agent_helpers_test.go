@@ -196,9 +196,60 @@ func (h *hubRun) verify(t *testing.T) {
 	}
 }
 
+// member returns the ledger's view of a member now: balance, held, available.
+func (h *hubRun) member(t *testing.T, member string) ledger.MemberView {
+	t.Helper()
+	v, err := h.h.Ledger().Member(member, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// checkCaptured fails unless the approved burn the POS knows as hold is, at
+// the hub, a hold applied with no journal entry and captured, and its
+// capture (TxRecord.Capture) is applied with one journal entry of the
+// hold's points. It returns the capture's record.
+func (h *hubRun) checkCaptured(t *testing.T, hold string, points int64) ledger.TxRecord {
+	t.Helper()
+	r, ok := h.record(t, hold)
+	if !ok || r.Status != protocol.StatusApplied || r.Kind != protocol.KindHold || r.Points != points ||
+		r.JournalSeq != 0 || r.HoldState != ledger.HoldCaptured || r.Capture == "" {
+		t.Errorf("approved burn %s at the hub: %+v (found %v), want a hold of %d points, applied with no journal entry and captured", hold, r, ok, points)
+		return ledger.TxRecord{}
+	}
+	c, ok := h.record(t, r.Capture)
+	if !ok || c.Status != protocol.StatusApplied || c.Kind != protocol.KindCapture || c.Original != hold || c.Points != points || c.JournalSeq == 0 {
+		t.Errorf("capture %s of hold %s at the hub: %+v (found %v), want applied with a journal entry of %d points", r.Capture, hold, c, ok, points)
+		return c
+	}
+	n := 0
+	es, err := h.h.Ledger().Statement(r.Member, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		switch e.TxID {
+		case hold:
+			t.Errorf("hold %s made journal entry %d; only its capture may", hold, e.Seq)
+		case c.ID:
+			n++
+			if e.Points != -points {
+				t.Errorf("capture %s journalled %d points, want %d", c.ID, e.Points, -points)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("capture %s has %d journal entries, want 1", c.ID, n)
+	}
+	return c
+}
+
 // checkBurnUndone fails unless the ledger keeps no effect of the declined
-// burn id: no record, rejected (voided or otherwise), or applied and given
-// back whole by its void.
+// burn id — a hold, or a one-step burn queued by an older agent: no record;
+// rejected (refused, or barred by a void that arrived first); a hold applied
+// and then voided, with no journal entry; or a one-step burn applied and
+// given back whole by its void. In no case is it captured.
 func (h *hubRun) checkBurnUndone(t *testing.T, id string) {
 	t.Helper()
 	r, ok := h.record(t, id)
@@ -206,11 +257,23 @@ func (h *hubRun) checkBurnUndone(t *testing.T, id string) {
 	case !ok:
 		t.Logf("declined burn %s never reached the ledger", id)
 	case r.Status == protocol.StatusRejected:
-		t.Logf("declined burn %s was rejected %s at the hub", id, r.Code)
-	case r.Status == protocol.StatusApplied && r.Reversed == r.Points:
+		t.Logf("declined %s %s was rejected %s at the hub", r.Kind, id, r.Code)
+	case r.Status == protocol.StatusApplied && r.Kind == protocol.KindHold &&
+		r.HoldState == ledger.HoldVoided && r.Capture == "" && r.JournalSeq == 0:
+		t.Logf("declined hold %s was applied and voided", id)
+	case r.Status == protocol.StatusApplied && r.Kind == protocol.KindBurn && r.Reversed == r.Points:
 		t.Logf("declined burn %s was applied and voided whole", id)
 	default:
 		t.Errorf("declined burn %s left an effect at the hub: %+v", id, r)
+	}
+	all, err := h.h.Ledger().Transactions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		if c.Kind == protocol.KindCapture && c.Original == id {
+			t.Errorf("declined burn %s has a capture at the hub: %+v", id, c)
+		}
 	}
 }
 

@@ -19,12 +19,13 @@ import (
 // what the POS API answers against what the hub's ledger holds.
 
 // TestBurnApprovedAndInsufficient: a burn the member can cover is approved
-// with the hub's balance after it; one they cannot is declined
+// with the hub's available balance after its hold, and completed by a
+// capture, which alone moves the ledger balance; one they cannot is declined
 // insufficient_points and changes nothing at the hub.
 func TestBurnApprovedAndInsufficient(t *testing.T) {
 	e := newEnv(t, "embedded")
 	h := startHubOnce(t, e)
-	store := randomID("burn-")
+	store := e.store("burn-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
 	a.waitConnected(t, true)
 	member := store + "-m1"
@@ -37,11 +38,22 @@ func TestBurnApprovedAndInsufficient(t *testing.T) {
 		t.Fatalf("burn 20 of 50: %+v, want approved", r)
 	}
 	if r.Balance == nil || *r.Balance != 30 {
-		t.Fatalf("approved burn: balance %v, want 30", r.Balance)
+		t.Fatalf("approved burn: balance %v, want 30 (available after the hold)", r.Balance)
 	}
+	// The hold took the points from what is available at once, whether or
+	// not the capture has been applied yet.
+	if v := h.member(t, member); v.Available != 30 {
+		t.Fatalf("hub available balance after the approved burn: %+v, want 30", v)
+	}
+	// The ledger balance moves with the capture, which the agent queued.
+	a.waitDrained(t)
 	if got, _ := h.balance(t, member); got != 30 {
-		t.Fatalf("hub balance after approved burn: %d, want 30", got)
+		t.Fatalf("hub balance after the approved burn's capture: %d, want 30", got)
 	}
+	if v := h.member(t, member); v.Held != 0 || v.Available != 30 {
+		t.Errorf("hub view after the capture: %+v, want nothing held and 30 available", v)
+	}
+	h.checkCaptured(t, r.TxID, 20)
 
 	before := a.queued(t)
 	r = a.burn(t, member, 100)
@@ -53,14 +65,18 @@ func TestBurnApprovedAndInsufficient(t *testing.T) {
 	}
 	a.waitDrained(t)
 	if got := a.queued(t); got != before {
-		t.Errorf("outbox holds %d after a burn the hub declined, want %d (no void for a burn the hub refused)", got, before)
+		t.Errorf("outbox holds %d after a burn the hub declined, want %d (no void for a hold the hub refused)", got, before)
 	}
 	if got, _ := h.balance(t, member); got != 30 {
 		t.Errorf("hub balance after declined burn: %d, want 30", got)
 	}
-	if rec, ok := h.record(t, r.TxID); !ok || rec.Status != protocol.StatusRejected || rec.Code != protocol.CodeInsufficientPoints {
-		t.Errorf("ledger record of the declined burn: %+v (found %v), want rejected insufficient_points", rec, ok)
+	if v := h.member(t, member); v.Held != 0 || v.Available != 30 {
+		t.Errorf("hub view after the declined burn: %+v, want nothing held and 30 available", v)
 	}
+	if rec, ok := h.record(t, r.TxID); !ok || rec.Kind != protocol.KindHold || rec.Status != protocol.StatusRejected || rec.Code != protocol.CodeInsufficientPoints {
+		t.Errorf("ledger record of the declined burn: %+v (found %v), want a hold rejected insufficient_points", rec, ok)
+	}
+	h.checkBurnUndone(t, r.TxID)
 
 	r = a.burn(t, store+"-nobody", 1)
 	if r.Status != "declined" || r.Code != protocol.CodeUnknownMember {
@@ -109,14 +125,14 @@ func TestBurnOfflineWritesNothing(t *testing.T) {
 	}
 }
 
-// TestBurnTimeoutIsVoided: the broker is up but no hub answers. The burn is
-// declined "timeout" after BurnTimeout and a void is queued; once a hub
-// runs and the outbox drains, the member's balance at the hub is as if the
-// burn had never been asked for.
+// TestBurnTimeoutIsVoided: the broker is up but no hub answers. The burn's
+// hold is declined "timeout" after BurnTimeout and a void of the hold is
+// queued; once a hub runs and the outbox drains, the member's balance at the
+// hub is as if the burn had never been asked for, and nothing is held.
 func TestBurnTimeoutIsVoided(t *testing.T) {
 	bb := startBareBroker(t)
 	e := bb.hubEnv(t)
-	store := randomID("timeout-")
+	store := e.store("timeout-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: bb.url(), Store: store, BurnTimeout: 300 * time.Millisecond})
 	member := store + "-m1"
 
@@ -140,11 +156,12 @@ func TestBurnTimeoutIsVoided(t *testing.T) {
 		t.Errorf("timed-out burn reports balance %d", *r.Balance)
 	}
 	if got := a.queued(t); got != before+2 {
-		t.Errorf("outbox holds %d, want %d (the burn and its void)", got, before+2)
+		t.Errorf("outbox holds %d, want %d (the hold and its void)", got, before+2)
 	}
+	checkQueuedHold(t, a, r.TxID, member, 25)
 	voids := voidsOf(t, a, r.TxID)
 	if len(voids) != 1 {
-		t.Fatalf("outbox holds %d voids of burn %s, want 1", len(voids), r.TxID)
+		t.Fatalf("outbox holds %d voids of hold %s, want 1", len(voids), r.TxID)
 	}
 	if pend, _ := a.a.Outbox().PendingBurns(); len(pend) != 0 {
 		t.Errorf("burn still pending after its verdict: %v", pend)
@@ -159,11 +176,35 @@ func TestBurnTimeoutIsVoided(t *testing.T) {
 	if got, _ := h.balance(t, member); got != 40 {
 		t.Errorf("hub balance after the voided burn: %d, want 40", got)
 	}
+	if v := h.member(t, member); v.Held != 0 || v.Available != 40 {
+		t.Errorf("hub view after the voided burn: %+v, want nothing held and 40 available", v)
+	}
 	h.checkBurnUndone(t, r.TxID)
-	if rec, ok := h.record(t, voids[0].ID); !ok || rec.Status != protocol.StatusApplied {
-		t.Errorf("void %s at the hub: %+v (found %v), want applied", voids[0].ID, rec, ok)
+	// A void of a hold gives nothing back (the hold took nothing): applied,
+	// with no journal entry.
+	if rec, ok := h.record(t, voids[0].ID); !ok || rec.Status != protocol.StatusApplied || rec.Original != r.TxID || rec.Points != 0 || rec.JournalSeq != 0 {
+		t.Errorf("void %s at the hub: %+v (found %v), want applied with no effect", voids[0].ID, rec, ok)
 	}
 	h.verify(t)
+}
+
+// checkQueuedHold fails unless the outbox holds the hold id for member's
+// points: what the agent sends for a burn.
+func checkQueuedHold(t *testing.T, a *till, id, member string, points int64) {
+	t.Helper()
+	txs, err := a.a.Outbox().Pending(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range txs {
+		if tx.ID == id {
+			if tx.Kind != protocol.KindHold || tx.Member != member || tx.Points != points {
+				t.Errorf("queued %s: %+v, want a hold of %d points for %s", id, tx, points, member)
+			}
+			return
+		}
+	}
+	t.Errorf("the outbox does not hold the burn's hold %s", id)
 }
 
 // voidsOf returns the queued voids naming burn.
@@ -182,13 +223,14 @@ func voidsOf(t *testing.T, a *till, burn string) []protocol.Transaction {
 	return out
 }
 
-// TestStopDuringBurnAnswersThePOS: the agent is stopped while a burn waits
-// for a hub that is not there. The POS still gets its answer — declined,
-// timeout — before Run returns, the void is queued in the same commit, and
-// once a hub runs the ledger keeps no effect of the burn.
+// TestStopDuringBurnAnswersThePOS: the agent is stopped while a burn's hold
+// waits for a hub that is not there. The POS still gets its answer —
+// declined, timeout — before Run returns, the void of the hold is queued in
+// the same commit, and once a hub runs the ledger keeps no effect of the burn.
 func TestStopDuringBurnAnswersThePOS(t *testing.T) {
 	bb := startBareBroker(t)
-	store := randomID("stop-")
+	e := bb.hubEnv(t)
+	store := e.store("stop-")
 	dir := t.TempDir()
 	a := startTill(t, agent.Options{DataDir: dir, Broker: bb.url(), Store: store, BurnTimeout: time.Minute})
 	member := store + "-m1"
@@ -240,36 +282,48 @@ func TestStopDuringBurnAnswersThePOS(t *testing.T) {
 	if pend, err := a.a.Outbox().PendingBurns(); err != nil || len(pend) != 0 {
 		t.Fatalf("pending burns after reopen: %v %v, want none", pend, err)
 	}
+	checkQueuedHold(t, a, burnID, member, 10)
 	if voids := voidsOf(t, a, burnID); len(voids) != 1 {
-		t.Fatalf("queued voids of burn %s: %d, want 1", burnID, len(voids))
+		t.Fatalf("queued voids of hold %s: %d, want 1", burnID, len(voids))
 	}
 	st, r, code := post(t, a.pos+"/v1/burn", body, key)
 	if st != http.StatusOK || r.Status != "declined" || r.Code != protocol.CodeTimeout || r.TxID != burnID {
 		t.Errorf("same key after reopen: HTTP %d %s %+v, want declined timeout for %s", st, code, r, burnID)
 	}
 
-	h := startHubOnce(t, bb.hubEnv(t))
+	h := startHubOnce(t, e)
 	a.waitDrained(t)
 	if got, _ := h.balance(t, member); got != 30 {
 		t.Errorf("hub balance: %d, want 30 (the earn, nothing of the burn)", got)
+	}
+	if v := h.member(t, member); v.Held != 0 || v.Available != 30 {
+		t.Errorf("hub view: %+v, want nothing held and 30 available", v)
 	}
 	h.checkBurnUndone(t, burnID)
 	h.verify(t)
 }
 
 // TestPendingBurnVoidedAfterCrash: a crash (kill -9, power cut) can leave a
-// burn committed and pending in the outbox file with no verdict. The
-// reopened agent declines it (timeout) and queues a void, its
-// Idempotency-Key then answers that verdict, and once a hub runs — even if
-// the burn itself reaches the hub — the ledger keeps no effect of it.
+// burn's hold — or, from an older agent, a one-step burn — committed and
+// pending in the outbox file with no verdict. The reopened agent declines it
+// (timeout) and queues a void, its Idempotency-Key then answers that
+// verdict, and once a hub runs — even if the hold or burn itself reaches the
+// hub — the ledger keeps no effect of it.
 func TestPendingBurnVoidedAfterCrash(t *testing.T) {
+	for _, kind := range []protocol.Kind{protocol.KindHold, protocol.KindBurn} {
+		t.Run(string(kind), func(t *testing.T) { pendingBurnVoidedAfterCrash(t, kind) })
+	}
+}
+
+func pendingBurnVoidedAfterCrash(t *testing.T, kind protocol.Kind) {
 	bb := startBareBroker(t)
-	store := randomID("crash-")
+	e := bb.hubEnv(t)
+	store := e.store("crash-")
 	dir := t.TempDir()
 	member := store + "-m1"
 	key := randomID("k-")
 
-	// The state a crash leaves: an earn, and a burn committed as pending.
+	// The state a crash leaves: an earn, and a hold (or burn) committed as pending.
 	ob, err := outbox.Open(filepath.Join(dir, agent.OutboxFile), outbox.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +335,7 @@ func TestPendingBurnVoidedAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	burn := protocol.Transaction{ID: randomID("b-"), Store: store, Terminal: "till-1", Partner: "pharmacy", Member: member,
-		Kind: protocol.KindBurn, Points: 10, CreatedAt: at}
+		Kind: kind, Points: 10, CreatedAt: at}
 	if err := ob.Append(&burn, key, &outbox.IdemRecord{Hash: "h", TxID: burn.ID, Pending: true}, true); err != nil {
 		t.Fatal(err)
 	}
@@ -293,24 +347,27 @@ func TestPendingBurnVoidedAfterCrash(t *testing.T) {
 		t.Fatalf("pending burns after reopen: %v %v, want none", pend, err)
 	}
 	if voids := voidsOf(t, a, burn.ID); len(voids) != 1 {
-		t.Fatalf("queued voids of burn %s after reopen: %d, want 1", burn.ID, len(voids))
+		t.Fatalf("queued voids of %s %s after reopen: %d, want 1", kind, burn.ID, len(voids))
 	}
 	if got := a.queued(t); got != 3 {
-		t.Errorf("outbox holds %d after reopen, want 3 (earn, burn, void)", got)
+		t.Errorf("outbox holds %d after reopen, want 3 (earn, %s, void)", got, kind)
 	}
 	rec, found, err := a.a.Outbox().Idem(key)
 	if err != nil || !found || rec.Pending {
 		t.Fatalf("idempotency record after reopen: %+v found=%v err=%v, want a final answer", rec, found, err)
 	}
 	var res posapi.Result
-	if err := json.Unmarshal(rec.Response, &res); err != nil || res.Status != "declined" || res.Code != protocol.CodeTimeout || res.TxID != burn.ID {
-		t.Errorf("stored answer after reopen: %+v (%v), want declined timeout for %s", res, err, burn.ID)
+	if err := json.Unmarshal(rec.Response, &res); err != nil || res.Status != "declined" || res.Code != protocol.CodeTimeout || res.TxID != burn.ID || res.Kind != string(protocol.KindBurn) {
+		t.Errorf("stored answer after reopen: %+v (%v), want a burn declined timeout for %s", res, err, burn.ID)
 	}
 
-	h := startHubOnce(t, bb.hubEnv(t))
+	h := startHubOnce(t, e)
 	a.waitDrained(t)
 	if got, _ := h.balance(t, member); got != 30 {
-		t.Errorf("hub balance: %d, want 30 (the earn, nothing of the burn)", got)
+		t.Errorf("hub balance: %d, want 30 (the earn, nothing of the %s)", got, kind)
+	}
+	if v := h.member(t, member); v.Held != 0 || v.Available != 30 {
+		t.Errorf("hub view: %+v, want nothing held and 30 available", v)
 	}
 	h.checkBurnUndone(t, burn.ID)
 	h.verify(t)
@@ -322,7 +379,7 @@ func TestPendingBurnVoidedAfterCrash(t *testing.T) {
 func TestIdempotencyKey(t *testing.T) {
 	e := newEnv(t, "embedded")
 	h := startHubOnce(t, e)
-	store := randomID("idem-")
+	store := e.store("idem-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
 	a.waitConnected(t, true)
 	member := store + "-m1"
@@ -383,10 +440,16 @@ func TestIdempotencyKey(t *testing.T) {
 	same(a, "after restart")
 	a.waitDrained(t)
 
+	// One earn, and the one burn as its hold and the hold's capture.
 	recs := h.records(t, store)
-	if len(recs) != 2 {
-		t.Errorf("ledger holds %d transactions of this till, want 2 (one earn, one burn): %+v", len(recs), recs)
+	kinds := map[protocol.Kind]int{}
+	for _, r := range recs {
+		kinds[r.Kind]++
 	}
+	if len(recs) != 3 || kinds[protocol.KindEarn] != 1 || kinds[protocol.KindHold] != 1 || kinds[protocol.KindCapture] != 1 {
+		t.Errorf("ledger holds %d transactions of this till (%v), want 3 (one earn; one burn: its hold and capture): %+v", len(recs), kinds, recs)
+	}
+	h.checkCaptured(t, firstBurn.TxID, 5)
 	if got, _ := h.balance(t, member); got != 20 {
 		t.Errorf("hub balance: %d, want 25-5 = 20", got)
 	}
@@ -400,7 +463,7 @@ func TestIdempotencyKey(t *testing.T) {
 func TestReverse(t *testing.T) {
 	e := newEnv(t, "embedded")
 	h := startHubOnce(t, e)
-	store := randomID("rev-")
+	store := e.store("rev-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
 	a.waitConnected(t, true)
 	m1, m2 := store+"-m1", store+"-m2"
@@ -464,9 +527,15 @@ func TestReverse(t *testing.T) {
 	if b.Status != "approved" {
 		t.Fatalf("burn: %+v", b)
 	}
-	if got, _ := h.balance(t, m2); got != 50 {
-		t.Fatalf("hub balance after the burn: %d, want 50", got)
+	if v := h.member(t, m2); v.Available != 50 {
+		t.Fatalf("hub available balance after the burn: %+v, want 50", v)
 	}
+	a.waitDrained(t) // the capture
+	if got, _ := h.balance(t, m2); got != 50 {
+		t.Fatalf("hub balance after the burn's capture: %d, want 50", got)
+	}
+	capture := h.checkCaptured(t, b.TxID, 30)
+	// The POS names the burn by its hold's id; the hub resolves it to the capture.
 	st, rb, code := post(t, a.pos+"/v1/reverse", posapi.ReverseRequest{Original: b.TxID}, "")
 	if st != http.StatusOK || rb.Status != "accepted" || rb.Points != 30 || rb.Member != m2 {
 		t.Fatalf("reverse of the burn: HTTP %d %s %+v", st, code, rb)
@@ -474,6 +543,12 @@ func TestReverse(t *testing.T) {
 	a.waitDrained(t)
 	if got, _ := h.balance(t, m2); got != 80 {
 		t.Errorf("hub balance after the burn was reversed: %d, want 80", got)
+	}
+	if v := h.member(t, m2); v.Held != 0 || v.Available != 80 {
+		t.Errorf("hub view after the burn was reversed: %+v, want nothing held and 80 available", v)
+	}
+	if rec, ok := h.record(t, capture.ID); !ok || rec.Reversed != 30 {
+		t.Errorf("capture %s at the hub after the reverse: %+v (found %v), want 30 reversed", capture.ID, rec, ok)
 	}
 	for _, id := range []string{part.TxID, rest.TxID, rb.TxID} {
 		if rec, ok := h.record(t, id); !ok || rec.Status != protocol.StatusApplied {
@@ -488,7 +563,7 @@ func TestReverse(t *testing.T) {
 func TestBalance(t *testing.T) {
 	e := newEnv(t, "embedded")
 	h := startHubOnce(t, e)
-	store := randomID("bal-")
+	store := e.store("bal-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
 	a.waitConnected(t, true)
 	member, stranger := store+"-m1", store+"-nobody"
@@ -508,6 +583,8 @@ func TestBalance(t *testing.T) {
 		t.Errorf("online balance of an unknown member: %+v", b)
 	}
 	// The hub's answer is live: a change there shows without an ack here.
+	// It is what the member has available, so the burn's hold counts at
+	// once, captured or not.
 	if r := a.burn(t, member, 2); r.Status != "approved" {
 		t.Fatalf("burn 2 of 42: %+v", r)
 	}
@@ -515,6 +592,9 @@ func TestBalance(t *testing.T) {
 		t.Errorf("online balance after a burn: %+v, want 40 from the hub", b)
 	}
 	a.waitDrained(t)
+	if got, _ := h.balance(t, member); got != 40 {
+		t.Errorf("hub ledger balance after the burn's capture: %d, want 40", got)
+	}
 
 	h.stop(t)
 	a.waitConnected(t, false)
@@ -544,7 +624,7 @@ func TestBalance(t *testing.T) {
 func TestHealth(t *testing.T) {
 	e := newEnv(t, "embedded")
 	h := startHubOnce(t, e)
-	store := randomID("health-")
+	store := e.store("health-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store, Version: "v-test"})
 	a.waitConnected(t, true)
 	hl := a.health(t)
@@ -593,7 +673,7 @@ func sameResult(a, b posapi.Result) bool {
 func TestHubRejectionIsShown(t *testing.T) {
 	e := newEnv(t, "embedded")
 	startHubOnce(t, e)
-	store := randomID("rej-")
+	store := e.store("rej-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
 	a.waitConnected(t, true)
 	st, r, code := post(t, a.pos+"/v1/reverse", posapi.ReverseRequest{Original: "sold-elsewhere", Member: store + "-m1", Points: 5}, "")

@@ -20,6 +20,7 @@ import (
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/posapi"
 	"github.com/tillsync/tillsync/hub"
+	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 )
@@ -52,6 +53,7 @@ type hubProc struct {
 	h      *hub.Hub
 	cancel context.CancelFunc
 	done   chan error
+	env    *env
 }
 
 // env is the world of one end-to-end test: where the hub keeps its data, how
@@ -62,6 +64,50 @@ type env struct {
 	hubDir   string
 	mqttAddr string // embedded broker's address, fixed across restarts
 	clientID string
+	// stores are registered with the coalition at every hub start; store
+	// registers one with the running hub too.
+	stores  []string
+	running ledger.Store
+}
+
+// The coalition every e2e hub runs: one partner whose rules earn what the
+// agent's default earn rate quotes (1 point per 1.00 EUR, rounded down).
+const e2ePartner = "pharmacy"
+
+// register sets up the coalition and registers the env's stores.
+func (e *env) register(st ledger.Store) {
+	t := e.t
+	t.Helper()
+	now := time.Now()
+	if err := st.SetCoalition(ledger.Coalition{Name: "e2e", Currency: "EUR", PointValue: "0.01"}); err != nil {
+		t.Fatalf("set coalition: %v", err)
+	}
+	if err := st.PutPartner(ledger.Partner{ID: e2ePartner}, now); err != nil {
+		t.Fatalf("put partner: %v", err)
+	}
+	if rules, err := st.Rules(e2ePartner); err != nil {
+		t.Fatal(err)
+	} else if len(rules) == 0 {
+		if _, err := st.AddRules(protocol.RuleSet{Partner: e2ePartner, Points: 1, Per: 100, Rounding: protocol.RoundDown, EffectiveFrom: now.Add(-24 * time.Hour)}, now); err != nil {
+			t.Fatalf("add rules: %v", err)
+		}
+	}
+	for _, s := range e.stores {
+		if err := st.PutStore(ledger.StoreInfo{ID: s, Partner: e2ePartner}, now); err != nil {
+			t.Fatalf("register store %s: %v", s, err)
+		}
+	}
+}
+
+// store returns a new store id registered with the coalition (now, if a
+// hub runs, and at every hub start).
+func (e *env) store(prefix string) string {
+	s := randomID(prefix)
+	e.stores = append(e.stores, s)
+	if e.running != nil {
+		e.register(e.running)
+	}
+	return s
 }
 
 func newEnv(t *testing.T, broker string) *env {
@@ -99,8 +145,10 @@ func (e *env) startHub() *hubProc {
 	if err != nil {
 		t.Fatalf("open hub: %v", err)
 	}
+	e.register(h.Ledger())
+	e.running = h.Ledger()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &hubProc{h: h, cancel: cancel, done: make(chan error, 1)}
+	p := &hubProc{h: h, cancel: cancel, done: make(chan error, 1), env: e}
 	go func() { p.done <- h.Run(ctx) }()
 	select {
 	case <-h.Ready():
@@ -114,6 +162,7 @@ func (e *env) startHub() *hubProc {
 
 func (p *hubProc) stop(t *testing.T) {
 	t.Helper()
+	p.env.running = nil
 	p.cancel()
 	select {
 	case err := <-p.done:
@@ -221,9 +270,9 @@ type model struct {
 	member   map[string]string        // tx id -> member
 	kind     map[string]protocol.Kind // tx id -> kind
 	left     map[string]int64         // earn/burn id -> points not yet reversed
-	declined map[string]bool          // burn ids the POS was told were declined
+	declined map[string]bool          // burn (hold) ids the POS was told were declined
 	earns    []string                 // accepted earn ids, for reverses
-	burns    []string                 // approved burn ids, for reverses
+	burns    []string                 // approved burn ids (their holds' ids), for reverses
 	balance  map[string]int64         // member -> expected balance
 }
 

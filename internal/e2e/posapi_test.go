@@ -19,7 +19,7 @@ import (
 func TestPOSAPIBadInput(t *testing.T) {
 	e := newEnv(t, "embedded")
 	h := startHubOnce(t, e)
-	store := randomID("bad-")
+	store := e.store("bad-")
 	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
 	a.waitConnected(t, true)
 	member := store + "-m1"

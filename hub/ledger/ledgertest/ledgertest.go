@@ -23,7 +23,11 @@ import (
 
 // Run runs the suite. open must return a fresh, empty store on every call
 // and close it when t ends (t.Cleanup).
+//
+// Every test gets the store with TestCoalition set, registers the stores it
+// uses (Register), and must leave it passing Verify.
 func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
+	open = withCoalition(open)
 	t.Run("Rules", func(t *testing.T) { testRules(t, open) })
 	t.Run("BalanceKnown", func(t *testing.T) { testBalanceKnown(t, open) })
 	t.Run("AckShape", func(t *testing.T) { testAckShape(t, open) })
@@ -33,6 +37,27 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, open) })
 	t.Run("RandomWorkload", func(t *testing.T) { testRandomWorkload(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
+	t.Run("HeldUnknownStore", func(t *testing.T) { testHeldUnknownStore(t, open) })
+	t.Run("HeldNoRules", func(t *testing.T) { testHeldNoRules(t, open) })
+	t.Run("PartnerMismatch", func(t *testing.T) { testPartnerMismatch(t, open) })
+	t.Run("Pricing", func(t *testing.T) { testPricing(t, open) })
+	t.Run("Campaigns", func(t *testing.T) { testCampaigns(t, open) })
+	t.Run("Seed", func(t *testing.T) { testSeed(t, open) })
+	t.Run("Holds", func(t *testing.T) { testHolds(t, open) })
+	t.Run("HoldLapse", func(t *testing.T) { testHoldLapse(t, open) })
+	t.Run("ConcurrentHolds", func(t *testing.T) { testConcurrentHolds(t, open) })
+	t.Run("ProportionalReturns", func(t *testing.T) { testProportionalReturns(t, open) })
+	t.Run("ReturnPaidWithPoints", func(t *testing.T) { testReturnPaidWithPoints(t, open) })
+	t.Run("ReturnAfterSpend", func(t *testing.T) { testReturnAfterSpend(t, open) })
+	t.Run("OfflineOverdraft", func(t *testing.T) { testOfflineOverdraft(t, open) })
+	t.Run("Expiry", func(t *testing.T) { testExpiry(t, open) })
+	t.Run("Settlement", func(t *testing.T) { testSettlement(t, open) })
+	t.Run("SettlementValues", func(t *testing.T) { testSettlementValues(t, open) })
+	t.Run("ClosePeriod", func(t *testing.T) { testClosePeriod(t, open) })
+	t.Run("ClosedPeriodStays", func(t *testing.T) { testClosedPeriodStays(t, open) })
+	t.Run("ExpiryManyLots", func(t *testing.T) { testExpiryManyLots(t, open) })
+	t.Run("Chain", func(t *testing.T) { testChain(t, open) })
+	t.Run("HubClockBefore2000", func(t *testing.T) { testHubClockBefore2000(t, open) })
 }
 
 // T0 is the hub clock the suite starts from.
@@ -118,8 +143,10 @@ func Apply(t testing.TB, s ledger.Store, now time.Time, batches ...*protocol.Bat
 	return acks
 }
 
-func applied(id, member string, balance int64) protocol.Ack {
-	return protocol.Ack{ID: id, Status: protocol.StatusApplied, Member: member, Balance: balance}
+// applied is the ack of a transaction applied now that booked points and
+// left the member with balance available points.
+func applied(id, member string, points, balance int64) protocol.Ack {
+	return protocol.Ack{ID: id, Status: protocol.StatusApplied, Member: member, Balance: balance, Points: points}
 }
 
 func rejected(id, member string, code protocol.Code, balance int64) protocol.Ack {
@@ -127,7 +154,7 @@ func rejected(id, member string, code protocol.Code, balance int64) protocol.Ack
 }
 
 func dupOf(a protocol.Ack) protocol.Ack {
-	return protocol.Ack{ID: a.ID, Status: protocol.StatusDuplicate, OriginalStatus: a.Status, Code: a.Code, Member: a.Member, Balance: a.Balance}
+	return protocol.Ack{ID: a.ID, Status: protocol.StatusDuplicate, OriginalStatus: a.Status, Code: a.Code, Member: a.Member, Balance: a.Balance, Points: a.Points}
 }
 
 // call is one Apply: its batches and the acks it must return.
@@ -172,8 +199,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "earn creates the member; zero points still apply",
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
-					one(a.Batch(t, a.Earn("e2", m1, 0), a.Earn("e3", m2, 0)), applied("e2", m1, 100), applied("e3", m2, 0)),
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100, 100)),
+					one(a.Batch(t, a.Earn("e2", m1, 0), a.Earn("e3", m2, 0)), applied("e2", m1, 0, 100), applied("e3", m2, 0, 0)),
 				}
 			},
 			members: map[string]int64{m1: 100, m2: 0},
@@ -182,8 +209,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "burn within the balance",
 			calls: func(t *testing.T, a, _, b *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30)), applied("e1", m1, 100), applied("b1", m1, 70)),
-					one(b.Batch(t, b.Burn("b2", m1, 70)), applied("b2", m1, 0)),
+					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30)), applied("e1", m1, 100, 100), applied("b1", m1, 30, 70)),
+					one(b.Batch(t, b.Burn("b2", m1, 70)), applied("b2", m1, 70, 0)),
 				}
 			},
 			members: map[string]int64{m1: 0},
@@ -193,7 +220,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 50), a.Burn("b1", m1, 51)),
-						applied("e1", m1, 50), rejected("b1", m1, protocol.CodeInsufficientPoints, 50)),
+						applied("e1", m1, 50, 50), rejected("b1", m1, protocol.CodeInsufficientPoints, 50)),
 				}
 			},
 			members: map[string]int64{m1: 50},
@@ -214,8 +241,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 				b1 := a.Burn("b1", m1, 500)
 				return []call{
 					one(a.Batch(t, e1, a.Earn("e2", m1, 5), e1, b1, a.Earn("e3", m1, 1000), b1),
-						applied("e1", m1, 100), applied("e2", m1, 105), dupOf(applied("e1", m1, 100)),
-						rejected("b1", m1, protocol.CodeInsufficientPoints, 105), applied("e3", m1, 1105),
+						applied("e1", m1, 100, 100), applied("e2", m1, 5, 105), dupOf(applied("e1", m1, 100, 100)),
+						rejected("b1", m1, protocol.CodeInsufficientPoints, 105), applied("e3", m1, 1000, 1105),
 						dupOf(rejected("b1", m1, protocol.CodeInsufficientPoints, 105))),
 				}
 			},
@@ -227,7 +254,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 				e1 := a.Earn("e1", m1, 100)
 				return []call{{
 					batches: []*protocol.Batch{a.Batch(t, e1), a.Batch(t, e1)},
-					want:    [][]protocol.Ack{{applied("e1", m1, 100)}, {dupOf(applied("e1", m1, 100))}},
+					want:    [][]protocol.Ack{{applied("e1", m1, 100, 100)}, {dupOf(applied("e1", m1, 100, 100))}},
 				}}
 			},
 			members: map[string]int64{m1: 100},
@@ -240,13 +267,13 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 				b2 := a.Burn("b2", m1, 1000)
 				return []call{
 					one(a.Batch(t, b1), rejected("b1", m1, protocol.CodeUnknownMember, 0)),
-					one(a.Batch(t, e1, b2), applied("e1", m1, 100), rejected("b2", m1, protocol.CodeInsufficientPoints, 100)),
-					one(a.Batch(t, a.Earn("e2", m1, 5000)), applied("e2", m1, 5100)),
+					one(a.Batch(t, e1, b2), applied("e1", m1, 100, 100), rejected("b2", m1, protocol.CodeInsufficientPoints, 100)),
+					one(a.Batch(t, a.Earn("e2", m1, 5000)), applied("e2", m1, 5000, 5100)),
 					// Now b1 and b2 could both apply; a retry still gets the first answer.
 					one(a.Batch(t, b1, b2, e1),
 						dupOf(rejected("b1", m1, protocol.CodeUnknownMember, 0)),
 						dupOf(rejected("b2", m1, protocol.CodeInsufficientPoints, 100)),
-						dupOf(applied("e1", m1, 100))),
+						dupOf(applied("e1", m1, 100, 100))),
 				}
 			},
 			members: map[string]int64{m1: 5100},
@@ -255,8 +282,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "reverse of an earn takes points back",
 			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
-					one(a2.Batch(t, a2.Reverse("r1", m1, 40, "e1")), applied("r1", m1, 60)),
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100, 100)),
+					one(a2.Batch(t, a2.Reverse("r1", m1, 40, "e1")), applied("r1", m1, 40, 60)),
 				}
 			},
 			members: map[string]int64{m1: 60},
@@ -266,7 +293,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 80), a.Reverse("r1", m1, 100, "e1"), a.Burn("b2", m1, 1)),
-						applied("e1", m1, 100), applied("b1", m1, 20), applied("r1", m1, -80),
+						applied("e1", m1, 100, 100), applied("b1", m1, 80, 20), applied("r1", m1, 100, -80),
 						rejected("b2", m1, protocol.CodeInsufficientPoints, -80)),
 				}
 			},
@@ -276,8 +303,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "reverse of a burn gives points back",
 			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30)), applied("e1", m1, 100), applied("b1", m1, 70)),
-					one(a2.Batch(t, a2.Reverse("r1", m1, 30, "b1")), applied("r1", m1, 100)),
+					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30)), applied("e1", m1, 100, 100), applied("b1", m1, 30, 70)),
+					one(a2.Batch(t, a2.Reverse("r1", m1, 30, "b1")), applied("r1", m1, 30, 100)),
 				}
 			},
 			members: map[string]int64{m1: 100},
@@ -286,7 +313,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "a return at another partner is original_mismatch",
 			calls: func(t *testing.T, a, _, b *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100, 100)),
 					one(b.Batch(t, b.Reverse("r1", m1, 40, "e1")), rejected("r1", m1, protocol.CodeOriginalMismatch, 100)),
 				}
 			},
@@ -297,7 +324,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				a2.Partner = "p2" // same store s1, which trades as p1
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100, 100)),
 					one(a2.Batch(t, a2.Earn("e2", m1, 1000000), a2.Burn("b2", m1, 10)),
 						rejected("e2", m1, protocol.CodePartnerMismatch, 100), rejected("b2", m1, protocol.CodePartnerMismatch, 100)),
 				}
@@ -308,7 +335,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "an id already used by another terminal is store_mismatch, and tells nothing",
 			calls: func(t *testing.T, a, _, b *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100, 100)),
 					one(b.Batch(t, b.Earn("e1", m2, 5)), protocol.Ack{ID: "e1", Status: protocol.StatusRejected, Code: protocol.CodeStoreMismatch}),
 				}
 			},
@@ -319,9 +346,9 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Earn("e2", m1, 10), a.Reverse("r0", m1, 101, "e1")),
-						applied("e1", m1, 100), applied("e2", m1, 110), rejected("r0", m1, protocol.CodeOverReversed, 110)),
+						applied("e1", m1, 100, 100), applied("e2", m1, 10, 110), rejected("r0", m1, protocol.CodeOverReversed, 110)),
 					one(a.Batch(t, a.Reverse("r1", m1, 60, "e1"), a.Reverse("r2", m1, 41, "e1"), a.Reverse("r3", m1, 40, "e1")),
-						applied("r1", m1, 50), rejected("r2", m1, protocol.CodeOverReversed, 50), applied("r3", m1, 10)),
+						applied("r1", m1, 60, 50), rejected("r2", m1, protocol.CodeOverReversed, 50), applied("r3", m1, 40, 10)),
 					one(a.Batch(t, a.Reverse("r4", m1, 1, "e1")), rejected("r4", m1, protocol.CodeOverReversed, 10)),
 				}
 			},
@@ -332,10 +359,10 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 10), a.Reverse("r1", m1, 5, "never-sent"), a.Burn("b1", m1, 50), a.Reverse("r2", m1, 5, "b1")),
-						applied("e1", m1, 10), rejected("r1", m1, protocol.CodeUnknownOriginal, 10),
+						applied("e1", m1, 10, 10), rejected("r1", m1, protocol.CodeUnknownOriginal, 10),
 						rejected("b1", m1, protocol.CodeInsufficientPoints, 10), rejected("r2", m1, protocol.CodeUnknownOriginal, 10)),
 					// A rejected reverse counts for nothing: the original is still whole.
-					one(a.Batch(t, a.Reverse("r3", m1, 10, "e1")), applied("r3", m1, 0)),
+					one(a.Batch(t, a.Reverse("r3", m1, 10, "e1")), applied("r3", m1, 10, 0)),
 				}
 			},
 			members: map[string]int64{m1: 0},
@@ -345,11 +372,11 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Earn("e2", m2, 10), a.Reverse("r1", m2, 5, "e1")),
-						applied("e1", m1, 100), applied("e2", m2, 10), rejected("r1", m2, protocol.CodeOriginalMismatch, 10)),
+						applied("e1", m1, 100, 100), applied("e2", m2, 10, 10), rejected("r1", m2, protocol.CodeOriginalMismatch, 10)),
 					one(a.Batch(t, a.Reverse("r2", m1, 10, "e1"), a.Reverse("r3", m1, 5, "r2")),
-						applied("r2", m1, 90), rejected("r3", m1, protocol.CodeOriginalMismatch, 90)),
+						applied("r2", m1, 10, 90), rejected("r3", m1, protocol.CodeOriginalMismatch, 90)),
 					one(a.Batch(t, a.Burn("b1", m1, 20), a.Void("v1", m1, "b1"), a.Reverse("r4", m1, 5, "v1")),
-						applied("b1", m1, 70), applied("v1", m1, 90), rejected("r4", m1, protocol.CodeOriginalMismatch, 90)),
+						applied("b1", m1, 20, 70), applied("v1", m1, 20, 90), rejected("r4", m1, protocol.CodeOriginalMismatch, 90)),
 				}
 			},
 			members: map[string]int64{m1: 90, m2: 10},
@@ -359,7 +386,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				b1 := a.Burn("b1", m1, 30)
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100), a.Void("v1", m1, "b1")), applied("e1", m1, 100), applied("v1", m1, 100)),
+					one(a.Batch(t, a.Earn("e1", m1, 100), a.Void("v1", m1, "b1")), applied("e1", m1, 100, 100), applied("v1", m1, 0, 100)),
 					one(a.Batch(t, b1), rejected("b1", m1, protocol.CodeVoided, 100)),
 					one(a.Batch(t, b1), dupOf(rejected("b1", m1, protocol.CodeVoided, 100))),
 				}
@@ -371,7 +398,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				b1 := a.Burn("b1", m1, 30)
 				return []call{
-					one(a.Batch(t, a.Void("v1", m1, "b1"), b1), applied("v1", m1, 0), rejected("b1", m1, protocol.CodeVoided, 0)),
+					one(a.Batch(t, a.Void("v1", m1, "b1"), b1), applied("v1", m1, 0, 0), rejected("b1", m1, protocol.CodeVoided, 0)),
 				}
 			},
 			members: map[string]int64{},
@@ -380,10 +407,10 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "void from another terminal or member neither bars nor undoes the burn",
 			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100)),
+					one(a.Batch(t, a.Earn("e1", m1, 100)), applied("e1", m1, 100, 100)),
 					{
 						batches: []*protocol.Batch{a2.Batch(t, a2.Void("v1", m1, "b1")), a.Batch(t, a.Void("v2", m2, "b1"), a.Burn("b1", m1, 30))},
-						want:    [][]protocol.Ack{{applied("v1", m1, 100)}, {applied("v2", m2, 0), applied("b1", m1, 70)}},
+						want:    [][]protocol.Ack{{applied("v1", m1, 0, 100)}, {applied("v2", m2, 0, 0), applied("b1", m1, 30, 70)}},
 					},
 					{
 						batches: []*protocol.Batch{a2.Batch(t, a2.Void("v3", m1, "b1")), a.Batch(t, a.Void("v4", m2, "b1"))},
@@ -401,12 +428,12 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, a2, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 30), a.Burn("b2", m1, 50)),
-						applied("e1", m1, 100), applied("b1", m1, 70), applied("b2", m1, 20)),
-					one(a2.Batch(t, a2.Reverse("r1", m1, 10, "b2")), applied("r1", m1, 30)),
-					one(a.Batch(t, a.Void("v1", m1, "b1"), a.Void("v2", m1, "b2")), applied("v1", m1, 60), applied("v2", m1, 100)),
+						applied("e1", m1, 100, 100), applied("b1", m1, 30, 70), applied("b2", m1, 50, 20)),
+					one(a2.Batch(t, a2.Reverse("r1", m1, 10, "b2")), applied("r1", m1, 10, 30)),
+					one(a.Batch(t, a.Void("v1", m1, "b1"), a.Void("v2", m1, "b2")), applied("v1", m1, 30, 60), applied("v2", m1, 40, 100)),
 					// Fully reversed now: a reverse is over, a second void changes nothing.
 					one(a.Batch(t, a.Reverse("r2", m1, 1, "b1"), a.Void("v3", m1, "b1")),
-						rejected("r2", m1, protocol.CodeOverReversed, 100), applied("v3", m1, 100)),
+						rejected("r2", m1, protocol.CodeOverReversed, 100), applied("v3", m1, 0, 100)),
 				}
 			},
 			members: map[string]int64{m1: 100},
@@ -415,8 +442,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			name: "void after a rejected burn applies and changes nothing",
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 10), a.Burn("b1", m1, 30)), applied("e1", m1, 10), rejected("b1", m1, protocol.CodeInsufficientPoints, 10)),
-					one(a.Batch(t, a.Void("v1", m1, "b1")), applied("v1", m1, 10)),
+					one(a.Batch(t, a.Earn("e1", m1, 10), a.Burn("b1", m1, 30)), applied("e1", m1, 10, 10), rejected("b1", m1, protocol.CodeInsufficientPoints, 10)),
+					one(a.Batch(t, a.Void("v1", m1, "b1")), applied("v1", m1, 0, 10)),
 				}
 			},
 			members: map[string]int64{m1: 10},
@@ -426,8 +453,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				v1 := a.Void("v1", m1, "b1")
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 40), v1), applied("e1", m1, 100), applied("b1", m1, 60), applied("v1", m1, 100)),
-					one(a.Batch(t, a.Burn("b2", m1, 100), v1), applied("b2", m1, 0), dupOf(applied("v1", m1, 100))),
+					one(a.Batch(t, a.Earn("e1", m1, 100), a.Burn("b1", m1, 40), v1), applied("e1", m1, 100, 100), applied("b1", m1, 40, 60), applied("v1", m1, 40, 100)),
+					one(a.Batch(t, a.Burn("b2", m1, 100), v1), applied("b2", m1, 100, 0), dupOf(applied("v1", m1, 40, 100))),
 				}
 			},
 			members: map[string]int64{m1: 0},
@@ -437,8 +464,8 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
 					one(a.Batch(t, a.Earn("e1", m1, 100), a.Void("v1", m1, "e1"), a.Reverse("r1", m1, 1, "e1"), a.Void("v2", m1, "r1")),
-						applied("e1", m1, 100), rejected("v1", m1, protocol.CodeOriginalMismatch, 100),
-						applied("r1", m1, 99), rejected("v2", m1, protocol.CodeOriginalMismatch, 99)),
+						applied("e1", m1, 100, 100), rejected("v1", m1, protocol.CodeOriginalMismatch, 100),
+						applied("r1", m1, 1, 99), rejected("v2", m1, protocol.CodeOriginalMismatch, 99)),
 				}
 			},
 			members: map[string]int64{m1: 99},
@@ -448,6 +475,7 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
 			a, a2, b := NewTill("s1", "t1", "p1"), NewTill("s1", "t2", "p1"), NewTill("s2", "t1", "p2")
+			Register(t, s, a, b)
 			now := T0
 			for i, cl := range c.calls(t, a, a2, b) {
 				now = now.Add(time.Minute)
@@ -477,6 +505,7 @@ func fmtAcks(acks []protocol.Ack) string {
 func testBalanceKnown(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
 	a := NewTill("s1", "t1", "p1")
+	Register(t, s, a)
 	Apply(t, s, T0, a.Batch(t, a.Earn("e1", "m1", 0), a.Earn("e2", "m2", 7), a.Burn("b1", "m3", 1)))
 	for _, c := range []struct {
 		member string
@@ -503,6 +532,7 @@ func testAckShape(t *testing.T, open func(t *testing.T) ledger.Store) {
 	var batches []*protocol.Batch
 	for i := range 5 {
 		tl := NewTill("s"+fmt.Sprint(i), "t1", "p1")
+		Register(t, s, tl)
 		var txs []protocol.Transaction
 		for j := range 20 + i {
 			txs = append(txs, tl.Earn(fmt.Sprintf("s%d-%d", i, j), fmt.Sprintf("m%d", j%7), int64(j)))
@@ -523,6 +553,7 @@ func testAckShape(t *testing.T, open func(t *testing.T) ledger.Store) {
 func testEntries(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
 	a, b := NewTill("s1", "t1", "p1"), NewTill("s2", "t9", "p1")
+	Register(t, s, a, b)
 	e1, b1 := a.Earn("e1", "m1", 100), a.Burn("b1", "m1", 30)
 	r1 := b.Reverse("r1", "m1", 40, "e1") // at another store of the same partner
 	r2 := b.Reverse("r2", "m1", 5, "b1")
@@ -571,14 +602,15 @@ func testEntries(t *testing.T, open func(t *testing.T) ledger.Store) {
 func testStatement(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
 	a := NewTill("s1", "t1", "p1")
+	Register(t, s, a)
 	// Members whose ids are prefixes of each other must not see each other's entries.
 	var txs []protocol.Transaction
 	want := map[string][]string{}
 	for i := range 30 {
 		m := []string{"m", "m1", "m10", "m1-"}[i%4]
 		id := fmt.Sprintf("e%02d", i)
-		txs = append(txs, a.Earn(id, m, int64(i)))
-		want[m] = append([]string{id}, want[m]...) // newest first
+		txs = append(txs, a.Earn(id, m, int64(i)+1)) // a zero-point earn makes no entry
+		want[m] = append([]string{id}, want[m]...)   // newest first
 	}
 	Apply(t, s, T0, a.Batch(t, txs[:10]...))
 	Apply(t, s, T0.Add(time.Second), a.Batch(t, txs[10:]...))
@@ -613,6 +645,7 @@ func testTerminals(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
 	// Store "s1-x" sorts after "s1" by store, though "s1-x/" < "s1/" bytewise.
 	a, a2, x, b := NewTill("s1", "t1", "p1"), NewTill("s1", "t2", "p1"), NewTill("s1-x", "t1", "p1"), NewTill("s2", "t1", "p2")
+	Register(t, s, a, x, b)
 	oldest := T0.Add(-2 * time.Hour)
 	a.Backlog, a.OldestUnsynced = 7, oldest
 	e1 := a.Earn("e1", "m1", 10)
@@ -662,6 +695,7 @@ func testTerminals(t *testing.T, open func(t *testing.T) ledger.Store) {
 func testTransactions(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
 	a := NewTill("s1", "t1", "p1")
+	Register(t, s, a)
 	e1 := a.Earn("e1", "m1", 100)
 	Apply(t, s, T0, a.Batch(t, e1, a.Burn("b1", "m1", 30), a.Burn("b2", "m1", 300), e1, a.Reverse("r1", "m1", 10, "b1"), a.Void("v1", "m1", "b9")))
 	got, err := s.Transactions()
@@ -737,11 +771,15 @@ func (m *model) apply(tx protocol.Transaction) protocol.Ack {
 	move := func(d int64) protocol.Ack {
 		m.bal[tx.Member] += d
 		m.known[tx.Member] = true
-		m.entries++
-		return applied(tx.ID, tx.Member, m.bal[tx.Member])
+		if d != 0 {
+			m.entries++ // a zero-point earn posts nothing
+		}
+		r.points = max(d, -d)
+		return applied(tx.ID, tx.Member, r.points, m.bal[tx.Member])
 	}
 	switch tx.Kind {
 	case protocol.KindEarn:
+		// Till.Earn's amount is priced at exactly the quoted points.
 		r.ack = move(tx.Points)
 	case protocol.KindBurn:
 		key := tx.ID + "|" + tx.Store + "|" + tx.Terminal + "|" + tx.Member
@@ -776,11 +814,12 @@ func (m *model) apply(tx protocol.Transaction) protocol.Ack {
 		switch {
 		case !ok:
 			m.pending[tx.Original+"|"+tx.Store+"|"+tx.Terminal+"|"+tx.Member] = true
-			r.ack = applied(tx.ID, tx.Member, bal)
+			r.ack = applied(tx.ID, tx.Member, 0, bal)
 		case o.kind != protocol.KindBurn || o.member != tx.Member || o.store != tx.Store || o.terminal != tx.Terminal:
 			r.ack = rejected(tx.ID, tx.Member, protocol.CodeOriginalMismatch, bal)
 		case o.ack.Status != protocol.StatusApplied:
-			r.ack = applied(tx.ID, tx.Member, bal)
+			r.points = 0
+			r.ack = applied(tx.ID, tx.Member, 0, bal)
 		default:
 			rest := o.points - o.reversed
 			o.reversed = o.points
@@ -788,7 +827,7 @@ func (m *model) apply(tx protocol.Transaction) protocol.Ack {
 			if rest > 0 {
 				r.ack = move(rest)
 			} else {
-				r.ack = applied(tx.ID, tx.Member, bal)
+				r.ack = applied(tx.ID, tx.Member, 0, bal)
 			}
 		}
 	}
@@ -815,6 +854,7 @@ func testRandomWorkload(t *testing.T, open func(t *testing.T) ledger.Store) {
 	for st := range 3 {
 		for term := range 2 {
 			tills = append(tills, &tillState{Till: NewTill(fmt.Sprintf("s%d", st), fmt.Sprintf("t%d", term), fmt.Sprintf("p%d", st))})
+			Register(t, s, tills[len(tills)-1].Till)
 		}
 	}
 	var originals []protocol.Transaction // earns and burns, any till
@@ -962,6 +1002,7 @@ func testConcurrent(t *testing.T, open func(t *testing.T) ledger.Store) {
 	errs := make(chan error, writers+1)
 	for w := range writers {
 		tl := NewTill("s1", fmt.Sprintf("t%d", w), "p1")
+		Register(t, s, tl)
 		batches := make([]*protocol.Batch, applies)
 		for i := range batches {
 			txs := make([]protocol.Transaction, perBatch)

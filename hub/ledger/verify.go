@@ -1,0 +1,302 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Verify replays the whole journal in one read transaction and checks
+// everything derived from it:
+//
+//   - the hash chain: each entry's hash covers its content and the hash
+//     before it, so a changed, inserted or removed entry breaks it; the first
+//     break is reported with the entry's seq;
+//   - every entry balances, and the replayed balances equal the stored ones;
+//   - each member's lots add up to the member's balance (or zero while the
+//     member owes points), and no lot is negative or over its size;
+//   - every active hold belongs to a hold that is still held;
+//   - the settlement totals equal the journal's postings by day and partner;
+//   - every closed period still has its hash at its journal position and
+//     still reports the lines it was closed with.
+func (s *BoltStore) Verify() (VerifyReport, error) {
+	var r VerifyReport
+	err := s.db.View(func(tx *bolt.Tx) error { return verify(tx, s.reg.Load(), &r) })
+	if err != nil {
+		return VerifyReport{}, fmt.Errorf("ledger: verify: %w", err)
+	}
+	return r, nil
+}
+
+func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
+	replayed := make(map[string]int64)
+	totals := make(map[settleKey]*[3]int64)
+	anchors := make(map[uint64]string)
+	for _, p := range reg.periods {
+		anchors[p.JournalSeq] = ""
+	}
+	var prev [32]byte
+	var want uint64 = 1
+	var last uint64
+	breakAt := func(format string, args ...any) {
+		if r.ChainBreak == "" {
+			r.ChainBreak = fmt.Sprintf(format, args...)
+		}
+	}
+	err := tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+		r.Entries++
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			breakAt("entry at key %x is not a journal entry (%v): it was overwritten", k, err)
+			return nil
+		}
+		if len(k) != 8 || binary.BigEndian.Uint64(k) != e.Seq {
+			breakAt("entry %d is stored under key %x: it was moved", e.Seq, k)
+		}
+		if e.Seq != want {
+			if e.Seq > want {
+				breakAt("entries %d to %d are missing: the journal jumps from %d to %d", want, e.Seq-1, want-1, e.Seq)
+			} else {
+				breakAt("entry %d appears after entry %d: the journal was reordered", e.Seq, want-1)
+			}
+		}
+		want, last = e.Seq+1, e.Seq
+		stored := e.Hash
+		e.Hash = ""
+		sum := chainHash(prev, appendEntry(nil, &e))
+		if got := hex.EncodeToString(sum[:]); got != stored {
+			what := "tx " + e.TxID
+			if e.TxID == "" {
+				what = e.Kind + " of lot " + e.Lot
+			}
+			breakAt("entry %d (%s, member %s): its hash does not match its contents and the entry before it (stored %.16s, computed %.16s): it was changed after it was written", e.Seq, what, e.Member, stored, got)
+		}
+		// Go on from the stored hash, so a single changed entry is reported
+		// once and the entries after it still check.
+		if b, err := hex.DecodeString(stored); err == nil && len(b) == len(prev) {
+			copy(prev[:], b)
+		} else {
+			prev = sum
+		}
+		if _, ok := anchors[e.Seq]; ok {
+			anchors[e.Seq] = stored
+		}
+		var sumDelta int64
+		for _, p := range e.Postings {
+			sumDelta += p.Delta
+			replayed[p.Account] += p.Delta
+			partner, kind, ok := partnerAccount(p.Account)
+			if !ok {
+				continue
+			}
+			key := settleKey{day: e.Day, partner: partner, restates: e.Restates}
+			t := totals[key]
+			if t == nil {
+				t = new([3]int64)
+				totals[key] = t
+			}
+			switch kind {
+			case "issued":
+				t[0] -= p.Delta
+			case "redeemed":
+				t[1] += p.Delta
+			case "expired":
+				t[2] += p.Delta
+			}
+		}
+		if sumDelta != 0 {
+			r.Unbalanced = append(r.Unbalanced, e.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if last > 0 {
+		r.ChainHead = hex.EncodeToString(prev[:])
+	}
+	head := tx.Bucket(bucketMeta).Get(chainKey)
+	if last > 0 && !bytes.Equal(head, prev[:]) {
+		breakAt("the recorded chain head %.16s is not the last entry's hash %.16s: entries were removed from the end", hex.EncodeToString(head), r.ChainHead)
+	}
+	if seq := tx.Bucket(bucketJournal).Sequence(); seq != last {
+		breakAt("the journal has numbered %d entries but its last is %d: entries were removed from the end", seq, last)
+	}
+
+	// Balances.
+	seen := make(map[string]bool, len(replayed))
+	members := make(map[string]int64)
+	err = tx.Bucket(bucketBalances).ForEach(func(k, v []byte) error {
+		acct := string(k)
+		seen[acct] = true
+		want, hasReplayed := replayed[acct]
+		stored, ok := decodeBalance(v)
+		switch {
+		case !ok:
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s: stored value is %d bytes, want 8; replayed %d", acct, len(v), want))
+		case (!hasReplayed && stored != 0) || stored != want:
+			r.Mismatches = append(r.Mismatches, mismatchLine(acct, stored, true, want, hasReplayed))
+		}
+		if m, ok := strings.CutPrefix(acct, memberPrefix); ok {
+			members[m] = stored
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for acct := range replayed {
+		if !seen[acct] {
+			missing = append(missing, acct)
+		}
+	}
+	slices.Sort(missing)
+	for _, acct := range missing {
+		r.Mismatches = append(r.Mismatches, mismatchLine(acct, 0, false, replayed[acct], true))
+	}
+	r.Accounts = len(seen) + len(missing)
+
+	// Lots.
+	lotSums := make(map[string]int64)
+	err = tx.Bucket(bucketLots).ForEach(func(k, v []byte) error {
+		i := bytes.IndexByte(k, 0)
+		rem, pts, _, ok := decodeLotValue(v)
+		if i < 0 || !ok {
+			r.Problems = append(r.Problems, fmt.Sprintf("lot %x: corrupt", k))
+			return nil
+		}
+		m := string(k[:i])
+		_, id, _ := parseLotKey(k, i)
+		if rem < 0 || rem > pts {
+			r.Problems = append(r.Problems, fmt.Sprintf("lot %s of member %s: %d points left of %d", id, m, rem, pts))
+		}
+		lotSums[m] += rem
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var names []string
+	for m := range members {
+		names = append(names, m)
+	}
+	for m := range lotSums {
+		if _, ok := members[m]; !ok {
+			names = append(names, m)
+		}
+	}
+	slices.Sort(names)
+	for _, m := range names {
+		if want := max(members[m], 0); lotSums[m] != want {
+			r.Problems = append(r.Problems, fmt.Sprintf("member %s: lots hold %d points, the balance is %d", m, lotSums[m], members[m]))
+		}
+	}
+
+	// Holds.
+	txs := tx.Bucket(bucketTxs)
+	err = tx.Bucket(bucketHolds).ForEach(func(k, v []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(v) != 16 {
+			r.Problems = append(r.Problems, fmt.Sprintf("hold %x: corrupt", k))
+			return nil
+		}
+		id := k[i+1:]
+		var rec TxRecord
+		if data := txs.Get(id); data == nil || json.Unmarshal(data, &rec) != nil || rec.HoldState != HoldHeld || rec.Points != int64(binary.BigEndian.Uint64(v[8:])) {
+			r.Problems = append(r.Problems, fmt.Sprintf("hold %s of member %s: active, but its record says %q", id, k[:i], rec.HoldState))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// Settlement totals.
+	stored := make(map[settleKey][3]int64)
+	err = tx.Bucket(bucketSettle).ForEach(func(k, v []byte) error {
+		key, ok := parseSettleKey(k)
+		if !ok || len(v) != 24 {
+			r.Problems = append(r.Problems, fmt.Sprintf("settlement totals %x: corrupt", k))
+			return nil
+		}
+		stored[key] = [3]int64{int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), int64(binary.BigEndian.Uint64(v[16:]))}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var keys []settleKey
+	for k := range stored {
+		keys = append(keys, k)
+	}
+	for k := range totals {
+		if _, ok := stored[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b settleKey) int {
+		if a.day != b.day {
+			return int(a.day - b.day)
+		}
+		return strings.Compare(a.partner+"\x00"+a.restates, b.partner+"\x00"+b.restates)
+	})
+	for _, k := range keys {
+		var j [3]int64
+		if t := totals[k]; t != nil {
+			j = *t
+		}
+		if s := stored[k]; s != j {
+			what := k.partner
+			if k.restates != "" {
+				what += " (restating " + k.restates + ")"
+			}
+			r.Problems = append(r.Problems, fmt.Sprintf("settlement totals of %s on %s: stored issued/redeemed/expired %d/%d/%d, the journal gives %d/%d/%d", what, k.day, s[0], s[1], s[2], j[0], j[1], j[2]))
+		}
+	}
+
+	// Closed periods.
+	for _, p := range reg.periods {
+		id := PeriodID(p.From, p.To)
+		if p.JournalSeq > 0 && anchors[p.JournalSeq] != p.ChainHash {
+			r.Problems = append(r.Problems, fmt.Sprintf("closed period %s: journal entry %d's hash is %.16s, it was %.16s at the close", id, p.JournalSeq, anchors[p.JournalSeq], p.ChainHash))
+		}
+		rep, err := settlement(tx, reg, p.From, p.To)
+		if err != nil {
+			return err
+		}
+		if got, was := nonZero(rep.Lines), nonZero(p.Lines); !slices.Equal(got, was) {
+			r.Problems = append(r.Problems, fmt.Sprintf("closed period %s: its report changed since the close: now %+v, then %+v", id, got, was))
+		}
+	}
+	return nil
+}
+
+// partnerAccount splits partner/{p}/{kind}.
+func partnerAccount(acct string) (partner, kind string, ok bool) {
+	rest, ok := strings.CutPrefix(acct, partnerPrefix)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+func nonZero(lines []SettlementLine) []SettlementLine {
+	var out []SettlementLine
+	for _, l := range lines {
+		if l.Issued != 0 || l.Redeemed != 0 || l.Expired != 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
