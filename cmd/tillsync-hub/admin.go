@@ -189,17 +189,10 @@ func coalitionShowCmd() *cobra.Command {
 		Example: `  tillsync-hub coalition show`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
 			var co ledger.Coalition
-			raw, err := cl.get("/v1/coalition", &co)
-			if err != nil {
+			_, done, err := f.show(c, "/v1/coalition", &co)
+			if done || err != nil {
 				return err
-			}
-			if f.json {
-				return printJSON(c, raw)
 			}
 			if co == (ledger.Coalition{}) {
 				fmt.Fprintln(c.OutOrStdout(), "The coalition has no settings yet; set them with `tillsync-hub coalition set` or a seed.")
@@ -349,19 +342,12 @@ func partnerListCmd() *cobra.Command {
 		Example: `  tillsync-hub partner list`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
 			var list struct {
 				Partners []ledger.Partner `json:"partners"`
 			}
-			raw, err := cl.get("/v1/partners", &list)
-			if err != nil {
+			cl, done, err := f.show(c, "/v1/partners", &list)
+			if done || err != nil {
 				return err
-			}
-			if f.json {
-				return printJSON(c, raw)
 			}
 			if len(list.Partners) == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "No partners yet; add one with `tillsync-hub partner add` or a seed.")
@@ -475,19 +461,12 @@ transactions held until it is registered with "store add".`,
 		Example: `  tillsync-hub store list`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Stores []httpapi.Store `json:"stores"`
 			}
-			raw, err := cl.get("/v1/stores", &out)
-			if err != nil {
+			_, done, err := f.show(c, "/v1/stores", &out)
+			if done || err != nil {
 				return err
-			}
-			if f.json {
-				return printJSON(c, raw)
 			}
 			if len(out.Stores) == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "No stores yet; register one with `tillsync-hub store add` or a seed.")
@@ -586,19 +565,12 @@ its outbox held then (backlog).`,
 					return err
 				}
 			}
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Stores []httpapi.Store `json:"stores"`
 			}
-			raw, err := cl.get("/v1/stores", &out)
-			if err != nil {
+			_, done, err := f.show(c, "/v1/stores", &out)
+			if done || err != nil {
 				return err
-			}
-			if f.json {
-				return printJSON(c, raw)
 			}
 			now := time.Now()
 			t := newTable(c, "STORE", "TERMINAL", "REGISTERED", "LAST SEEN", "BACKLOG", "IN SYNC", "APPLIED")

@@ -155,6 +155,23 @@ func rootErr(err error) error {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// show GETs path into out for a command that prints what it got: with
+// --json it prints the answer as the hub sent it and reports done, so the
+// caller only has its table to format.
+func (f *apiFlags) show(c *cobra.Command, path string, out any) (cl *client, done bool, err error) {
+	if cl, err = f.client(); err != nil {
+		return nil, false, err
+	}
+	raw, err := cl.get(path, out)
+	if err != nil {
+		return nil, false, err
+	}
+	if f.json {
+		return cl, true, printJSON(c, raw)
+	}
+	return cl, false, nil
+}
+
 // printJSON prints a JSON answer indented.
 func printJSON(c *cobra.Command, data []byte) error {
 	var buf bytes.Buffer

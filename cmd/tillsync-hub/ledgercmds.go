@@ -397,19 +397,12 @@ or a return of points already spent (return_after_spend).`,
 		Example: `  tillsync-hub flags`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Flags []ledger.Flag `json:"flags"`
 			}
-			raw, err := cl.get("/v1/flags", &out)
-			if err != nil {
+			_, done, err := f.show(c, "/v1/flags", &out)
+			if done || err != nil {
 				return err
-			}
-			if f.json {
-				return printJSON(c, raw)
 			}
 			if len(out.Flags) == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "No member owes points.")
@@ -570,19 +563,12 @@ func periodListCmd() *cobra.Command {
 		Example: `  tillsync-hub period list`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Periods []ledger.Period `json:"periods"`
 			}
-			raw, err := cl.get("/v1/periods", &out)
-			if err != nil {
+			_, done, err := f.show(c, "/v1/periods", &out)
+			if done || err != nil {
 				return err
-			}
-			if f.json {
-				return printJSON(c, raw)
 			}
 			if len(out.Periods) == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "No closed periods yet.")

@@ -360,10 +360,7 @@ func (a *applier) earn(t *protocol.Transaction, rec *TxRecord) error {
 		rec.Status, rec.Code = protocol.StatusHeld, protocol.CodeInvalidRules
 		return nil
 	}
-	newTo, err := a.newToPartner(t.Member, t.Partner)
-	if err != nil {
-		return err
-	}
+	seen, newTo := a.partnerHistory(t.Member, t.Partner)
 	q, err := protocol.SelectRules(versions, t.CreatedAt).Price(t, newTo)
 	if err != nil {
 		var pe *protocol.Error
@@ -376,8 +373,10 @@ func (a *applier) earn(t *protocol.Transaction, rec *TxRecord) error {
 	if q.Points != t.Points {
 		a.log.Debug("hub price differs from the till's quote", "tx", t.ID, "store", t.Store, "quoted", t.Points, "booked", q.Points, "rules_version", q.RulesVersion, "till_rules_version", t.RulesVersion)
 	}
-	if err := a.markPartner(t.Member, t.Partner); err != nil {
-		return err
+	if !seen { // one write per member and partner, not per earn
+		if err := a.markPartner(t.Member, t.Partner); err != nil {
+			return err
+		}
 	}
 	if q.Points == 0 {
 		if _, err := a.slot(account{acctMember, t.Member}); err != nil {
@@ -534,6 +533,12 @@ func (a *applier) reverse(t *protocol.Transaction, rec *TxRecord) error {
 		} else {
 			found = false
 		}
+	}
+	if !found && len(a.reg.rules[t.Partner]) == 0 {
+		// The original may be an earn held for want of rules: refusing the
+		// return would be final while the earn is still to come. Hold it too.
+		rec.Status, rec.Code = protocol.StatusHeld, protocol.CodeInvalidRules
+		return nil
 	}
 	if !found || a.recs[oi].rec.Status != protocol.StatusApplied {
 		return a.refuse(rec, protocol.CodeUnknownOriginal)
@@ -812,21 +817,23 @@ func (a *applier) flag(member string, bal int64, reason, txID string) error {
 	return a.flags.Put([]byte(member), data)
 }
 
-// newToPartner reports whether the member has earned at another partner
-// but never at this one: the cross-brand bonus case.
-func (a *applier) newToPartner(member, partner string) (bool, error) {
+// partnerHistory reports whether the member has earned at partner before
+// (seen) and, if not, whether at another one (newTo: the cross-brand bonus
+// case).
+func (a *applier) partnerHistory(member, partner string) (seen, newTo bool) {
 	c := a.memberPartners.Cursor()
 	prefix := append(append(a.key[:0], member...), 0)
 	other := false
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if string(k[len(prefix):]) == partner {
-			return false, nil
+			return true, false
 		}
 		other = true
 	}
-	return other, nil
+	return false, other
 }
 
+// markPartner records that member has earned at partner.
 func (a *applier) markPartner(member, partner string) error {
 	k := append(append(append(a.key[:0], member...), 0), partner...)
 	return a.memberPartners.Put(k, empty)

@@ -175,7 +175,9 @@ type Store interface {
 	// and returns how many it lapsed.
 	ExpireHolds(now time.Time) (int, error)
 	// Expire posts an expiry entry for every lot whose points expired by
-	// asOf. Running it again for the same asOf posts nothing.
+	// asOf. Running it again for the same asOf posts nothing. asOf is the
+	// hub's clock for the run (holds lapse and entries are stamped by it),
+	// so it must be now, never a time ahead.
 	Expire(asOf time.Time) (ExpiryReport, error)
 	// Settlement reports, per partner, the points issued, redeemed and
 	// expired on the accounting days [from, to), their value and the net,
@@ -311,7 +313,8 @@ type TxRecord struct {
 	// LotAt is, for an earn that made a lot, the lot's earned-at time.
 	LotAt time.Time `json:"lot_at,omitzero"`
 	// JournalSeq is the journal entry the transaction made; 0 when it made none
-	// (rejected, or a void with nothing to give back).
+	// (rejected, a hold, an earn worth 0 points, a reverse or void with
+	// nothing to give back).
 	JournalSeq uint64 `json:"journal_seq"`
 	// Store is the store the transaction came from.
 	Store string `json:"store"`

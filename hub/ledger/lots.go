@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
-
-	"github.com/tillsync/tillsync/protocol"
 )
 
 // Lots and holds.
@@ -250,5 +248,3 @@ func (a *applier) dropHold(member, id string, points int64) error {
 	a.held[member] -= points
 	return nil
 }
-
-var _ = protocol.Version

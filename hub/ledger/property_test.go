@@ -18,21 +18,24 @@ import (
 )
 
 // propChecks is how many random histories TestLedgerProperties tries
-// unless -rapid.checks says otherwise: enough to find what a longer run
-// finds most of the time, short enough for every go test -race.
-const propChecks = 100
+// unless -rapid.checks says otherwise: about 12 s with -race. For a deeper
+// run: go test ./hub/ledger -run TestLedgerProperties -rapid.checks=2000 -rapid.steps=60
+// (a few minutes).
+const propChecks = 60
 
 // TestLedgerProperties runs random histories against one bbolt store —
 // earns with random amounts and lines at three partners, online and offline
 // burns, holds, captures, voids (also ahead of their originals), partial
-// returns by amount and by points, retries, hold lapses and month-by-month
-// expiry runs, alone or several in one Apply — and after every step
-// compares the store with a model of the ledger's rules (every ack, every
-// record, every member's balance, holds, lots and flag) and checks the
-// invariants: Verify passes; every entry balances and all accounts sum to
-// zero; lots add up to max(balance, 0); settlement agrees with the journal
-// and with the records; nobody is below zero but through an offline burn, a
-// capture after its hold lapsed or a return after spending.
+// returns by amount and by points, retries, hold lapses, month-by-month
+// expiry runs and settlement periods closed along the way, alone or several
+// in one Apply — and after every step compares the store with a model of
+// the ledger's rules (every ack, every record, every member's balance,
+// holds, lots and flag) and checks the invariants: Verify passes; every
+// entry balances and all accounts sum to zero; lots add up to max(balance,
+// 0); settlement agrees with the journal and with the records; closed
+// periods report what they closed with and late entries restate them;
+// nobody is below zero but through an offline burn, a capture after its
+// hold lapsed or a return of spent (or held) points.
 func TestLedgerProperties(t *testing.T) {
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "rapid.checks" })

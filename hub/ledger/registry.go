@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -511,4 +512,4 @@ func prefixErr(where string, err error) error {
 	return &protocol.Error{Code: pe.Code, Field: f, Msg: pe.Msg}
 }
 
-func itoa(i int) string { return fmt.Sprint(i) }
+func itoa(i int) string { return strconv.Itoa(i) }

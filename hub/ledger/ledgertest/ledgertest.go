@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("HeldUnknownStore", func(t *testing.T) { testHeldUnknownStore(t, open) })
 	t.Run("HeldNoRules", func(t *testing.T) { testHeldNoRules(t, open) })
+	t.Run("HeldEarnReturned", func(t *testing.T) { testHeldEarnReturned(t, open) })
 	t.Run("PartnerMismatch", func(t *testing.T) { testPartnerMismatch(t, open) })
 	t.Run("Pricing", func(t *testing.T) { testPricing(t, open) })
 	t.Run("Campaigns", func(t *testing.T) { testCampaigns(t, open) })
@@ -1045,6 +1046,42 @@ func testConcurrent(t *testing.T, open func(t *testing.T) ledger.Store) {
 				return
 			}
 			if _, err := s.Terminals(); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	// The coalition's readers and upkeep run alongside: every snapshot
+	// verifies.
+	readers.Go(func() {
+		d := ledger.DayOf(T0)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := s.Member("m2", T0); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Settlement(d-1, d+1); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Flags(); err != nil {
+				errs <- err
+				return
+			}
+			if rep, err := s.Verify(); err != nil || !rep.OK() {
+				errs <- fmt.Errorf("Verify during Applies: %+v, %v", rep, err)
+				return
+			}
+			if _, err := s.ExpireHolds(T0.Add(time.Duration(i) * time.Second)); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Expire(T0); err != nil {
 				errs <- err
 				return
 			}

@@ -73,6 +73,27 @@ func testHeldNoRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 	checkInvariants(t, s, map[string]int64{"m1": 130})
 }
 
+// testHeldEarnReturned: the return of an earn that is held waiting for
+// rules must not be lost: once the earn applies, so does its return.
+func testHeldEarnReturned(t *testing.T, open func(t *testing.T) ledger.Store) {
+	s := open(t)
+	c := NewTill("s3", "t1", "p3")
+	RegisterRules(t, s, nil, c)
+	e1, r1 := c.EarnAmount("e1", "m1", 10000), c.Return("r1", "m1", 10000, "e1")
+	acks := send(t, s, T0, c, e1, r1)
+	if acks[0] != held("e1", "m1", protocol.CodeInvalidRules) {
+		t.Errorf("earn without rules: %+v", acks[0])
+	}
+	if _, err := s.AddRules(TestRules("p3"), T0); err != nil {
+		t.Fatal(err)
+	}
+	// The till resends what the hub has not answered, or everything.
+	send(t, s, T0.Add(time.Minute), c, e1, r1)
+	if bal, _, err := s.Balance("m1"); err != nil || bal != 0 {
+		t.Errorf("after the earn and its return both arrived: balance %d, %v; want 0 (the return of a held earn was %+v)", bal, err, acks[1])
+	}
+}
+
 // testPartnerMismatch: a store speaks only as the partner it is registered
 // with, for every kind; the rejection is final. A store with transactions
 // cannot move to another partner; one without can.

@@ -129,7 +129,15 @@ func testReturnAfterSpend(t *testing.T, open func(t *testing.T) ledger.Store) {
 	expect(t, s, T0, a, txs(a.Earn("e4", "m2", 100), a.Burn("b4", "m2", 60), a.Reverse("r4", "m2", 100, "e4")),
 		applied("e4", "m2", 100, 100), applied("b4", "m2", 60, 40), applied("r4", "m2", 100, -60))
 	checkFlag(t, s, "m2", ledger.FlagReturnAfterSpend, "r4", -60)
-	checkInvariants(t, s, map[string]int64{"m1": 110, "m2": -60})
+
+	// Points reserved by a hold are as good as spent: the return takes them
+	// back all the same, and the hold's capture leaves the member owing.
+	expect(t, s, T0, a, txs(a.Earn("e5", "m3", 100), a.Hold("h5", "m3", 80), a.Reverse("r5", "m3", 100, "e5"), a.Capture("c5", "m3", 80, "h5")),
+		applied("e5", "m3", 100, 100), applied("h5", "m3", 80, 20), applied("r5", "m3", 100, -80), applied("c5", "m3", 80, -80))
+	if f := flagOf(t, s, "m3"); f == nil || f.Balance != -80 {
+		t.Errorf("flag of m3 = %+v, want one at -80", f)
+	}
+	checkInvariants(t, s, map[string]int64{"m1": 110, "m2": -60, "m3": -80})
 }
 
 // testOfflineOverdraft: an offline burn is booked whatever it leaves; a
