@@ -178,6 +178,11 @@ func printCoalition(c *cobra.Command, co ledger.Coalition) {
 		hold = fmt.Sprintf("%d minutes (the default)", ledger.DefaultHoldMinutes)
 	}
 	t.row("holds last", hold)
+	wait := count(co.ReturnWaitDays, "day")
+	if co.ReturnWaitDays == 0 {
+		wait = fmt.Sprintf("%d days (the default)", ledger.DefaultReturnWaitDays)
+	}
+	t.row("returns wait for their sale", wait)
 	t.flush()
 }
 
@@ -211,6 +216,7 @@ func coalitionSetCmd() *cobra.Command {
 		f                         apiFlags
 		name, currency, pointVal  string
 		expiryMonths, holdMinutes int
+		returnWaitDays            int
 	)
 	c := &cobra.Command{
 		Use:   "set",
@@ -218,12 +224,12 @@ func coalitionSetCmd() *cobra.Command {
 		Long: `Change the coalition's settings. Flags not given keep their current value.
 The currency cannot change once a partner has earn rules.`,
 		Example: `  tillsync-hub coalition set --name "Demo Coalition" --currency EUR --point-value 0.01
-  tillsync-hub coalition set --expiry-months 36 --hold-minutes 20`,
+  tillsync-hub coalition set --expiry-months 36 --hold-minutes 20 --return-wait-days 14`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			fl := c.Flags()
-			if !fl.Changed("name") && !fl.Changed("currency") && !fl.Changed("point-value") && !fl.Changed("expiry-months") && !fl.Changed("hold-minutes") {
-				return cli.Usagef("nothing to set: give at least one of --name, --currency, --point-value, --expiry-months, --hold-minutes")
+			if !fl.Changed("name") && !fl.Changed("currency") && !fl.Changed("point-value") && !fl.Changed("expiry-months") && !fl.Changed("hold-minutes") && !fl.Changed("return-wait-days") {
+				return cli.Usagef("nothing to set: give at least one of --name, --currency, --point-value, --expiry-months, --hold-minutes, --return-wait-days")
 			}
 			cl, err := f.client()
 			if err != nil {
@@ -248,6 +254,9 @@ The currency cannot change once a partner has earn rules.`,
 			if fl.Changed("hold-minutes") {
 				co.HoldMinutes = holdMinutes
 			}
+			if fl.Changed("return-wait-days") {
+				co.ReturnWaitDays = returnWaitDays
+			}
 			raw, err := cl.call("PUT", "/v1/coalition", co, &co)
 			if err != nil {
 				return err
@@ -264,6 +273,7 @@ The currency cannot change once a partner has earn rules.`,
 	c.Flags().StringVar(&pointVal, "point-value", "", `what one point is worth in the currency's major unit, a decimal ("0.01")`)
 	c.Flags().IntVar(&expiryMonths, "expiry-months", 0, "how many months points live after the month they were earned (0: never expire)")
 	c.Flags().IntVar(&holdMinutes, "hold-minutes", 0, "how long a hold reserves points (0: the default, 15)")
+	c.Flags().IntVar(&returnWaitDays, "return-wait-days", 0, "how long a return whose sale has not reached the hub is held before it is refused (0: the default, 7)")
 	f.add(c, true)
 	return c
 }

@@ -522,6 +522,9 @@ func (a *applier) reverse(t *protocol.Transaction, rec *TxRecord) error {
 	if err != nil {
 		return err
 	}
+	// unseen: the hub has no record of the original at all, which may be
+	// still to come; a hold never captured is seen, and final.
+	unseen := !found
 	if found && a.recs[oi].rec.Kind == protocol.KindHold {
 		// The POS knows a two-phase burn by its hold's id; the points moved
 		// with the capture.
@@ -534,10 +537,18 @@ func (a *applier) reverse(t *protocol.Transaction, rec *TxRecord) error {
 			found = false
 		}
 	}
-	if !found && len(a.reg.rules[t.Partner]) == 0 {
+	if unseen && len(a.reg.rules[t.Partner]) == 0 {
 		// The original may be an earn held for want of rules: refusing the
 		// return would be final while the earn is still to come. Hold it too.
 		rec.Status, rec.Code = protocol.StatusHeld, protocol.CodeInvalidRules
+		return nil
+	}
+	if unseen && a.now.Sub(t.CreatedAt) < a.reg.coalition.ReturnWait() {
+		// A return at one till of a sale made at another that has not
+		// synced yet: refusing would lose a return the POS was told is
+		// booked. Answer held (nothing recorded); the till sends it again
+		// until the sale arrives or the wait runs out.
+		rec.Status, rec.Code = protocol.StatusHeld, protocol.CodeUnknownOriginal
 		return nil
 	}
 	if !found || a.recs[oi].rec.Status != protocol.StatusApplied {

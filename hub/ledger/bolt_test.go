@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -312,4 +313,90 @@ func benchmarkApply(b *testing.B, batchesPerApply int) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tx/s")
+}
+
+// BenchmarkApplyMixed: one Apply of 10 batches of 100 transactions each on
+// a ledger with returning members: earns priced from their amount, holds
+// and their captures, returns of earlier sales. Each member has a few lots,
+// so burns walk lots and returns look up their sale; the cost per
+// transaction is that of the real mix, not of fresh members.
+func BenchmarkApplyMixed(b *testing.B) {
+	s := openBolt(b, filepath.Join(b.TempDir(), "ledger.db"))
+	const members = 5000
+	tills := make([]*ledgertest.Till, 10)
+	for i := range tills {
+		tills[i] = ledgertest.NewTill("s1", "t"+strconv.Itoa(i), "p1")
+	}
+	ledgertest.Register(b, s, tills...)
+	now := ledgertest.T0
+	n := 0
+	id := func(p string) string { n++; return p + strconv.Itoa(n) }
+	var sales []protocol.Transaction
+	// Every member starts with three sales (lots).
+	for round := range 3 {
+		for i := 0; i < members; i += 100 {
+			tl := tills[(i/100)%len(tills)]
+			txs := make([]protocol.Transaction, 0, 100)
+			for j := range 100 {
+				tx := tl.EarnAmount(id("e"), "m"+strconv.Itoa(i+j), int64(1000+round*500))
+				txs = append(txs, tx)
+				sales = append(sales, tx)
+			}
+			now = now.Add(time.Millisecond)
+			for j := range txs {
+				txs[j].CreatedAt = now
+			}
+			if _, err := s.Apply([]*protocol.Batch{tl.Batch(b, txs...)}, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	txsDone, refused := 0, 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		batches := make([]*protocol.Batch, len(tills))
+		for i, tl := range tills {
+			txs := make([]protocol.Transaction, 0, 100)
+			for len(txs) < 100 {
+				m := "m" + strconv.Itoa(rng.IntN(members))
+				switch p := rng.IntN(10); {
+				case p < 6:
+					tx := tl.EarnAmount(id("e"), m, 500+rng.Int64N(5000))
+					txs = append(txs, tx)
+					sales = append(sales, tx)
+				case p < 9:
+					h := tl.Hold(id("h"), m, 1)
+					txs = append(txs, h, tl.Capture(id("c"), m, 1, h.ID))
+				default:
+					o := sales[rng.IntN(len(sales))]
+					txs = append(txs, tl.Return(id("r"), o.Member, 1, o.ID))
+				}
+			}
+			for j := range txs {
+				txs[j].CreatedAt = now
+			}
+			batches[i] = &protocol.Batch{Version: protocol.Version, Store: tl.Store, Terminal: tl.Terminal, SentAt: now, Txs: txs}
+			txsDone += len(txs)
+		}
+		now = now.Add(time.Millisecond)
+		acks, err := s.Apply(batches, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, list := range acks {
+			for _, a := range list {
+				if a.Status != protocol.StatusApplied {
+					refused++
+				}
+			}
+		}
+	}
+	// Refusals are cheaper than applies: the mix must be mostly applied to
+	// measure the real path.
+	if refused*20 > txsDone {
+		b.Fatalf("%d of %d transactions not applied", refused, txsDone)
+	}
+	b.ReportMetric(float64(txsDone)/b.Elapsed().Seconds(), "tx/s")
 }

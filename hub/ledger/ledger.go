@@ -54,6 +54,15 @@
 // return that takes back points the member has already spent (earn, spend,
 // return the goods: the member owes, never gets free points).
 //
+// A return whose sale the hub has never seen — sold at another till that
+// has not synced yet — is answered "held" like the transactions of an
+// unregistered store: the till sends it again until the sale arrives, and
+// only once the coalition's return wait (counted from the return's
+// created_at) has run out is it refused unknown_original. A return that
+// takes back points a live hold has reserved leaves the hold alone (the
+// till may already have handed over the goods on it): the capture then
+// books the overdraft and flags the member "overdraft".
+//
 // A return reverses points in proportion to the amount returned, rounded
 // down on the running total, so the returns of a sale never add up to more
 // than it earned and a full return gives back exactly all of it. Points live

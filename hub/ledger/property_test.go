@@ -1097,6 +1097,11 @@ func (m *model) apply(t *protocol.Transaction) protocol.Ack {
 		}
 	case protocol.KindReverse:
 		o := m.recs[t.Original]
+		if o == nil && m.now.Sub(t.CreatedAt) < m.c.ReturnWait() {
+			// The sale may be still to come: held, recorded nowhere.
+			delete(m.recs, t.ID)
+			return protocol.Ack{ID: t.ID, Status: protocol.StatusHeld, Code: protocol.CodeUnknownOriginal, Member: t.Member}
+		}
 		if o != nil && o.kind == protocol.KindHold {
 			o = m.recs[o.capture] // nil unless captured
 		}

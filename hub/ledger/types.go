@@ -23,10 +23,30 @@ type Coalition struct {
 	ExpiryMonths int `json:"expiry_months"`
 	// HoldMinutes is how long a hold reserves points before it lapses. 0 means 15.
 	HoldMinutes int `json:"hold_minutes"`
+	// ReturnWaitDays is how long a return whose sale the hub has not seen
+	// (a sale made at another till that is still offline) is answered
+	// "held", counted from the return's created_at, before it is refused
+	// unknown_original. 0 means 7.
+	ReturnWaitDays int `json:"return_wait_days,omitempty"`
 }
 
 // DefaultHoldMinutes is the hold time when Coalition.HoldMinutes is 0.
 const DefaultHoldMinutes = 15
+
+// DefaultReturnWaitDays is the return wait when Coalition.ReturnWaitDays is 0.
+const DefaultReturnWaitDays = 7
+
+// MaxReturnWaitDays bounds Coalition.ReturnWaitDays.
+const MaxReturnWaitDays = 90
+
+// ReturnWait is how long a return waits for its sale to reach the hub.
+func (c Coalition) ReturnWait() time.Duration {
+	days := c.ReturnWaitDays
+	if days <= 0 {
+		days = DefaultReturnWaitDays
+	}
+	return time.Duration(days) * 24 * time.Hour
+}
 
 // MaxExpiryMonths bounds Coalition.ExpiryMonths.
 const MaxExpiryMonths = 240
@@ -55,6 +75,9 @@ func (c Coalition) Validate() error {
 	}
 	if c.HoldMinutes < 0 || c.HoldMinutes > 7*24*60 {
 		return protocol.Errorf(protocol.CodeMalformed, "hold_minutes", "must be 0 (the default, %d) to %d", DefaultHoldMinutes, 7*24*60)
+	}
+	if c.ReturnWaitDays < 0 || c.ReturnWaitDays > MaxReturnWaitDays {
+		return protocol.Errorf(protocol.CodeMalformed, "return_wait_days", "must be 0 (the default, %d) to %d", DefaultReturnWaitDays, MaxReturnWaitDays)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func readDemo(t *testing.T) *ledger.Seed {
 // The demo file says what its comments say it does.
 func TestDemoFile(t *testing.T) {
 	s := readDemo(t)
-	if s.Coalition != (ledger.Coalition{Name: "Demo Coalition", Currency: "EUR", PointValue: "0.01", ExpiryMonths: 24, HoldMinutes: 15}) {
+	if s.Coalition != (ledger.Coalition{Name: "Demo Coalition", Currency: "EUR", PointValue: "0.01", ExpiryMonths: 24, HoldMinutes: 15, ReturnWaitDays: 7}) {
 		t.Errorf("coalition %+v", s.Coalition)
 	}
 	var ids []string

@@ -666,23 +666,63 @@ func sameResult(a, b posapi.Result) bool {
 		a.Member == b.Member && a.Points == b.Points && a.CreatedAt.Equal(b.CreatedAt)
 }
 
-// TestHubRejectionIsShown: a return of a sale made at another till, which
-// the hub has never seen, is accepted at the till (it cannot know) and
-// rejected by the hub. It leaves the outbox — the answer is final — but it
-// is not silent: health counts it and names it.
-func TestHubRejectionIsShown(t *testing.T) {
+// TestReturnOfAnotherTillsSale: a return at one till of a sale made at
+// another that has not synced yet is held by the hub, not refused — the
+// till shows it in health and keeps sending it — and is applied once the
+// sale arrives. A return the hub refuses (more than the sale earned) is
+// shown as a rejection.
+func TestReturnOfAnotherTillsSale(t *testing.T) {
 	e := newEnv(t, "embedded")
-	startHubOnce(t, e)
-	store := e.store("rej-")
-	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
-	a.waitConnected(t, true)
-	st, r, code := post(t, a.pos+"/v1/reverse", posapi.ReverseRequest{Original: "sold-elsewhere", Member: store + "-m1", Points: 5}, "")
+	h := startHubOnce(t, e)
+	store := e.store("ret-")
+	member := store + "-m1"
+	// Till 1 sells while it cannot reach the broker.
+	seller := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: "tcp://" + testkit.FreePort(t), Store: store, Terminal: "till-1"})
+	sale := seller.earn(t, member, 4000) // 40 points
+	returns := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store, Terminal: "till-2"})
+	returns.waitConnected(t, true)
+	st, r, code := post(t, returns.pos+"/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Member: member, Points: 10}, "")
 	if st != http.StatusOK || r.Status != "accepted" {
-		t.Fatalf("reverse of another till's sale: HTTP %d %s %+v", st, code, r)
+		t.Fatalf("return of another till's sale: HTTP %d %s %+v", st, code, r)
 	}
-	a.waitDrained(t)
-	h := a.health(t)
-	if h.HubRejections != 1 || h.LastHubRejection == nil || h.LastHubRejection.TxID != r.TxID || h.LastHubRejection.Code != protocol.CodeUnknownOriginal {
-		t.Fatalf("health after the hub rejected %s: %d rejections, last %+v; want 1, unknown_original", r.TxID, h.HubRejections, h.LastHubRejection)
+	testkit.WaitFor(t, waitLong, "the hub to hold the return", func() bool {
+		h := returns.health(t)
+		return h.LastHubHeld != nil && h.LastHubHeld.TxID == r.TxID
+	})
+	hl := returns.health(t)
+	if hl.LastHubHeld.Code != protocol.CodeUnknownOriginal || hl.Backlog != 1 || hl.HubRejections != 0 {
+		t.Fatalf("health while the return waits for its sale: %+v (last held %+v), want unknown_original, backlog 1, no rejections", hl, hl.LastHubHeld)
 	}
+	if _, ok := h.record(t, r.TxID); ok {
+		t.Fatal("the hub recorded a held return")
+	}
+
+	// The seller comes online: the sale is applied, then the return.
+	seller.stop(t)
+	o := seller.opts
+	o.POSListener, o.Broker = nil, e.brokerURL()
+	seller = startTill(t, o)
+	seller.waitDrained(t)
+	returns.waitDrained(t)
+	if rec, ok := h.record(t, r.TxID); !ok || rec.Status != protocol.StatusApplied || rec.Points != 10 {
+		t.Fatalf("ledger record of the return after its sale arrived: %+v (found %v), want applied, 10 points", rec, ok)
+	}
+	if got, _ := h.balance(t, member); got != 30 {
+		t.Fatalf("hub balance: %d, want 40 earned − 10 returned", got)
+	}
+
+	// More than is left of the sale: the hub refuses, and the till shows it.
+	st, r, code = post(t, returns.pos+"/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Member: member, Points: 31}, "")
+	if st != http.StatusOK || r.Status != "accepted" {
+		t.Fatalf("over-return: HTTP %d %s %+v", st, code, r)
+	}
+	returns.waitDrained(t)
+	hl = returns.health(t)
+	if hl.HubRejections != 1 || hl.LastHubRejection == nil || hl.LastHubRejection.TxID != r.TxID || hl.LastHubRejection.Code != protocol.CodeOverReversed {
+		t.Fatalf("health after the hub refused %s: %d rejections, last %+v; want 1, over_reversed", r.TxID, hl.HubRejections, hl.LastHubRejection)
+	}
+	if got, _ := h.balance(t, member); got != 30 {
+		t.Fatalf("hub balance after a refused return: %d, want 30", got)
+	}
+	h.verify(t)
 }

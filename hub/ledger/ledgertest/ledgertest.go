@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	t.Run("HoldLapse", func(t *testing.T) { testHoldLapse(t, open) })
 	t.Run("ConcurrentHolds", func(t *testing.T) { testConcurrentHolds(t, open) })
 	t.Run("ProportionalReturns", func(t *testing.T) { testProportionalReturns(t, open) })
+	t.Run("ReturnWaitsForSale", func(t *testing.T) { testReturnWaitsForSale(t, open) })
 	t.Run("ReturnPaidWithPoints", func(t *testing.T) { testReturnPaidWithPoints(t, open) })
 	t.Run("ReturnAfterSpend", func(t *testing.T) { testReturnAfterSpend(t, open) })
 	t.Run("OfflineOverdraft", func(t *testing.T) { testOfflineOverdraft(t, open) })
@@ -356,12 +357,16 @@ func testRules(t *testing.T, open func(t *testing.T) ledger.Store) {
 			members: map[string]int64{m1: 10},
 		},
 		{
-			name: "reverse of an unknown or rejected original is unknown_original",
+			name: "reverse of a rejected original is unknown_original; of an unseen one, held until the wait runs out",
 			calls: func(t *testing.T, a, _, _ *Till) []call {
 				return []call{
-					one(a.Batch(t, a.Earn("e1", m1, 10), a.Reverse("r1", m1, 5, "never-sent"), a.Burn("b1", m1, 50), a.Reverse("r2", m1, 5, "b1")),
-						applied("e1", m1, 10, 10), rejected("r1", m1, protocol.CodeUnknownOriginal, 10),
-						rejected("b1", m1, protocol.CodeInsufficientPoints, 10), rejected("r2", m1, protocol.CodeUnknownOriginal, 10)),
+					one(a.Batch(t, a.Earn("e1", m1, 10), a.Reverse("r1", m1, 5, "never-sent"), a.Burn("b1", m1, 50), a.Reverse("r2", m1, 5, "b1"),
+						Created(a.Reverse("r9", m1, 5, "never-sent"), T0.Add(-ledger.DefaultReturnWaitDays*24*time.Hour))),
+						applied("e1", m1, 10, 10), held("r1", m1, protocol.CodeUnknownOriginal),
+						rejected("b1", m1, protocol.CodeInsufficientPoints, 10), rejected("r2", m1, protocol.CodeUnknownOriginal, 10),
+						rejected("r9", m1, protocol.CodeUnknownOriginal, 10)),
+					// A held reverse was recorded nowhere: sent again, it is held again.
+					one(a.Batch(t, a.Reverse("r1", m1, 5, "never-sent")), held("r1", m1, protocol.CodeUnknownOriginal)),
 					// A rejected reverse counts for nothing: the original is still whole.
 					one(a.Batch(t, a.Reverse("r3", m1, 10, "e1")), applied("r3", m1, 10, 0)),
 				}
@@ -747,6 +752,7 @@ type model struct {
 	recs    map[string]*modelRec
 	pending map[string]bool // burn id|store|terminal|member of voids that arrived first
 	entries int
+	now     time.Time // the hub clock of the apply
 }
 
 type modelRec struct {
@@ -797,6 +803,9 @@ func (m *model) apply(tx protocol.Transaction) protocol.Ack {
 	case protocol.KindReverse:
 		o, ok := m.recs[tx.Original]
 		switch {
+		case !ok && m.now.Sub(tx.CreatedAt) < ledger.DefaultReturnWaitDays*24*time.Hour:
+			// Its sale may be still to come: held, recorded nowhere.
+			return held(tx.ID, tx.Member, protocol.CodeUnknownOriginal)
 		case !ok || o.ack.Status != protocol.StatusApplied:
 			r.ack = rejected(tx.ID, tx.Member, protocol.CodeUnknownOriginal, bal)
 		case o.member != tx.Member || o.partner != tx.Partner || (o.kind != protocol.KindEarn && o.kind != protocol.KindBurn):
@@ -883,6 +892,9 @@ func testRandomWorkload(t *testing.T, open func(t *testing.T) ledger.Store) {
 				mem = member()
 			case q == 1:
 				orig = "ghost-" + id
+			case q == 2:
+				// Past the return wait: refused.
+				return Created(ts.Reverse(id, mem, 1, "ghost-"+id), T0.Add(-ledger.DefaultReturnWaitDays*24*time.Hour))
 			}
 			return ts.Reverse(id, mem, 1+rng.Int64N(max(1, o.Points)), orig)
 		case p < 78 && len(ts.burns) > 0:
@@ -941,6 +953,7 @@ func testRandomWorkload(t *testing.T, open func(t *testing.T) ledger.Store) {
 		}
 		acks := Apply(t, s, now, batches...)
 		applies++
+		m.now = now
 		for i, b := range batches {
 			for j, tx := range b.Txs {
 				want := m.apply(tx)

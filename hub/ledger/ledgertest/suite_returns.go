@@ -39,11 +39,11 @@ func testProportionalReturns(t *testing.T, open func(t *testing.T) ledger.Store)
 		a.Return("r7", "m1", 2501, "e2"),  // more than is left to return
 		a.Return("r8", "m1", 2500, "e2"),  // the rest: 50 − 25 = 25
 		a.Reverse("r9", "m1", 1, "e2"),    // nothing left
-		a.Return("r10", "m1", 1000, "e9"), // no such sale
+		a.Return("r10", "m1", 1000, "e9"), // no such sale yet: held
 	),
 		applied("e2", "m1", 50, 50), applied("r5", "m1", 20, 30), applied("r6", "m1", 5, 25),
 		rejected("r7", "m1", protocol.CodeOverReversed, 25), applied("r8", "m1", 25, 0),
-		rejected("r9", "m1", protocol.CodeOverReversed, 0), rejected("r10", "m1", protocol.CodeUnknownOriginal, 0))
+		rejected("r9", "m1", protocol.CodeOverReversed, 0), held("r10", "m1", protocol.CodeUnknownOriginal))
 	checkMember(t, s, "m1", T0, 0, 0, "")
 	checkInvariants(t, s, map[string]int64{"m1": 0})
 }
@@ -170,4 +170,27 @@ func testOfflineOverdraft(t *testing.T, open func(t *testing.T) ledger.Store) {
 		applied("ob4", "m1", 70, -20), applied("v4", "m1", 70, 50))
 	checkMember(t, s, "m1", T0, 50, 0, "e1:50/50")
 	checkInvariants(t, s, map[string]int64{"m1": 50, "m9": -10})
+}
+
+// testReturnWaitsForSale: a return at one till of a sale made at another
+// that has not synced yet is held, not refused; sent again after the sale
+// arrives, it is applied. Past the coalition's return wait it is refused.
+func testReturnWaitsForSale(t *testing.T, open func(t *testing.T) ledger.Store) {
+	s := open(t)
+	SetCoalition(t, s, func(c *ledger.Coalition) { c.ReturnWaitDays = 2 })
+	a, a2 := NewTill("s1", "t1", "p1"), NewTill("s1", "t2", "p1")
+	Register(t, s, a, a2)
+	sale := a.EarnAmount("e1", "m1", 4000)
+	ret := a2.Return("r1", "m1", 1000, "e1")
+	expect(t, s, T0, a2, txs(ret), held("r1", "m1", protocol.CodeUnknownOriginal))
+	checkMember(t, s, "m1", T0, 0, 0, "")
+	expect(t, s, T0.Add(time.Hour), a, txs(sale), applied("e1", "m1", 40, 40))
+	expect(t, s, T0.Add(2*time.Hour), a2, txs(ret), applied("r1", "m1", 10, 30))
+	expect(t, s, T0.Add(3*time.Hour), a2, txs(ret), dupOf(applied("r1", "m1", 10, 30)))
+
+	// The wait counts from the return's created_at, by the hub's clock.
+	late := a2.Return("r2", "m1", 1000, "e2")
+	expect(t, s, T0.Add(47*time.Hour), a2, txs(late), held("r2", "m1", protocol.CodeUnknownOriginal))
+	expect(t, s, T0.Add(49*time.Hour), a2, txs(late), rejected("r2", "m1", protocol.CodeUnknownOriginal, 30))
+	checkInvariants(t, s, map[string]int64{"m1": 30})
 }
