@@ -523,7 +523,7 @@ func periodCloseCmd() *cobra.Command {
 		Short: "Close the settlement period [--from, --to)",
 		Long: `Close the settlement period [--from, --to). --to must not be after today;
 --from must be where the last closed period ended, when there is one.`,
-		Example: `  tillsync-hub period close --from 2026-11-01 --to 2026-12-01`,
+		Example: `  tillsync-hub period close --from 2026-10-01 --to 2026-11-01`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := parseDay("--from", from); err != nil {
