@@ -70,10 +70,21 @@ type Options struct {
 	BurnTimeout time.Duration
 	// POSListener is where the POS API is served (loopback in production).
 	POSListener net.Listener
-	// ScannerPort is the serial port of the barcode scanner; "" for none.
+	// ScannerPort is the serial port of the barcode scanner; "" for none,
+	// or for one chosen by ScannerUSB.
 	ScannerPort string
+	// ScannerUSB chooses the scanner by USB VID/PID (and serial number)
+	// when ScannerPort is "": it is found again under a new port name after
+	// an unplug.
+	ScannerUSB scanner.USBMatch
 	// ScannerBaud defaults to 9600.
 	ScannerBaud int
+	// MemberCheck is the check digit of the coalition's member card
+	// numbers; "" or none accepts any valid id.
+	MemberCheck scanner.CheckDigit
+	// Offline bounds the burns approved while the hub is unreachable; the
+	// zero policy approves none.
+	Offline OfflinePolicy
 	// Uplink tuning; zero values take the uplink's defaults.
 	Window, BatchMax int
 	AckTimeout       time.Duration
