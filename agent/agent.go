@@ -22,8 +22,23 @@
 // the verdict, a capture completing the hold is queued. Rejected: declined
 // with the hub's code. No answer in time (or held): declined, and a void
 // releasing the hold goes through the outbox, so the ledger never keeps a
-// burn the till declined. While the hub is unreachable burns are declined
-// with code "offline" and nothing is written.
+// burn the till declined.
+//
+// While the hub is unreachable a burn is decided by the till's offline
+// policy (OfflinePolicy, modelled on card terminals' store-and-forward
+// floor limits): approved only within the member's last balance from the
+// hub less what this till has already burned offline for them, the
+// member's offline allowance, this till's share of the store's offline
+// exposure cap, and a maximum age of that balance. A decline names the
+// limit it hit (offline_no_balance, offline_stale_balance, offline_balance,
+// offline_member_limit, offline_store_cap) and writes nothing. An approved
+// one is queued as a one-step burn marked offline; the hub books it when
+// the till syncs, as a flagged overdraft if the member can no longer cover
+// it. The check and the commit happen under one lock, so concurrent burns
+// cannot overrun a limit, and the exposure (kept in memory, rebuilt from the
+// outbox at start) is shown in health, with an alert when an offline burn
+// waits longer than the policy's alert_after. The zero policy approves
+// nothing offline: every such burn is declined "offline".
 package agent
 
 import (
@@ -123,6 +138,8 @@ type Agent struct {
 
 	cmu sync.Mutex
 	cfg *protocol.Config // the hub's config in use; nil until one arrives. Never modified once set.
+
+	off offlineBook // offline burns not yet acked by the hub
 }
 
 // New checks the options and opens the outbox. The error names the problem
@@ -148,6 +165,10 @@ func New(o Options) (*Agent, error) {
 	if o.BurnTimeout <= 0 {
 		o.BurnTimeout = 3 * time.Second
 	}
+	if err := o.Offline.Validate(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	o.Offline = o.Offline.withDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -163,6 +184,12 @@ func New(o Options) (*Agent, error) {
 	a.scans.init()
 	a.scanner.Port = o.ScannerPort
 	a.loadConfig()
+	offline, err := ob.OfflineBurns()
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
+	a.off.load(offline)
 	a.up, err = uplink.New(uplink.Options{
 		Broker: o.Broker, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
@@ -191,6 +218,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.up.Run(syncCtx) })
+	wg.Go(func() { a.watchOffline(syncCtx) })
 	if a.o.ScannerPort != "" {
 		wg.Go(func() {
 			err := scanner.Run(syncCtx, scanner.Options{
@@ -232,6 +260,7 @@ func (a *Agent) recoverBurns() error {
 }
 
 func (a *Agent) onAck(ack protocol.Ack) {
+	a.off.remove(ack.ID) // an offline burn the hub has booked (or refused) is no longer exposure
 	a.wmu.Lock()
 	ch := a.waiters[ack.ID]
 	a.wmu.Unlock()
@@ -514,8 +543,7 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 	// The POS asked for a burn; that the hub sees a hold and a capture is ours.
 	res := posapi.Result{TxID: tx.ID, Kind: string(protocol.KindBurn), Member: tx.Member, Points: tx.Points, CreatedAt: tx.CreatedAt}
 	if !a.up.Connected() {
-		res.Status, res.Code, res.TxID = "declined", protocol.CodeOffline, ""
-		return res, nil
+		return a.burnOffline(&tx, key, hash, res)
 	}
 	verdict := make(chan protocol.Ack, 1)
 	a.wmu.Lock()
@@ -576,6 +604,45 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 	return res, nil
 }
 
+// burnOffline decides a burn while the hub is unreachable, by the offline
+// policy alone. Approved, it is committed as a one-step burn marked offline,
+// which the hub books when the till syncs (as a flagged overdraft if the
+// member can no longer cover it). Declined, nothing is written: the decline
+// is not remembered under the idempotency key, so a retry once the hub is
+// back gets a fresh verdict.
+func (a *Agent) burnOffline(tx *protocol.Transaction, key, hash string, res posapi.Result) (posapi.Result, error) {
+	p := a.o.Offline
+	if !p.Enabled() {
+		res.Status, res.Code, res.TxID = "declined", protocol.CodeOffline, ""
+		return res, nil
+	}
+	a.off.mu.Lock()
+	defer a.off.mu.Unlock()
+	c, found, err := a.ob.CachedBalance(tx.Member)
+	if err != nil {
+		return posapi.Result{}, err
+	}
+	code, estimate, known := p.check(&a.off, tx.Member, tx.Points, c, found, a.clk.Now())
+	if code != "" {
+		res.Status, res.Code, res.TxID = "declined", code, ""
+		if known {
+			res.Balance = &estimate
+		}
+		a.log.Info("burn declined offline", "code", code, "points", tx.Points)
+		return res, nil
+	}
+	tx.Kind, tx.Offline = protocol.KindBurn, true
+	left := estimate - tx.Points
+	res.Status, res.Offline, res.Balance = "approved", true, &left
+	if prev, dup, err := a.commit(tx, key, hash, &res, false); dup || err != nil {
+		return prev, err
+	}
+	a.off.burns[tx.ID] = offlineBurn{member: tx.Member, points: tx.Points, at: tx.CreatedAt}
+	a.up.Kick()
+	a.log.Info("burn approved offline; the hub books it when the till syncs", "tx", tx.ID, "points", tx.Points)
+	return res, nil
+}
+
 // Balance returns the member's balance from the hub when connected, else as
 // the hub last reported it, with the points still in this till's outbox.
 func (a *Agent) Balance(ctx context.Context, member string) (posapi.Balance, error) {
@@ -590,6 +657,12 @@ func (a *Agent) Balance(ctx context.Context, member string) (posapi.Balance, err
 		cancel()
 		if err == nil && r.Code == "" {
 			b.Known, b.Points, b.Source, b.AsOf = r.Known, r.Balance, "hub", r.AsOf
+			if r.Known {
+				// The last known balance bounds offline burns for the member.
+				if err := a.ob.SaveBalance(member, r.Balance, a.clk.Now()); err != nil {
+					a.log.Warn("could not keep the member's balance for offline burns", "err", err)
+				}
+			}
 			return b, nil
 		}
 		a.log.Warn("balance query to hub failed; answering from cache", "err", errOr(err, string(r.Code)))
@@ -624,6 +697,7 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	if cfg := a.config(); cfg != nil {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
 	}
+	h.Offline = a.off.exposure(a.o.Offline, a.clk.Now())
 	return h
 }
 

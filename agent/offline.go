@@ -1,8 +1,14 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/tillsync/tillsync/agent/outbox"
+	"github.com/tillsync/tillsync/agent/posapi"
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // OfflinePolicy bounds the burns a till approves while the hub is
@@ -71,4 +77,122 @@ func (p OfflinePolicy) withDefaults() OfflinePolicy {
 		p.StoreTills = 1
 	}
 	return p
+}
+
+// offlineBook keeps the offline burns queued in the outbox in memory: loaded
+// at start, added to on approval, removed from on the hub's ack. mu is held
+// across the check and the commit of an offline burn, so two concurrent
+// burns cannot both fit under a limit that only one fits under.
+type offlineBook struct {
+	mu      sync.Mutex
+	burns   map[string]offlineBurn
+	alerted bool // the alert has been logged and not cleared since
+}
+
+type offlineBurn struct {
+	member string
+	points int64
+	at     time.Time
+}
+
+func (b *offlineBook) load(txs []protocol.Transaction) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.burns = make(map[string]offlineBurn, len(txs))
+	for _, t := range txs {
+		b.burns[t.ID] = offlineBurn{member: t.Member, points: t.Points, at: t.CreatedAt}
+	}
+}
+
+// totals gives the points queued offline for member and for the till; mu must be held.
+func (b *offlineBook) totals(member string) (forMember, total int64) {
+	for _, o := range b.burns {
+		total += o.points
+		if o.member == member {
+			forMember += o.points
+		}
+	}
+	return forMember, total
+}
+
+func (b *offlineBook) remove(id string) {
+	b.mu.Lock()
+	delete(b.burns, id)
+	b.mu.Unlock()
+}
+
+// exposure reports the book against p at now.
+func (b *offlineBook) exposure(p OfflinePolicy, now time.Time) posapi.OfflineExposure {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := posapi.OfflineExposure{Enabled: p.Enabled(), Cap: p.TillCap(), Burns: len(b.burns)}
+	for _, o := range b.burns {
+		e.Points += o.points
+		if e.Oldest.IsZero() || o.at.Before(e.Oldest) {
+			e.Oldest = o.at
+		}
+	}
+	if !e.Oldest.IsZero() {
+		e.OldestSeconds = max(0, now.Sub(e.Oldest).Seconds())
+		if now.Sub(e.Oldest) > p.AlertAfter {
+			e.Alert = fmt.Sprintf("an offline burn has waited %s for the hub (alert after %s); check the store's connection", now.Sub(e.Oldest).Round(time.Minute), p.AlertAfter)
+		}
+	}
+	return e
+}
+
+// checkOffline decides an offline burn of points for member against the
+// policy, the member's last balance from the hub (found, c) and the book;
+// mu must be held. It returns the code of the limit hit ("" to approve) and
+// the member's estimated balance (known reports whether there is one).
+func (p OfflinePolicy) check(b *offlineBook, member string, points int64, c outbox.Balance, found bool, now time.Time) (code protocol.Code, estimate int64, known bool) {
+	forMember, total := b.totals(member)
+	if found {
+		estimate, known = c.Points-forMember, true
+	}
+	switch {
+	case !p.Enabled():
+		return protocol.CodeOffline, estimate, known
+	case !found:
+		return protocol.CodeOfflineNoBalance, 0, false
+	case now.Sub(c.AsOf) > p.MaxBalanceAge:
+		return protocol.CodeOfflineStaleBalance, estimate, known
+	case estimate < points:
+		return protocol.CodeOfflineBalance, estimate, known
+	case forMember+points > p.MemberAllowance:
+		return protocol.CodeOfflineMemberLimit, estimate, known
+	case total+points > p.TillCap():
+		return protocol.CodeOfflineStoreCap, estimate, known
+	}
+	return "", estimate, known
+}
+
+// offlineWatchEvery is how often the agent looks for offline burns queued
+// past the policy's alert_after.
+const offlineWatchEvery = 30 * time.Second
+
+// watchOffline logs at WARN when an offline burn has waited for the hub
+// longer than the policy allows, and at INFO when that clears; health shows
+// the alert meanwhile.
+func (a *Agent) watchOffline(ctx context.Context) {
+	t := time.NewTicker(offlineWatchEvery)
+	defer t.Stop()
+	for {
+		e := a.off.exposure(a.o.Offline, a.clk.Now())
+		a.off.mu.Lock()
+		was := a.off.alerted
+		a.off.alerted = e.Alert != ""
+		a.off.mu.Unlock()
+		switch {
+		case e.Alert != "" && !was:
+			a.log.Warn("offline burns are waiting too long for the hub", "alert", e.Alert, "burns", e.Burns, "points", e.Points)
+		case e.Alert == "" && was:
+			a.log.Info("offline burns alert cleared", "burns", e.Burns)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -46,7 +46,16 @@ const (
 	CodeConflict           Code = "conflict"            // the change contradicts what is recorded (e.g. moving a store that has transactions)
 	CodePeriodClosed       Code = "period_closed"       // a settlement period that overlaps or precedes a closed one
 
-	CodeOffline  Code = "offline"  // the hub is unreachable; the agent declines what needs it
+	CodeOffline Code = "offline" // the hub is unreachable; the agent declines what needs it (offline burns are off)
+
+	// Why a burn was declined while the hub is unreachable: each names the
+	// limit of the till's offline policy that it hit.
+	CodeOfflineNoBalance    Code = "offline_no_balance"    // the till has never had the member's balance from the hub
+	CodeOfflineStaleBalance Code = "offline_stale_balance" // the member's last balance from the hub is older than max_balance_age
+	CodeOfflineBalance      Code = "offline_balance"       // the last balance less what this till burned offline for the member cannot cover it
+	CodeOfflineMemberLimit  Code = "offline_member_limit"  // over the member's offline allowance at this till
+	CodeOfflineStoreCap     Code = "offline_store_cap"     // over this till's share of the store's offline exposure cap
+
 	CodeTimeout  Code = "timeout"  // the hub did not answer in time
 	CodeInternal Code = "internal" // something broke on our side; details are in the log
 )

@@ -591,6 +591,33 @@ func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) (done, held []protocol
 	return done, held, nil
 }
 
+// OfflineBurns returns the queued burns the till approved offline (the hub
+// has not acked them), oldest first.
+func (o *Outbox) OfflineBurns() ([]protocol.Transaction, error) {
+	var out []protocol.Transaction
+	needle := []byte(`"offline":true`)
+	err := o.db.View(func(btx *bolt.Tx) error {
+		c := btx.Bucket(bucketQueue).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if !bytes.Contains(v, needle) {
+				continue
+			}
+			var t protocol.Transaction
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			if t.Offline && t.Kind == protocol.KindBurn {
+				out = append(out, t)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: offline burns: %w", err)
+	}
+	return out, nil
+}
+
 // Queued reports whether transaction id is in the queue, not yet acked.
 func (o *Outbox) Queued(id string) (bool, error) {
 	found := false
@@ -688,6 +715,29 @@ func (o *Outbox) Config() (*protocol.Config, error) {
 		return nil, fmt.Errorf("outbox: stored config: %w", err)
 	}
 	return cfg, nil
+}
+
+// SaveBalance records the member's balance as the hub reported it at at
+// (an answer to a balance query), unless a newer one is recorded.
+func (o *Outbox) SaveBalance(member string, points int64, at time.Time) error {
+	err := o.db.Update(func(btx *bolt.Tx) error {
+		bal := btx.Bucket(bucketBalances)
+		if v := bal.Get([]byte(member)); v != nil {
+			var cur Balance
+			if err := json.Unmarshal(v, &cur); err == nil && cur.AsOf.After(at) {
+				return nil
+			}
+		}
+		enc, err := json.Marshal(Balance{Points: points, AsOf: at})
+		if err != nil {
+			return err
+		}
+		return bal.Put([]byte(member), enc)
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: save balance: %w", err)
+	}
+	return nil
 }
 
 // CachedBalance returns the member's balance as the hub last reported it.

@@ -89,7 +89,12 @@ type Result struct {
 	Member string `json:"member"`
 	Points int64  `json:"points"`
 	// Balance is the member's balance at the hub after a burn, when known.
+	// For a burn approved offline it is the till's estimate: the last
+	// balance from the hub less this till's offline burns for the member.
 	Balance *int64 `json:"balance,omitempty"`
+	// Offline is set on a burn approved while the hub was unreachable,
+	// within the till's offline policy; the hub books it when the till syncs.
+	Offline bool `json:"offline,omitempty"`
 	// CreatedAt is the till's time of acceptance.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Quote says how an earn was priced, when the hub's earn rules priced
@@ -156,6 +161,28 @@ type Health struct {
 	RulesVersion int64 `json:"rules_version"`
 	// ConfigPublishedAt is when the hub published the config the till holds.
 	ConfigPublishedAt time.Time `json:"config_published_at,omitzero"`
+	// Offline is the till's offline burn exposure: burns approved while the
+	// hub was unreachable and not yet acked by it.
+	Offline OfflineExposure `json:"offline"`
+}
+
+// OfflineExposure is what this till has approved offline that the hub has
+// not booked yet, against its offline policy.
+type OfflineExposure struct {
+	// Enabled is false when the policy approves no offline burn.
+	Enabled bool `json:"enabled"`
+	// Points is the sum of the queued offline burns; Cap is this till's
+	// share of the store's offline exposure cap.
+	Points int64 `json:"points"`
+	Cap    int64 `json:"cap"`
+	// Burns is how many offline burns are queued; the oldest was approved at
+	// Oldest, OldestSeconds ago.
+	Burns         int       `json:"burns"`
+	Oldest        time.Time `json:"oldest,omitzero"`
+	OldestSeconds float64   `json:"oldest_seconds"`
+	// Alert is set when an offline burn has been queued longer than the
+	// policy's alert_after: the till has not reached the hub for too long.
+	Alert string `json:"alert,omitempty"`
 }
 
 // HubHeld is the latest transaction the hub answered "held".

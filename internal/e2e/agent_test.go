@@ -10,6 +10,7 @@ import (
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/outbox"
 	"github.com/tillsync/tillsync/agent/posapi"
+	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 )
@@ -723,6 +724,58 @@ func TestReturnOfAnotherTillsSale(t *testing.T) {
 	}
 	if got, _ := h.balance(t, member); got != 30 {
 		t.Fatalf("hub balance after a refused return: %d, want 30", got)
+	}
+	h.verify(t)
+}
+
+// TestOfflineBurnsBookedAsOverdraft: two tills of a store, both cut off
+// from the hub, each approve an offline burn within their own view of the
+// member's balance; together the burns exceed it. When the tills sync the
+// hub books both — the till handed over the goods — and flags the member's
+// negative balance as an overdraft for an operator.
+func TestOfflineBurnsBookedAsOverdraft(t *testing.T) {
+	e := newEnv(t, "embedded")
+	h := startHubOnce(t, e)
+	store := e.store("offb-")
+	member := store + "-m1"
+	policy := agent.OfflinePolicy{MemberAllowance: 100, StoreCap: 200, StoreTills: 2}
+	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store, Terminal: "till-1", Offline: policy})
+	b := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store, Terminal: "till-2", Offline: policy})
+	a.earn(t, member, 10000) // 100 points
+	a.waitDrained(t)
+	b.waitConnected(t, true)
+	var bal posapi.Balance
+	getJSON(t, b.pos+"/v1/members/"+member+"/balance", &bal) // till 2 learns the balance
+	if bal.Points != 100 || bal.Source != "hub" {
+		t.Fatalf("till 2's balance query: %+v", bal)
+	}
+
+	h.stop(t)
+	a.waitConnected(t, false)
+	b.waitConnected(t, false)
+	burns := map[string]string{}
+	for _, p := range []*till{a, b} {
+		r := p.burn(t, member, 80)
+		if r.Status != "approved" || !r.Offline || r.Balance == nil || *r.Balance != 20 {
+			t.Fatalf("offline burn of 80 of 100: %+v, want approved offline, 20 left", r)
+		}
+		burns[r.TxID] = p.opts.Terminal
+		if r := p.burn(t, member, 30); r.Status != "declined" || r.Code != protocol.CodeOfflineBalance {
+			t.Fatalf("a second offline burn at the same till: %+v, want declined offline_balance", r)
+		}
+	}
+
+	h = startHubOnce(t, e)
+	a.waitDrained(t)
+	b.waitDrained(t)
+	v := h.member(t, member)
+	if v.Balance != -60 || v.Flag == nil || v.Flag.Reason != ledger.FlagOverdraft {
+		t.Fatalf("hub view after both offline burns: %+v (flag %+v), want -60 flagged overdraft", v, v.Flag)
+	}
+	for id := range burns {
+		if rec, ok := h.record(t, id); !ok || rec.Status != protocol.StatusApplied || rec.Kind != protocol.KindBurn || !rec.Offline || rec.Points != 80 {
+			t.Errorf("ledger record of offline burn %s: %+v (found %v)", id, rec, ok)
+		}
 	}
 	h.verify(t)
 }
