@@ -7,6 +7,11 @@
 // and calls a Service (the agent) for everything else. It listens on
 // loopback by default: the POS runs on the same machine.
 //
+// The API is described by openapi.yaml (embedded as Spec and served at GET
+// /v1/openapi.yaml); a test holds it to the routes and the request and
+// answer types. Scans reach the POS by long poll (GET /v1/scans?wait=) or as
+// server-sent events (GET /v1/scans/stream, resumable with Last-Event-ID).
+//
 // Every error body is {"error":{"code":"…","message":"…"}} with a code from
 // protocol's stable set (plus the few HTTP-level ones below). A burn the hub
 // declines is not an error: it is a 200 answer with status "declined" and
@@ -233,17 +238,23 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: svc, log: log}
 	mux := http.NewServeMux()
-	httpx.Routes(mux, map[string]http.HandlerFunc{
+	httpx.Routes(mux, (&api{svc: svc, log: log}).routes())
+	return mux
+}
+
+// routes are the API's endpoints; openapi.yaml describes exactly these.
+func (a *api) routes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
 		"POST /v1/earn":                    a.earn,
 		"POST /v1/burn":                    a.burn,
 		"POST /v1/reverse":                 a.reverse,
 		"GET /v1/members/{member}/balance": a.balance,
 		"GET /v1/scans":                    a.scans,
+		"GET /v1/scans/stream":             a.scanStream,
 		"GET /v1/health":                   a.health,
-	})
-	return mux
+		"GET /v1/openapi.yaml":             serveSpec,
+	}
 }
 
 // Serve runs the API on l until ctx is done. A request still running then
@@ -307,14 +318,9 @@ func (a *api) balance(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) scans(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var after uint64
-	if s := q.Get("after"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "after: must be a whole number")
-			return
-		}
-		after = v
+	after, ok := cursor(w, q.Get("after"))
+	if !ok {
+		return
 	}
 	var wait time.Duration
 	if s := q.Get("wait"); s != "" {
@@ -325,11 +331,77 @@ func (a *api) scans(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
+	// A wait longer than the server's read timeout must not end the request.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	ev := a.svc.Scans(r.Context(), after, wait)
 	if ev == nil {
 		ev = []ScanEvent{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"scans": ev})
+}
+
+// StreamKeepalive is how often the scan stream sends a comment line while
+// no scan arrives, so proxies and the POS can tell a quiet stream from a
+// dead one.
+const StreamKeepalive = 15 * time.Second
+
+// scanStream sends scans as server-sent events: "event: scan", the scan's
+// sequence number as the event id and the ScanEvent as data. A POS that
+// reconnects with Last-Event-ID (or ?after=) gets what it missed that the
+// agent still keeps.
+func (a *api) scanStream(w http.ResponseWriter, r *http.Request) {
+	after, ok := cursor(w, r.URL.Query().Get("after"))
+	if !ok {
+		return
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		if after, ok = cursor(w, id); !ok {
+			return
+		}
+	}
+	rc := http.NewResponseController(w)
+	// The server's read timeout would otherwise end the stream.
+	if err := rc.SetReadDeadline(time.Time{}); err != nil {
+		a.log.Debug("scan stream: clear read deadline", "err", err)
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 1000\n\n")
+	for {
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		ev := a.svc.Scans(r.Context(), after, StreamKeepalive)
+		if r.Context().Err() != nil {
+			return
+		}
+		if len(ev) == 0 {
+			fmt.Fprint(w, ": keepalive\n\n")
+			continue
+		}
+		for _, e := range ev {
+			data, err := json.Marshal(e)
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(w, "id: %d\nevent: scan\ndata: %s\n\n", e.Seq, data)
+			after = e.Seq
+		}
+	}
+}
+
+// cursor reads a scan sequence number ("" is 0), answering 400 when it is not one.
+func cursor(w http.ResponseWriter, s string) (uint64, bool) {
+	if s == "" {
+		return 0, true
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "after: must be a whole number")
+		return 0, false
+	}
+	return v, true
 }
 
 func (a *api) health(w http.ResponseWriter, r *http.Request) {

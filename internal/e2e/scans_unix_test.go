@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"bufio"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tillsync/tillsync/agent"
@@ -81,5 +84,82 @@ func TestScansFromSerialScanner(t *testing.T) {
 	getJSON(t, a.pos+"/v1/scans?after="+seqStr(s.Seq)+"&wait=5s", &got)
 	if len(got.Scans) != 1 || got.Scans[0].Member != "M1002" || got.Scans[0].Symbology != "Q1" || got.Scans[0].Seq != s.Seq+1 {
 		t.Errorf("scans after a URL QR code and a card: %+v, want only M1002", got.Scans)
+	}
+}
+
+// TestScanStream: scans reach a POS listening on /v1/scans/stream as
+// server-sent events, and a POS that reconnects with Last-Event-ID gets
+// what it missed, and nothing twice.
+func TestScanStream(t *testing.T) {
+	pty := testkit.OpenPTY(t)
+	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: "tcp://" + testkit.FreePort(t), Store: randomID("sse-"), ScannerPort: pty.Name})
+	testkit.WaitFor(t, waitLong, "the scanner to connect", func() bool { return a.health(t).Scanner.Connected })
+
+	open := func(lastID string) (*http.Response, *bufio.Reader) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, a.pos+"/v1/scans/stream", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return resp, bufio.NewReader(resp.Body)
+	}
+	// next reads the next scan event: its id and data.
+	next := func(r *bufio.Reader) (string, posapi.ScanEvent) {
+		t.Helper()
+		var id, event string
+		var ev posapi.ScanEvent
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream read: %v", err)
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev); err != nil {
+					t.Fatalf("event data %q: %v", line, err)
+				}
+			case line == "" && event == "scan":
+				return id, ev
+			}
+		}
+	}
+
+	resp, r := open("")
+	if _, err := pty.Master.Write([]byte("]C0M2001\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	id, ev := next(r)
+	if ev.Member != "M2001" || ev.Symbology != "C0" || id != seqStr(ev.Seq) {
+		t.Fatalf("first event: id %s %+v", id, ev)
+	}
+	resp.Body.Close()
+
+	// Two cards while the POS is away; it reconnects from the last id it saw.
+	if _, err := pty.Master.Write([]byte("]C0M2002\r\n]Q1M2003\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, waitLong, "both scans", func() bool {
+		var got scansAnswer
+		getJSON(t, a.pos+"/v1/scans?after="+id, &got)
+		return len(got.Scans) == 2
+	})
+	resp, r = open(id)
+	defer resp.Body.Close()
+	_, e2 := next(r)
+	_, e3 := next(r)
+	if e2.Member != "M2002" || e3.Member != "M2003" || e2.Seq != ev.Seq+1 || e3.Seq != ev.Seq+2 {
+		t.Fatalf("after reconnecting: %+v, %+v; want M2002 then M2003", e2, e3)
 	}
 }
