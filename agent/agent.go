@@ -557,7 +557,7 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 	if prev, dup, err := a.commit(&tx, key, hash, &res, true); dup || err != nil {
 		return prev, err
 	}
-	a.up.Kick()
+	a.up.Urgent(tx) // ahead of any backlog: the cashier is waiting
 
 	timer := time.NewTimer(a.o.BurnTimeout)
 	defer timer.Stop()

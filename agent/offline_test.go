@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -180,4 +181,33 @@ func TestOfflineBurnsConcurrent(t *testing.T) {
 	if approved != 5 || len(p.queued(t)) != 5 || p.health(t).Offline.Points != 50 {
 		t.Fatalf("%d approved, %d queued, exposure %d; want 5, 5, 50", approved, len(p.queued(t)), p.health(t).Offline.Points)
 	}
+}
+
+// TestBurnJumpsTheBacklog: a burn's hold goes to the hub at once, ahead of
+// a backlog of earns queued while the store was offline, so the cashier
+// does not wait for the backlog to drain; the backlog then drains whole.
+func TestBurnJumpsTheBacklog(t *testing.T) {
+	addr := testkit.FreePort(t)
+	p := startTill(t, t.TempDir(), "tcp://"+addr, func(o *agent.Options) { o.Window, o.BatchMax = 10, 10 })
+	const backlog = 1000
+	for range backlog {
+		p.earn(t, posapi.EarnRequest{Member: "m2", Amount: 100, Currency: "EUR"})
+	}
+	b := testkit.StartBrokerAt(t, addr)
+	hub := startHub(t, b.URL)
+	testkit.WaitFor(t, waitLong, "the hub connection", func() bool { return p.health(t).HubConnected })
+	r := p.burn(t, "m1", 5)
+	if r.Status != "approved" {
+		t.Fatalf("burn with a backlog of %d: %+v, want approved", backlog, r)
+	}
+	p.waitDrained(t)
+	got := hub.received()
+	at := slices.IndexFunc(got, func(tx protocol.Transaction) bool { return tx.ID == r.TxID })
+	if at < 0 || at >= backlog/2 {
+		t.Fatalf("the hold reached the hub as transaction %d of %d; want it well ahead of the backlog", at, len(got))
+	}
+	if len(got) != backlog+2 { // the earns, the hold and its capture
+		t.Fatalf("the hub received %d transactions, want %d", len(got), backlog+2)
+	}
+	t.Logf("the hold arrived as transaction %d of %d", at, len(got))
 }

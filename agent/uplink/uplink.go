@@ -14,6 +14,13 @@
 // left to it. A fresh paho client (and connection) is made for each
 // attempt, with jittered exponential backoff between attempts.
 //
+// A burn's hold has a cashier waiting: Urgent sends it at once in a batch
+// of its own, ahead of any backlog (a store back from an outage may have
+// thousands queued). Only a transaction naming no original may jump the
+// queue, and the window stops short of it until the hub has answered it, so
+// nothing that refers to it can overtake it and nothing goes twice. Unacked,
+// it is sent again after AckTimeout like everything else.
+//
 // MQTT message handlers never block: they decode and hand the message to the
 // uplink goroutine over a buffered channel, dropping it (and counting) when
 // the channel is full; the outbox makes a dropped ack harmless. A config
@@ -26,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,6 +56,8 @@ type Outbox interface {
 	// WaitingOn returns the id of a queued transaction that must reach the
 	// hub before t (its original, or the capture of the hold it names), or "".
 	WaitingOn(t *protocol.Transaction) (string, error)
+	// Queued reports whether transaction id is still queued (not yet acked).
+	Queued(id string) (bool, error)
 }
 
 // Options configures an Uplink. Broker, Store, Terminal and Outbox are required.
@@ -101,6 +111,7 @@ type Uplink struct {
 	o Options
 
 	kick      chan struct{}
+	urgent    chan protocol.Transaction // holds to send ahead of the backlog
 	acks      chan []protocol.Ack
 	connected atomic.Bool
 	dropped   atomic.Int64
@@ -130,7 +141,7 @@ func New(opts Options) (*Uplink, error) {
 		return nil, errors.New("uplink: no outbox")
 	}
 	var err error
-	u := &Uplink{kick: make(chan struct{}, 1), acks: make(chan []protocol.Ack, 1024), queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1)}
+	u := &Uplink{kick: make(chan struct{}, 1), urgent: make(chan protocol.Transaction, 16), acks: make(chan []protocol.Ack, 1024), queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1)}
 	if u.topicTx, err = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelTx); err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
@@ -175,6 +186,23 @@ func New(opts Options) (*Uplink, error) {
 func (u *Uplink) Connected() bool { return u.connected.Load() }
 
 // Kick tells the uplink the outbox has new entries. It never blocks.
+// Urgent asks for tx, just appended to the outbox, to go to the hub at once,
+// ahead of any backlog: a burn's hold, with a cashier waiting. Only a
+// transaction that names no original may jump the queue (nothing may reach
+// the hub before what it refers to). It never blocks; when the lane is full
+// tx goes in its turn.
+func (u *Uplink) Urgent(tx protocol.Transaction) {
+	if tx.Original != "" {
+		u.Kick()
+		return
+	}
+	select {
+	case u.urgent <- tx:
+	default:
+		u.Kick()
+	}
+}
+
 func (u *Uplink) Kick() {
 	select {
 	case u.kick <- struct{}{}:
@@ -364,6 +392,12 @@ func (u *Uplink) takeConfig() *protocol.Config {
 	return cfg
 }
 
+// aheadTx is a transaction sent through the urgent lane and when it last went.
+type aheadTx struct {
+	tx protocol.Transaction
+	at time.Time
+}
+
 // sentBatch remembers when a published batch left, by its last Seq.
 type sentBatch struct {
 	last uint64
@@ -376,6 +410,11 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 		cursor   uint64      // highest Seq published on this connection
 		inflight int         // transactions published and not yet acked
 		sent     []sentBatch // batches published, oldest first, pruned as acks arrive
+		// ahead are the transactions sent through the urgent lane, not yet
+		// acked, and when they last went out. The window stops short of
+		// them until they are acked, so nothing that refers to one can
+		// overtake it, and nothing goes twice.
+		ahead = map[string]*aheadTx{}
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -394,6 +433,12 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			if len(txs) == 0 {
 				break
 			}
+			if i := slices.IndexFunc(txs, func(t protocol.Transaction) bool { return ahead[t.ID] != nil }); i >= 0 {
+				txs = txs[:i]
+			}
+			if len(txs) == 0 {
+				break
+			}
 			inflight += len(txs)
 			if err := u.publish(c, txs, inflight); err != nil {
 				return err
@@ -407,6 +452,21 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 		case err := <-lost:
 			return errOr(err, "connection closed")
 		case <-u.kick:
+		case tx := <-u.urgent:
+			// Not if the window has sent it already, or the hub answered it.
+			if tx.Seq <= cursor || ahead[tx.ID] != nil {
+				continue
+			}
+			if q, err := u.o.Outbox.Queued(tx.ID); err != nil {
+				return err
+			} else if !q {
+				continue
+			}
+			inflight++
+			ahead[tx.ID] = &aheadTx{tx: tx, at: now()}
+			if err := u.publish(c, []protocol.Transaction{tx}, inflight); err != nil {
+				return err
+			}
 		case acks := <-u.acks:
 			// Take whatever else has arrived, to delete in one commit.
 			for more := true; more && len(acks) < 4*protocol.MaxBatchTxs; {
@@ -424,6 +484,17 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			// Held transactions stay in flight: the re-send after AckTimeout
 			// sends them again.
 			inflight = max(0, inflight-len(done))
+			for _, a := range done {
+				delete(ahead, a.ID)
+			}
+			for _, a := range held {
+				// Answered, if only "held": it goes again in its turn, and
+				// the window must not stop short of it for ever.
+				if ahead[a.ID] != nil {
+					delete(ahead, a.ID)
+					inflight = max(0, inflight-1)
+				}
+			}
 			if u.o.OnAck != nil {
 				for _, a := range done {
 					u.o.OnAck(a)
@@ -439,6 +510,14 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 				u.o.OnConfig(*cfg)
 			}
 		case <-tick.C:
+			for _, a := range ahead {
+				if now().Sub(a.at) > u.o.AckTimeout {
+					a.at = now()
+					if err := u.publish(c, []protocol.Transaction{a.tx}, inflight); err != nil {
+						return err
+					}
+				}
+			}
 			if len(sent) == 0 {
 				continue
 			}
@@ -460,6 +539,7 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			if len(sent) > 0 && oldest[0].Seq <= cursor && now().Sub(sent[0].at) > u.o.AckTimeout {
 				u.o.Logger.Warn("no ack from hub in time, re-sending", "tx", oldest[0].ID, "inflight", inflight, "after", u.o.AckTimeout.String())
 				cursor, inflight, sent = 0, 0, sent[:0]
+				inflight = len(ahead)
 			}
 		}
 	}

@@ -42,6 +42,7 @@ func (nopOutbox) Acked(a []protocol.Ack, _ time.Time) ([]protocol.Ack, []protoco
 }
 func (nopOutbox) Stats() (int64, time.Time, error)                { return 0, time.Time{}, nil }
 func (nopOutbox) WaitingOn(*protocol.Transaction) (string, error) { return "", nil }
+func (nopOutbox) Queued(string) (bool, error)                     { return false, nil }
 
 func TestNewRefusesBadOptions(t *testing.T) {
 	for _, o := range []Options{
