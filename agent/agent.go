@@ -219,6 +219,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.up.Run(syncCtx) })
 	wg.Go(func() { a.watchOffline(syncCtx) })
+	wg.Go(func() { a.sweepBurns(syncCtx) })
 	if a.o.ScannerPort != "" {
 		wg.Go(func() {
 			err := scanner.Run(syncCtx, scanner.Options{
@@ -239,13 +240,21 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // recoverBurns declines the burns (holds, or one-step burns queued by an
 // older agent) left pending by a crash or kill: their POS request never got
-// an answer, so each gets a void.
+// an answer, so each gets a void. Run again while the agent runs, it takes
+// only burns no request is waiting on: one whose verdict could not be
+// recorded (a disk error) when its request ended.
 func (a *Agent) recoverBurns() error {
 	ids, err := a.ob.PendingBurns()
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
+		a.wmu.Lock()
+		_, waiting := a.waiters[id]
+		a.wmu.Unlock()
+		if waiting {
+			continue
+		}
 		l, _, err := a.ob.Local(id)
 		if err != nil {
 			return err
@@ -254,7 +263,8 @@ func (a *Agent) recoverBurns() error {
 		if _, err := a.ob.DecideBurn(id, mustJSON(res), false, a.void(id, l.Member)); err != nil {
 			return err
 		}
-		a.log.Warn("declined a burn left unanswered by a restart; voiding it", "tx", id)
+		a.log.Warn("declined a burn left without a recorded verdict; voiding it", "tx", id)
+		a.up.Kick()
 	}
 	return nil
 }
@@ -586,7 +596,7 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 		next = a.void(tx.ID, tx.Member)
 	}
 	if _, err := a.ob.DecideBurn(tx.ID, mustJSON(res), res.Status == "approved", next); err != nil {
-		a.log.Error("could not record a burn verdict; the burn will be voided at restart", "tx", tx.ID, "err", err)
+		a.log.Error("could not record a burn verdict; the burn will be declined and voided by the next sweep", "tx", tx.ID, "err", err)
 		return posapi.Result{}, err
 	}
 	if next != nil {
@@ -641,6 +651,28 @@ func (a *Agent) burnOffline(tx *protocol.Transaction, key, hash string, res posa
 	a.up.Kick()
 	a.log.Info("burn approved offline; the hub books it when the till syncs", "tx", tx.ID, "points", tx.Points)
 	return res, nil
+}
+
+// burnSweepEvery is how often the agent looks for burns left pending
+// without a request waiting on them.
+const burnSweepEvery = 30 * time.Second
+
+// sweepBurns declines and voids, every burnSweepEvery, the burns whose
+// verdict could not be recorded, so that their hold never takes the points
+// and their idempotency key gets an answer.
+func (a *Agent) sweepBurns(ctx context.Context) {
+	t := time.NewTicker(burnSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.recoverBurns(); err != nil {
+				a.log.Error("sweeping burns left pending", "err", err)
+			}
+		}
+	}
 }
 
 // Balance returns the member's balance from the hub when connected, else as
