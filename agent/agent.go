@@ -140,6 +140,8 @@ type Agent struct {
 	cfg *protocol.Config // the hub's config in use; nil until one arrives. Never modified once set.
 
 	off offlineBook // offline burns not yet acked by the hub
+
+	rvmu sync.Mutex // one reverse priced and committed at a time
 }
 
 // New checks the options and opens the outbox. The error names the problem
@@ -504,7 +506,14 @@ func (a *Agent) Reverse(ctx context.Context, key, hash string, r posapi.ReverseR
 	if r.Points < 0 {
 		return posapi.Result{}, protocol.Errorf(protocol.CodeInvalidPoints, "points", "must not be negative")
 	}
+	if r.Amount < 0 {
+		return posapi.Result{}, protocol.Errorf(protocol.CodeInvalidAmount, "amount", "must not be negative")
+	}
 	member, points := r.Member, r.Points
+	// Reverses of one original are priced and committed one at a time:
+	// a return's share depends on those before it.
+	a.rvmu.Lock()
+	defer a.rvmu.Unlock()
 	l, found, err := a.ob.Local(r.Original)
 	if err != nil {
 		return posapi.Result{}, err
@@ -515,14 +524,26 @@ func (a *Agent) Reverse(ctx context.Context, key, hash string, r posapi.ReverseR
 			return posapi.Result{}, protocol.Errorf(protocol.CodeOriginalMismatch, "member", "%s was made for another member", r.Original)
 		}
 		member = l.Member
-		if points == 0 {
+		switch {
+		case r.Amount > 0 && l.Amount > 0:
+			// By amount: the hub books the share of the sale's points, on
+			// the running total of what has been returned.
+			share, err := l.ReturnPoints(r.Amount)
+			if err != nil {
+				return posapi.Result{}, err
+			}
+			if points != 0 && points != share {
+				return posapi.Result{}, protocol.Errorf(protocol.CodeInvalidPoints, "points", "a return of %d takes back its share of %s, %d points; leave points out", r.Amount, r.Original, share)
+			}
+			points = share
+		case points == 0:
 			points = l.Points - l.Reversed
 			if points <= 0 {
 				return posapi.Result{}, protocol.Errorf(protocol.CodeOverReversed, "points", "nothing left to reverse of %s", r.Original)
 			}
 		}
-	case member == "" || points == 0:
-		return posapi.Result{}, protocol.Errorf(protocol.CodeUnknownOriginal, "original", "%s was not made at this till; give member and points to reverse it", r.Original)
+	case member == "" || (points == 0 && r.Amount == 0):
+		return posapi.Result{}, protocol.Errorf(protocol.CodeUnknownOriginal, "original", "%s was not made at this till; give member, and points or amount, to reverse it", r.Original)
 	}
 	tx := a.newTx(protocol.KindReverse, member)
 	tx.Original, tx.Points, tx.Amount, tx.Currency, tx.Receipt = r.Original, points, r.Amount, r.Currency, r.Receipt

@@ -75,6 +75,10 @@ type Local struct {
 	Member   string        `json:"member"`
 	Points   int64         `json:"points"`
 	Reversed int64         `json:"reversed,omitempty"`
+	// Amount is the sale's (or the goods') amount, minor units; Returned is
+	// how much of it returns by amount have taken back.
+	Amount   int64 `json:"amount,omitempty"`
+	Returned int64 `json:"returned,omitempty"`
 	// Capture is, for an approved hold, the id of the capture completing it.
 	Capture string `json:"capture,omitempty"`
 }
@@ -180,7 +184,7 @@ func (o *Outbox) Append(tx *protocol.Transaction, idemKey string, idem *IdemReco
 			}
 		}
 		if tx.Kind == protocol.KindReverse {
-			if err := addReversed(btx, tx.Original, tx.Member, tx.Points); err != nil {
+			if err := addReversed(btx, tx); err != nil {
 				return err
 			}
 		}
@@ -235,19 +239,22 @@ func appendTx(btx *bolt.Tx, tx *protocol.Transaction) error {
 	if err := ids.Put([]byte(tx.ID), key); err != nil {
 		return err
 	}
-	loc, err := json.Marshal(Local{Kind: tx.Kind, Member: tx.Member, Points: tx.Points})
+	loc, err := json.Marshal(Local{Kind: tx.Kind, Member: tx.Member, Points: tx.Points, Amount: tx.Amount})
 	if err != nil {
 		return err
 	}
 	return btx.Bucket(bucketLocal).Put([]byte(tx.ID), loc)
 }
 
-// addReversed records points more reversed against a local original. An
-// original this till does not know (a return at another till) is left to the
-// hub to judge. A reverse naming another member's original is refused here:
-// the hub would reject it, and counting it would leave the original's points
-// used up for the member's own return.
-func addReversed(btx *bolt.Tx, original, member string, points int64) error {
+// addReversed records reverse tx against its local original. An original
+// this till does not know (a return at another till) is left to the hub to
+// judge. A reverse naming another member's original is refused here: the
+// hub would reject it, and counting it would leave the original's points
+// used up for the member's own return. A return by amount of an original
+// with an amount must carry the points the hub will book for it
+// (ReturnPoints gives them).
+func addReversed(btx *bolt.Tx, tx *protocol.Transaction) error {
+	original, member, points := tx.Original, tx.Member, tx.Points
 	lb := btx.Bucket(bucketLocal)
 	v := lb.Get([]byte(original))
 	if v == nil {
@@ -265,6 +272,16 @@ func addReversed(btx *bolt.Tx, original, member string, points int64) error {
 	if l.Member != member {
 		return protocol.Errorf(protocol.CodeOriginalMismatch, "original", "%s belongs to another member", original)
 	}
+	if tx.Amount > 0 && l.Amount > 0 {
+		want, err := l.ReturnPoints(tx.Amount)
+		if err != nil {
+			return err
+		}
+		if points != want {
+			return fmt.Errorf("return of %d of %s carries %d points; its share is %d", tx.Amount, original, points, want)
+		}
+		l.Returned += tx.Amount
+	}
 	if l.Reversed+points > l.Points {
 		return protocol.Errorf(protocol.CodeOverReversed, "points", "%d more would exceed the %d points of %s (%d already reversed)", points, l.Points, original, l.Reversed)
 	}
@@ -274,6 +291,19 @@ func addReversed(btx *bolt.Tx, original, member string, points int64) error {
 		return err
 	}
 	return lb.Put([]byte(original), enc)
+}
+
+// ReturnPoints is what a return of amount more of l takes back, as the hub
+// books it: its share of l's points on the running total of what has been
+// returned, less the points already reversed (by points or by amount).
+func (l Local) ReturnPoints(amount int64) (int64, error) {
+	if l.Amount <= 0 {
+		return 0, protocol.Errorf(protocol.CodeInvalidAmount, "amount", "the original has no amount to return a share of; give points")
+	}
+	if amount > l.Amount-l.Returned {
+		return 0, protocol.Errorf(protocol.CodeOverReversed, "amount", "%d more would exceed the %d of the original (%d already returned)", amount, l.Amount, l.Returned)
+	}
+	return max(0, protocol.ReturnedPoints(l.Points, l.Amount, l.Returned+amount)-l.Reversed), nil
 }
 
 // closeLocal marks a local transaction as fully reversed: a declined burn
@@ -571,6 +601,9 @@ func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) (done, held []protocol
 			if err := ids.Delete([]byte(a.ID)); err != nil {
 				return err
 			}
+			if err := bookedPoints(btx, a); err != nil {
+				return err
+			}
 			if a.Member != "" && protocol.ValidID(a.Member) {
 				enc, err := json.Marshal(Balance{Points: a.Balance, AsOf: at})
 				if err != nil {
@@ -616,6 +649,34 @@ func (o *Outbox) OfflineBurns() ([]protocol.Transaction, error) {
 		return nil, fmt.Errorf("outbox: offline burns: %w", err)
 	}
 	return out, nil
+}
+
+// bookedPoints keeps a local earn's points as the hub booked them, when its
+// ack says otherwise (the hub adds the cross-brand bonus, which a till cannot
+// know of): the till then reverses and returns against what was booked.
+func bookedPoints(btx *bolt.Tx, a protocol.Ack) error {
+	if a.Final() != protocol.StatusApplied {
+		return nil
+	}
+	lb := btx.Bucket(bucketLocal)
+	v := lb.Get([]byte(a.ID))
+	if v == nil {
+		return nil
+	}
+	var l Local
+	if err := json.Unmarshal(v, &l); err != nil {
+		return fmt.Errorf("local record %s: %w", a.ID, err)
+	}
+	// Points 0 may be a version 1 hub, which does not report them.
+	if l.Kind != protocol.KindEarn || a.Points == 0 || l.Points == a.Points || a.Points < l.Reversed {
+		return nil
+	}
+	l.Points = a.Points
+	enc, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return lb.Put([]byte(a.ID), enc)
 }
 
 // Queued reports whether transaction id is in the queue, not yet acked.

@@ -48,7 +48,7 @@ func newTx(id string, kind protocol.Kind, member string, points int64) *protocol
 
 func reverseOf(id, original, member string, points int64) *protocol.Transaction {
 	tx := newTx(id, protocol.KindReverse, member, points)
-	tx.Original = original
+	tx.Original, tx.Amount, tx.Currency = original, 0, "" // by points
 	return tx
 }
 
@@ -1019,4 +1019,67 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestReturnByAmount: a return by amount must carry its share of the
+// original's points, on the running total, and can never return more than
+// the original's amount; a points-based reverse counts against the same
+// points.
+func TestReturnByAmount(t *testing.T) {
+	b := openBox(t)
+	sale := newTx("earn-1", protocol.KindEarn, "m1", 50)
+	sale.Amount = 5001
+	b.mustAppend(sale)
+	ret := func(id string, amount, points int64) *protocol.Transaction {
+		tx := reverseOf(id, "earn-1", "m1", points)
+		tx.Amount, tx.Currency = amount, "EUR"
+		return tx
+	}
+	l, _ := b.local("earn-1")
+	if p, err := l.ReturnPoints(1234); err != nil || p != 12 {
+		t.Fatalf("ReturnPoints(1234) of 50 points for 5001 = %d, %v; want 12", p, err)
+	}
+	for _, s := range []struct {
+		tx   *protocol.Transaction
+		fail bool
+	}{
+		{ret("r1", 1234, 13), true}, // not its share
+		{ret("r1", 1234, 12), false},
+		{reverseOf("r2", "earn-1", "m1", 5), false},
+		{ret("r3", 2000, 15), false}, // ⌊50×3234/5001⌋ = 32, less 17 reversed
+		{ret("r4", 1768, 0), true},   // more than the 1767 left
+		{ret("r5", 1767, 18), false}, // the rest: 50 − 32
+		{reverseOf("r6", "earn-1", "m1", 1), true},
+	} {
+		err := b.Append(s.tx, "", nil, false)
+		if (err != nil) != s.fail {
+			t.Fatalf("Append %s (amount %d, points %d): %v, want failure %v", s.tx.ID, s.tx.Amount, s.tx.Points, err, s.fail)
+		}
+	}
+	if l, _ := b.local("earn-1"); l.Reversed != 50 || l.Returned != 5001 {
+		t.Errorf("Local(earn-1) = %+v, want 50 reversed, 5001 returned", l)
+	}
+}
+
+// TestAckedKeepsBookedPoints: an earn's local points follow what the hub
+// booked (a cross-brand bonus the till could not know of), so reverses
+// are checked against it.
+func TestAckedKeepsBookedPoints(t *testing.T) {
+	b := openBox(t)
+	b.mustAppend(newTx("earn-1", protocol.KindEarn, "m1", 10))
+	b.mustAppend(newTx("earn-2", protocol.KindEarn, "m1", 10))
+	acks := []protocol.Ack{
+		{ID: "earn-1", Status: protocol.StatusApplied, Member: "m1", Balance: 110, Points: 110},
+		{ID: "earn-2", Status: protocol.StatusApplied, Member: "m1", Balance: 120}, // no points: a version 1 hub
+	}
+	if _, _, err := b.Acked(acks, t0); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := b.local("earn-1"); l.Points != 110 {
+		t.Errorf("earn-1 after its ack booked 110: %+v", l)
+	}
+	if l, _ := b.local("earn-2"); l.Points != 10 {
+		t.Errorf("earn-2 after an ack without points: %+v", l)
+	}
+	b.mustAppend(reverseOf("r1", "earn-1", "m1", 110))
 }

@@ -127,7 +127,7 @@ func (f *fixture) append(t *testing.T, kind protocol.Kind, original string) stri
 		Member: "m1", Kind: kind, Amount: 1000, Currency: "EUR", Points: 10, Original: original,
 		CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	if kind == protocol.KindReverse {
-		tx.Points = 1
+		tx.Points, tx.Amount, tx.Currency = 1, 0, "" // by points
 	}
 	if err := f.ob.Append(&tx, "", nil, false); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -569,7 +568,7 @@ func (a *applier) reverse(t *protocol.Transaction, rec *TxRecord) error {
 			return a.refuse(rec, protocol.CodeOverReversed)
 		}
 		returned := o.Returned + t.Amount
-		points = max(0, mulDiv(o.Points, returned, o.Amount)-o.Reversed)
+		points = max(0, protocol.ReturnedPoints(o.Points, o.Amount, returned)-o.Reversed)
 		o.Returned = returned
 	} else {
 		if t.Points > o.Points-o.Reversed {
@@ -1052,14 +1051,6 @@ func memberIndexKey(b []byte, member string, seq uint64) []byte {
 	b = append(b, member...)
 	b = append(b, 0)
 	return seqKey(b, seq)
-}
-
-// mulDiv is ⌊x·y/z⌋ for non-negative x, y and z > 0, exact in 128 bits.
-// The callers' results are at most x (y <= z), so they fit.
-func mulDiv(x, y, z int64) int64 {
-	hi, lo := bits.Mul64(uint64(x), uint64(y))
-	q, _ := bits.Div64(hi, lo, uint64(z))
-	return int64(q)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -712,8 +712,22 @@ func TestReturnOfAnotherTillsSale(t *testing.T) {
 		t.Fatalf("hub balance: %d, want 40 earned − 10 returned", got)
 	}
 
+	// A return by amount alone: the till cannot price it (it does not know
+	// the sale), the hub books its share.
+	st, r, code = post(t, returns.pos+"/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Member: member, Amount: 2000, Currency: "EUR"}, "")
+	if st != http.StatusOK || r.Status != "accepted" || r.Points != 0 {
+		t.Fatalf("return by amount of another till's sale: HTTP %d %s %+v, want accepted, points left to the hub", st, code, r)
+	}
+	returns.waitDrained(t)
+	if rec, ok := h.record(t, r.TxID); !ok || rec.Status != protocol.StatusApplied || rec.Points != 10 {
+		t.Fatalf("ledger record of the return by amount: %+v (found %v), want 10 points (half of 40, less the 10 returned by points)", rec, ok)
+	}
+	if got, _ := h.balance(t, member); got != 20 {
+		t.Fatalf("hub balance: %d, want 30 − 10", got)
+	}
+
 	// More than is left of the sale: the hub refuses, and the till shows it.
-	st, r, code = post(t, returns.pos+"/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Member: member, Points: 31}, "")
+	st, r, code = post(t, returns.pos+"/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Member: member, Points: 21}, "")
 	if st != http.StatusOK || r.Status != "accepted" {
 		t.Fatalf("over-return: HTTP %d %s %+v", st, code, r)
 	}
@@ -722,8 +736,8 @@ func TestReturnOfAnotherTillsSale(t *testing.T) {
 	if hl.HubRejections != 1 || hl.LastHubRejection == nil || hl.LastHubRejection.TxID != r.TxID || hl.LastHubRejection.Code != protocol.CodeOverReversed {
 		t.Fatalf("health after the hub refused %s: %d rejections, last %+v; want 1, over_reversed", r.TxID, hl.HubRejections, hl.LastHubRejection)
 	}
-	if got, _ := h.balance(t, member); got != 30 {
-		t.Fatalf("hub balance after a refused return: %d, want 30", got)
+	if got, _ := h.balance(t, member); got != 20 {
+		t.Fatalf("hub balance after a refused return: %d, want 20", got)
 	}
 	h.verify(t)
 }
@@ -776,6 +790,54 @@ func TestOfflineBurnsBookedAsOverdraft(t *testing.T) {
 		if rec, ok := h.record(t, id); !ok || rec.Status != protocol.StatusApplied || rec.Kind != protocol.KindBurn || !rec.Offline || rec.Points != 80 {
 			t.Errorf("ledger record of offline burn %s: %+v (found %v)", id, rec, ok)
 		}
+	}
+	h.verify(t)
+}
+
+// TestReturnsByAmount: returns by amount at the till that made the sale
+// take back the share of its points the hub books, on the running total —
+// the till's answer and the ledger agree on every one — and the till
+// refuses what the hub would: more than is left, or points that are not the
+// share.
+func TestReturnsByAmount(t *testing.T) {
+	e := newEnv(t, "embedded")
+	h := startHubOnce(t, e)
+	store := e.store("rba-")
+	member := store + "-m1"
+	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
+	a.waitConnected(t, true)
+	sale := a.earn(t, member, 5001) // 50 points
+	for i, c := range []struct{ amount, points int64 }{
+		{1234, 12}, // ⌊50×1234/5001⌋ = 12
+		{2000, 20}, // ⌊50×3234/5001⌋ = 32: 20 more
+		{1767, 18}, // all 5001: 50, 18 more
+	} {
+		st, r, code := post(t, a.pos+"/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Amount: c.amount, Currency: "EUR"}, "")
+		if st != http.StatusOK || r.Status != "accepted" || r.Points != c.points {
+			t.Fatalf("return %d of %d: HTTP %d %s %+v, want accepted, %d points", i, c.amount, st, code, r, c.points)
+		}
+		a.waitDrained(t)
+		if rec, ok := h.record(t, r.TxID); !ok || rec.Status != protocol.StatusApplied || rec.Points != c.points {
+			t.Fatalf("return %d: the ledger booked %+v (found %v); the till said %d points", i, rec, ok, c.points)
+		}
+	}
+	if got, _ := h.balance(t, member); got != 0 {
+		t.Fatalf("hub balance after returning everything: %d", got)
+	}
+	for _, c := range []struct {
+		req  posapi.ReverseRequest
+		code protocol.Code
+	}{
+		{posapi.ReverseRequest{Original: sale.TxID, Amount: 1, Currency: "EUR"}, protocol.CodeOverReversed},
+		{posapi.ReverseRequest{Original: sale.TxID, Points: 1}, protocol.CodeOverReversed},
+	} {
+		if st, r, code := post(t, a.pos+"/v1/reverse", c.req, ""); st != http.StatusBadRequest || code != c.code {
+			t.Errorf("reverse %+v after the whole sale came back: HTTP %d %s %+v, want 400 %s", c.req, st, code, r, c.code)
+		}
+	}
+	other := a.earn(t, member, 1000) // 10 points
+	if st, r, code := post(t, a.pos+"/v1/reverse", posapi.ReverseRequest{Original: other.TxID, Amount: 500, Currency: "EUR", Points: 4}, ""); st != http.StatusBadRequest || code != protocol.CodeInvalidPoints {
+		t.Errorf("a return by amount with points that are not its share: HTTP %d %s %+v, want 400 invalid_points", st, code, r)
 	}
 	h.verify(t)
 }
