@@ -760,7 +760,7 @@ func (a *Agent) Scans(ctx context.Context, after uint64, wait time.Duration) []p
 }
 
 func (a *Agent) onScan(s scanner.Scan) {
-	member, err := scanner.MemberID(s)
+	member, err := scanner.MemberID(s, a.o.MemberCheck)
 	a.smu.Lock()
 	a.scanner.LastScan = s.At
 	a.smu.Unlock()

@@ -29,6 +29,8 @@ const (
 	CodePartnerMismatch Code = "partner_mismatch" // a store posting as another partner than the one it trades as
 	CodeInvalidLines    Code = "invalid_lines"    // line items that are malformed or do not add up to the amount
 	CodeInvalidRules    Code = "invalid_rules"    // earn rules or a campaign that cannot be applied as written
+	CodeBadCheckDigit   Code = "bad_check_digit"  // a member number whose check digit does not match
+	CodePaymentCard     Code = "payment_card"     // a payment card number where a member id was expected: refused, never stored or logged
 
 	CodeInsufficientPoints Code = "insufficient_points" // a burn the member cannot cover
 	CodeUnknownMember      Code = "unknown_member"      // no such member at the hub

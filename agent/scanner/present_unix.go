@@ -14,7 +14,7 @@ import (
 // stat failures are not taken as proof of absence.
 func portPresent(name string) error {
 	if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("scanner: port %s vanished: %w", name, err)
+		return fmt.Errorf("scanner: %s: %w: %w", name, ErrVanished, err)
 	}
 	return nil
 }

@@ -24,5 +24,5 @@ func portPresent(name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("scanner: port %s vanished from the port list", name)
+	return fmt.Errorf("scanner: %s: %w from the port list", name, ErrVanished)
 }

@@ -36,25 +36,38 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan error
 
-	mu     sync.Mutex
-	scans  []scanner.Scan
-	states []stateChange
+	mu       sync.Mutex
+	scans    []scanner.Scan
+	states   []stateChange
+	status   scanner.Status // the last one reported
+	statuses int            // OnStatus calls
 }
 
-// startRun starts scanner.Run with opts, filling in the callbacks, a test
-// logger and short timeouts. Run is stopped when the test ends, before the
+// startRun starts scanner.Run with opts, filling in the callbacks (after
+// recording a scan, opts.OnScan is still called if set), a test logger and
+// short timeouts. Run is stopped when the test ends, before the
 // pseudo-terminals opened earlier are closed (cleanups run last-in first-out).
 func startRun(t *testing.T, opts scanner.Options) *running {
 	t.Helper()
 	r := &running{t: t, done: make(chan error, 1)}
+	onScan := opts.OnScan
 	opts.OnScan = func(s scanner.Scan) {
 		r.mu.Lock()
 		r.scans = append(r.scans, s)
 		r.mu.Unlock()
+		if onScan != nil {
+			onScan(s)
+		}
 	}
 	opts.OnState = func(connected bool, err error) {
 		r.mu.Lock()
 		r.states = append(r.states, stateChange{connected, err})
+		r.mu.Unlock()
+	}
+	opts.OnStatus = func(st scanner.Status) {
+		r.mu.Lock()
+		r.status = st
+		r.statuses++
 		r.mu.Unlock()
 	}
 	if opts.Logger == nil {
@@ -144,6 +157,13 @@ func (r *running) waitScans(n int) []scanner.Scan {
 	return slices.Clone(r.scans)
 }
 
+// lastStatus returns the last Status reported through OnStatus.
+func (r *running) lastStatus() scanner.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
 func (r *running) stateLog() []stateChange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -165,7 +185,7 @@ func memberIDs(t *testing.T, scans []scanner.Scan) []string {
 	t.Helper()
 	var out []string
 	for _, s := range scans {
-		id, err := scanner.MemberID(s)
+		id, err := scanner.MemberID(s, scanner.CheckNone)
 		if err != nil {
 			t.Fatalf("scan %+v: %v", s, err)
 		}
@@ -175,7 +195,7 @@ func memberIDs(t *testing.T, scans []scanner.Scan) []string {
 }
 
 func TestRunReadsMemberIDs(t *testing.T) {
-	prefixes := []string{"", "]E0", "]C0", "]Q1", "]d2"}
+	prefixes := []string{"", "]E0", "]C0", "]Q1", "]d1"}
 	suffixes := map[string]string{"CR": "\r", "LF": "\n", "CRLF": "\r\n", "TAB": "\t"}
 	suffixNames := []string{"CR", "LF", "CRLF", "TAB"}
 
@@ -420,6 +440,7 @@ func TestRunRejectsUnusableOptions(t *testing.T) {
 		opts scanner.Options
 	}{
 		{"empty port", scanner.Options{OnScan: onScan}},
+		{"bad usb match", scanner.Options{Match: scanner.USBMatch{VID: "c2e", PID: "0b61"}, OnScan: onScan}},
 		{"nil OnScan", scanner.Options{Port: "/dev/ttyACM0"}},
 		{"negative baud", scanner.Options{Port: "/dev/ttyACM0", Baud: -1, OnScan: onScan}},
 	}

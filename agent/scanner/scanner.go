@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"syscall"
 	"time"
 
@@ -40,12 +41,32 @@ const vanishCheckReads = 8
 // readBufSize is plenty: a scan is tens of bytes and arrives at 9600 baud.
 const readBufSize = 256
 
+// ErrNoPort is returned (wrapped) while Run looks for the scanner by USB
+// identity and no port matches: the scanner is unplugged, or set to a mode
+// without a serial port (keyboard or HID POS). Run reports it through
+// OnState and OnStatus and keeps looking.
+var ErrNoPort = errors.New("no serial port matches the scanner's USB id")
+
+// ErrVanished is returned (wrapped) when the open port disappears: its
+// device node is gone, or the enumerator no longer lists it with the USB
+// identity it was chosen by. Run reports it and reopens.
+var ErrVanished = errors.New("port vanished")
+
 // Options configures Run.
 type Options struct {
 	// Port is the serial port name: "COM3", "/dev/ttyACM0", a stable udev
 	// link such as "/dev/serial/by-id/…", or a pseudo-terminal in tests.
-	// Required.
+	// Required unless Match is set; when both are set, Port wins.
 	Port string
+	// Match chooses the scanner by USB VID/PID (and serial number) when
+	// Port is "". The port is looked up anew at every (re)open, so the
+	// scanner is found again after an unplug, under whatever name the OS
+	// gives it then. With several matches the first by name is used (and a
+	// warning logged): set Match.Serial to choose.
+	Match USBMatch
+	// Enumerate lists the serial ports for Match. Default ListPorts; tests
+	// inject a fake that maps a USB identity to a pseudo-terminal.
+	Enumerate func() ([]PortInfo, error)
 	// Baud is the line speed; 8 data bits, no parity, 1 stop bit.
 	// Default DefaultBaud (9600).
 	Baud int
@@ -58,7 +79,7 @@ type Options struct {
 	// Logger receives the port's life (INFO opened, WARN lost and retries).
 	// Default: discard.
 	Logger *slog.Logger
-	// Clock stamps Scan.At. Default clock.Real{}.
+	// Clock stamps Scan.At and the times in Status. Default clock.Real{}.
 	Clock clock.Clock
 	// OnScan is called for each scan, in order, from the goroutine running
 	// Run. It must not block long: while it runs the port is not read (the
@@ -70,32 +91,83 @@ type Options struct {
 	// it on return (false, nil). Repeated failures to reopen are not
 	// reported again.
 	OnState func(connected bool, err error)
+	// OnStatus, if set, is called from the goroutine running Run with the
+	// whole Status: once when Run starts, then whenever it changes (port
+	// opened or lost, a new error, each scan). A failure to reopen that
+	// repeats the previous error is not a change. It must not block long.
+	OnStatus func(Status)
 }
 
-// Run owns the port named by opts.Port until ctx is done: it opens it (raw
-// mode, 8N1, opts.Baud), reads it with a read timeout, frames and parses what
-// arrives and calls opts.OnScan for each scan. On a read error, or when the
-// port vanishes, it closes the port and reopens it after opts.Reopen, for as
-// long as it takes.
+// Status is the scanner as Run sees it, for health reports.
+type Status struct {
+	// Port is the port in use, or last used; before the first open, the
+	// configured Port ("" when chosen by USB identity).
+	Port string `json:"port,omitempty"`
+	// USB is Options.Match as VID:PID[:SERIAL], when the scanner is chosen
+	// by USB identity.
+	USB string `json:"usb,omitempty"`
+	// Connected reports whether the port is open.
+	Connected bool `json:"connected"`
+	// Since is when Connected last changed (or Run started).
+	Since time.Time `json:"since,omitzero"`
+	// LastError is the last failure to open or read the port. It stays
+	// after the port is back, so an operator can see why it dropped.
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Reconnects counts the opens after the first: each one is the
+	// scanner coming back after it was lost.
+	Reconnects int `json:"reconnects"`
+	// Scans counts the scans read since Run started.
+	Scans uint64 `json:"scans"`
+	// LastScan is when the last scan was read.
+	LastScan time.Time `json:"last_scan,omitzero"`
+}
+
+// Run owns the scanner's port until ctx is done: it finds it (opts.Port, or
+// the port whose USB identity matches opts.Match), opens it (raw mode, 8N1,
+// opts.Baud), reads it with a read timeout, frames and parses what arrives
+// and calls opts.OnScan for each scan. On a read error, or when the port
+// vanishes, it closes the port and finds and reopens it after opts.Reopen,
+// for as long as it takes.
 //
 // Run returns nil when ctx is cancelled (within about opts.ReadTimeout). It
 // returns an error at once, without touching the port, only when opts are
-// unusable: empty Port, nil OnScan, negative Baud.
+// unusable: neither Port nor Match, an invalid Match, nil OnScan, negative
+// Baud, or Match in a build that cannot see USB identities (USBDetails).
 func Run(ctx context.Context, opts Options) error {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return err
 	}
-	r := &runner{
-		opts: o,
-		log:  o.Logger.With("port", o.Port),
+	r := &runner{opts: o}
+	if o.Port != "" {
+		r.base = o.Logger.With("port", o.Port)
+	} else {
+		r.base = o.Logger.With("usb", o.Match.String())
+		r.status.USB = o.Match.String()
 	}
+	r.log = r.base
+	r.status.Port = o.Port
+	r.status.Since = o.Clock.Now()
+	r.reportStatus()
 	return r.run(ctx)
 }
 
 func (o Options) withDefaults() (Options, error) {
+	if o.Port == "" && o.Match.IsZero() {
+		return o, errors.New("scanner: neither Options.Port nor Options.Match is set")
+	}
 	if o.Port == "" {
-		return o, errors.New("scanner: Options.Port is empty")
+		if err := o.Match.Validate(); err != nil {
+			return o, fmt.Errorf("scanner: Options.Match: %w", err)
+		}
+		if o.Enumerate == nil {
+			if !USBDetails {
+				return o, errors.New("scanner: this build cannot see USB ids (macOS without cgo); name the scanner's port instead")
+			}
+			o.Enumerate = ListPorts
+		}
 	}
 	if o.OnScan == nil {
 		return o, errors.New("scanner: Options.OnScan is nil")
@@ -122,11 +194,17 @@ func (o Options) withDefaults() (Options, error) {
 // runner is the state of one Run; it lives on Run's goroutine only.
 type runner struct {
 	opts   Options
-	log    *slog.Logger
+	base   *slog.Logger // Logger with the port, or the USB id when chosen by it
+	log    *slog.Logger // base with the port in use
 	framer Framer
 
 	reported    bool   // OnState has been called at least once
 	lastOpenErr string // the last open error logged at WARN, to not repeat it every Reopen
+	opened      bool   // the port has been open at least once
+	lastName    string // the port last opened
+	ambiguous   int    // how many ports matched at the last warning about several
+
+	status Status // as last reported through OnStatus
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -134,25 +212,32 @@ func (r *runner) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		port, err := r.open()
+		name, err := r.resolve()
+		var port serial.Port
+		if err == nil {
+			port, err = r.open(name)
+		}
 		if err != nil {
 			r.openFailed(err)
 		} else {
-			r.lastOpenErr = ""
-			r.log.Info("scanner port open", "baud", r.opts.Baud)
-			r.setState(true, nil)
-
-			err = r.read(ctx, port)
+			r.connected(name)
+			err = r.read(ctx, port, name)
 			if cerr := port.Close(); cerr != nil {
 				r.log.Debug("scanner port close", "err", cerr)
 			}
 			if err == nil { // ctx is done
 				r.log.Info("scanner port closed")
 				r.setState(false, nil)
+				r.status.Connected, r.status.Since = false, r.opts.Clock.Now()
+				r.reportStatus()
 				return nil
 			}
 			r.log.Warn("scanner port lost; reopening", "err", err, "retry_in", r.opts.Reopen)
 			r.setState(false, err)
+			now := r.opts.Clock.Now()
+			r.status.Connected, r.status.Since = false, now
+			r.status.LastError, r.status.LastErrorAt = err.Error(), now
+			r.reportStatus()
 		}
 		if !sleep(ctx, r.opts.Reopen) {
 			return nil
@@ -160,24 +245,72 @@ func (r *runner) run(ctx context.Context) error {
 	}
 }
 
-func (r *runner) open() (serial.Port, error) {
+// resolve returns the name of the port to open: Options.Port, or the port
+// the enumerator lists with the USB identity of Options.Match.
+func (r *runner) resolve() (string, error) {
+	if r.opts.Port != "" {
+		return r.opts.Port, nil
+	}
+	m := r.opts.Match
+	ports, err := r.opts.Enumerate()
+	if err != nil {
+		return "", fmt.Errorf("scanner: look for usb %s: %w", m, err)
+	}
+	var names []string
+	for _, p := range ports {
+		if m.Matches(p) && p.Name != "" {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "", fmt.Errorf("scanner: usb %s: %w (%d serial ports listed)", m, ErrNoPort, len(ports))
+	}
+	slices.Sort(names)
+	if len(names) > 1 && len(names) != r.ambiguous {
+		r.base.Warn("several serial ports match the scanner's USB id; using the first (set its serial number to choose)",
+			"ports", names, "using", names[0])
+	}
+	r.ambiguous = len(names)
+	return names[0], nil
+}
+
+func (r *runner) open(name string) (serial.Port, error) {
 	// InitialStatusBits stays nil: on Unix that leaves the modem lines as the
 	// open left them (DTR and RTS up), and it is the only choice that works
 	// on a pseudo-terminal, which has no modem lines (TIOCMGET fails).
-	port, err := serial.Open(r.opts.Port, &serial.Mode{
+	port, err := serial.Open(name, &serial.Mode{
 		BaudRate: r.opts.Baud,
 		DataBits: 8,
 		Parity:   serial.NoParity,
 		StopBits: serial.OneStopBit,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scanner: open %s: %w", r.opts.Port, err)
+		return nil, fmt.Errorf("scanner: open %s: %w", name, err)
 	}
 	if err := port.SetReadTimeout(r.opts.ReadTimeout); err != nil {
 		port.Close()
-		return nil, fmt.Errorf("scanner: set read timeout on %s: %w", r.opts.Port, err)
+		return nil, fmt.Errorf("scanner: set read timeout on %s: %w", name, err)
 	}
 	return port, nil
+}
+
+// connected records a successful open of name.
+func (r *runner) connected(name string) {
+	r.lastOpenErr = ""
+	if r.opts.Port == "" {
+		r.log = r.base.With("port", name)
+		if r.lastName != "" && r.lastName != name {
+			r.log.Info("scanner found under a new port name", "was", r.lastName)
+		}
+	}
+	r.log.Info("scanner port open", "baud", r.opts.Baud)
+	r.setState(true, nil)
+	if r.opened {
+		r.status.Reconnects++
+	}
+	r.opened, r.lastName = true, name
+	r.status.Port, r.status.Connected, r.status.Since = name, true, r.opts.Clock.Now()
+	r.reportStatus()
 }
 
 // openFailed logs a failed open at WARN the first time and whenever the
@@ -185,9 +318,11 @@ func (r *runner) open() (serial.Port, error) {
 func (r *runner) openFailed(err error) {
 	if msg := err.Error(); msg != r.lastOpenErr {
 		r.lastOpenErr = msg
-		r.log.Warn("scanner port cannot be opened; retrying", "err", err, "retry_in", r.opts.Reopen)
+		r.base.Warn("scanner port cannot be opened; retrying", "err", err, "retry_in", r.opts.Reopen)
+		r.status.LastError, r.status.LastErrorAt = msg, r.opts.Clock.Now()
+		r.reportStatus()
 	} else {
-		r.log.Debug("scanner port still cannot be opened", "err", err)
+		r.base.Debug("scanner port still cannot be opened", "err", err)
 	}
 	if !r.reported {
 		r.setState(false, err)
@@ -201,10 +336,18 @@ func (r *runner) setState(connected bool, err error) {
 	}
 }
 
+// reportStatus hands status to OnStatus; callers call it when it changed.
+func (r *runner) reportStatus() {
+	if r.opts.OnStatus == nil {
+		return
+	}
+	r.opts.OnStatus(r.status)
+}
+
 // read reads port until ctx is done (nil) or the port fails or vanishes (the
 // error). It never uses io.ReadFull: a read timeout returns (0, nil), which
 // would make ReadFull spin.
-func (r *runner) read(ctx context.Context, port serial.Port) error {
+func (r *runner) read(ctx context.Context, port serial.Port, name string) error {
 	r.framer.Reset()
 	buf := make([]byte, readBufSize)
 	idle := 0
@@ -219,19 +362,43 @@ func (r *runner) read(ctx context.Context, port serial.Port) error {
 		}
 		if err != nil {
 			if isHangup(err) {
-				return fmt.Errorf("scanner: read %s: device hung up (unplugged?): %w", r.opts.Port, err)
+				return fmt.Errorf("scanner: read %s: device hung up (unplugged?): %w", name, err)
 			}
-			return fmt.Errorf("scanner: read %s: %w", r.opts.Port, err)
+			return fmt.Errorf("scanner: read %s: %w", name, err)
 		}
 		if n == 0 {
 			idle++
 			if idle%vanishCheckReads == 0 {
-				if err := portPresent(r.opts.Port); err != nil {
+				if err := r.present(name); err != nil {
 					return err
 				}
 			}
 		}
 	}
+}
+
+// present returns an error when the open port name is gone: its device
+// node vanished or, when chosen by USB identity, the enumerator no longer
+// lists it with that identity (the name may now belong to another device).
+// An enumerator failure is not taken as proof of absence.
+func (r *runner) present(name string) error {
+	if err := portPresent(name); err != nil {
+		return err
+	}
+	if r.opts.Port != "" {
+		return nil
+	}
+	ports, err := r.opts.Enumerate()
+	if err != nil {
+		r.log.Debug("scanner port list failed; not taken as the port vanishing", "err", err)
+		return nil
+	}
+	for _, p := range ports {
+		if p.Name == name && r.opts.Match.Matches(p) {
+			return nil
+		}
+	}
+	return fmt.Errorf("scanner: %s: %w from the port list (usb %s)", name, ErrVanished, r.opts.Match)
 }
 
 func (r *runner) feed(p []byte) {
@@ -249,6 +416,9 @@ func (r *runner) emit(frame []byte) {
 	// Never the data itself: member ids may be personal.
 	r.log.Debug("scan", "symbology", sym, "bytes", len(data))
 	r.opts.OnScan(s)
+	r.status.Scans++
+	r.status.LastScan = s.At
+	r.reportStatus()
 }
 
 // isHangup reports whether a read error means the device went away. On Linux

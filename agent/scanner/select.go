@@ -14,6 +14,36 @@ type USBMatch struct {
 	Serial string `yaml:"serial,omitempty" json:"serial,omitempty"`
 }
 
+// PortInfo describes one serial port as the enumerator sees it. VID and PID
+// are four lower-case hex digits, or "" when the port is not on USB (a
+// built-in RS-232 port, a pseudo-terminal) or the platform cannot tell.
+type PortInfo struct {
+	// Name is what Options.Port takes: "COM3", "/dev/ttyACM0", "/dev/cu.usbmodem1101".
+	Name string `json:"name"`
+	// USB reports whether the port belongs to a USB device.
+	USB bool `json:"usb"`
+	// VID and PID identify the USB device's vendor and product.
+	VID string `json:"vid,omitempty"`
+	PID string `json:"pid,omitempty"`
+	// SerialNumber is the USB serial number, when the device has one.
+	SerialNumber string `json:"serial_number,omitempty"`
+	// Manufacturer and Product are the device's own USB strings, when the
+	// platform reports them without probing the device (Linux, macOS; on
+	// Windows Product is the port's friendly name).
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Product      string `json:"product,omitempty"`
+}
+
+// Matches reports whether p is the device m selects: same VID and PID (case
+// does not matter) and, when m.Serial is set, the same serial number.
+func (m USBMatch) Matches(p PortInfo) bool {
+	if m.IsZero() || !p.USB {
+		return false
+	}
+	return strings.EqualFold(m.VID, p.VID) && strings.EqualFold(m.PID, p.PID) &&
+		(m.Serial == "" || m.Serial == p.SerialNumber)
+}
+
 // IsZero reports whether m selects nothing.
 func (m USBMatch) IsZero() bool { return m == USBMatch{} }
 
@@ -53,7 +83,8 @@ func (m USBMatch) Validate() error {
 }
 
 // CheckDigit is the check digit scheme of the coalition's member card
-// numbers.
+// numbers. With CheckLuhn or CheckMod11 a member number is all digits, the
+// last one being the check digit; see Valid.
 type CheckDigit string
 
 // The check digit schemes.

@@ -39,7 +39,7 @@ keeps working while the store is offline and catches up when the hub is back.`,
 		// No Args here: cobra reports an unknown subcommand only when a
 		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
-	root.AddCommand(runCmd(), pingCmd(), statusCmd(), versionCmd())
+	root.AddCommand(runCmd(), pingCmd(), statusCmd(), versionCmd(), portsCmd(), scanTestCmd())
 	return root
 }
 
