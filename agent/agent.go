@@ -185,6 +185,15 @@ func New(o Options) (*Agent, error) {
 	a := &Agent{o: o, log: o.Logger.With("store", o.Store, "terminal", o.Terminal), clk: o.Clock, ob: ob, waiters: map[string]chan protocol.Ack{}}
 	a.scans.init()
 	a.scanner.Port = o.ScannerPort
+	if !o.ScannerUSB.IsZero() {
+		if err := o.ScannerUSB.Validate(); err != nil {
+			return nil, fmt.Errorf("agent: scanner: %w", err)
+		}
+		a.scanner.USB = o.ScannerUSB.String()
+	}
+	if _, err := scanner.ParseCheckDigit(string(o.MemberCheck)); err != nil {
+		return nil, fmt.Errorf("agent: member cards: %w", err)
+	}
 	a.loadConfig()
 	offline, err := ob.OfflineBurns()
 	if err != nil {
@@ -222,11 +231,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.up.Run(syncCtx) })
 	wg.Go(func() { a.watchOffline(syncCtx) })
 	wg.Go(func() { a.sweepBurns(syncCtx) })
-	if a.o.ScannerPort != "" {
+	if a.o.ScannerPort != "" || !a.o.ScannerUSB.IsZero() {
 		wg.Go(func() {
 			err := scanner.Run(syncCtx, scanner.Options{
-				Port: a.o.ScannerPort, Baud: a.o.ScannerBaud, Logger: a.log, Clock: a.clk,
-				OnScan: a.onScan, OnState: a.onScannerState,
+				Port: a.o.ScannerPort, Match: a.o.ScannerUSB, Baud: a.o.ScannerBaud, Logger: a.log, Clock: a.clk,
+				OnScan: a.onScan, OnStatus: a.onScannerStatus,
 			})
 			if err != nil {
 				a.log.Error("scanner stopped", "err", err)
@@ -759,27 +768,36 @@ func (a *Agent) Scans(ctx context.Context, after uint64, wait time.Duration) []p
 	return a.scans.after(ctx, after, wait)
 }
 
+// onScan offers a member id to the POS. Anything else is ignored and logged
+// without its content: it may be personal, and a payment card number
+// (scanned by mistake) is never kept anywhere — not in the scan log, not in
+// the outbox, not in the log.
 func (a *Agent) onScan(s scanner.Scan) {
 	member, err := scanner.MemberID(s, a.o.MemberCheck)
-	a.smu.Lock()
-	a.scanner.LastScan = s.At
-	a.smu.Unlock()
 	if err != nil {
-		a.log.Warn("scan is not a member id; ignored", "symbology", s.Symbology, "len", len(s.Data), "err", err)
+		a.smu.Lock()
+		a.scanner.Refused++
+		a.smu.Unlock()
+		if errors.Is(err, scanner.ErrPaymentCard) {
+			a.log.Warn("a payment card was scanned; refused, and its number is not kept", "symbology", s.Symbology)
+			return
+		}
+		a.log.Warn("scan is not a member id; ignored", "symbology", s.Symbology, "len", len(s.Data), "code", protocol.CodeOf(err), "err", err)
 		return
 	}
 	a.scans.add(posapi.ScanEvent{Member: member, Symbology: s.Symbology, At: s.At})
 }
 
-func (a *Agent) onScannerState(connected bool, err error) {
+// onScannerStatus keeps the scanner's state for health.
+func (a *Agent) onScannerStatus(st scanner.Status) {
 	a.smu.Lock()
-	a.scanner.Connected = connected
-	if err != nil {
-		a.scanner.LastError = err.Error()
-	} else if connected {
-		a.scanner.LastError = ""
+	defer a.smu.Unlock()
+	refused := a.scanner.Refused
+	a.scanner = posapi.Scanner{
+		Port: st.Port, USB: st.USB, Connected: st.Connected, Since: st.Since,
+		LastScan: st.LastScan, LastError: st.LastError, LastErrorAt: st.LastErrorAt,
+		Reconnects: st.Reconnects, Scans: st.Scans, Refused: refused,
 	}
-	a.smu.Unlock()
 }
 
 func mustJSON(v any) []byte {

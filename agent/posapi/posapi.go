@@ -207,10 +207,24 @@ type HubRejection struct {
 
 // Scanner is the barcode scanner's state.
 type Scanner struct {
-	Port      string    `json:"port,omitempty"`
+	// Port is the serial port in use (or last used); USB the VID:PID[:SERIAL]
+	// the scanner is chosen by, when it is. Both empty: no scanner configured.
+	Port string `json:"port,omitempty"`
+	USB  string `json:"usb,omitempty"`
+	// Connected reports whether the port is open; Since is when that last changed.
 	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since,omitzero"`
 	LastScan  time.Time `json:"last_scan,omitzero"`
-	LastError string    `json:"last_error,omitempty"`
+	// LastError is the last failure to find, open or read the port, kept
+	// after it is back so an installer can see why it dropped.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Reconnects counts the times the scanner came back after it was lost.
+	Reconnects int `json:"reconnects"`
+	// Scans counts the scans read; Refused those that were not a member id
+	// (a product barcode, a payment card, a bad check digit).
+	Scans   uint64 `json:"scans"`
+	Refused uint64 `json:"refused"`
 }
 
 // ScanEvent is one member card or QR code read by the scanner.

@@ -54,7 +54,9 @@ func startTill(t *testing.T, o agent.Options) *till {
 	if o.BackoffMax == 0 {
 		o.BackoffMax = 200 * time.Millisecond
 	}
-	o.Logger = logger(t).With("side", "agent")
+	if o.Logger == nil {
+		o.Logger = logger(t).With("side", "agent")
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,13 +4,20 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"io/fs"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/posapi"
+	"github.com/tillsync/tillsync/agent/scanner"
 	"github.com/tillsync/tillsync/internal/testkit"
 )
 
@@ -162,4 +169,74 @@ func TestScanStream(t *testing.T) {
 	if e2.Member != "M2002" || e3.Member != "M2003" || e2.Seq != ev.Seq+1 || e3.Seq != ev.Seq+2 {
 		t.Fatalf("after reconnecting: %+v, %+v; want M2002 then M2003", e2, e3)
 	}
+}
+
+// TestPaymentCardNeverKept: a payment card scanned by mistake is refused
+// and its number is nowhere — not offered to the POS, not in the log (at
+// DEBUG), not in the data dir — while member cards with the coalition's
+// check digit go through and one with a wrong check digit is refused.
+func TestPaymentCardNeverKept(t *testing.T) {
+	pty := testkit.OpenPTY(t)
+	var logs syncBuffer
+	dir := t.TempDir()
+	a := startTill(t, agent.Options{DataDir: dir, Broker: "tcp://" + testkit.FreePort(t), Store: randomID("pan-"), ScannerPort: pty.Name,
+		MemberCheck: scanner.CheckLuhn, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	testkit.WaitFor(t, waitLong, "the scanner to connect", func() bool { return a.health(t).Scanner.Connected })
+	const pan = "4111111111111111" // a test Visa number: Luhn-valid, card prefix
+	frames := "]E0" + pan + "\r\n" + "4111 1111 1111 1111\r\n" + "79927398710\r\n" + "]C079927398713\r\n"
+	if _, err := pty.Master.Write([]byte(frames)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, waitLong, "four scans read", func() bool { return a.health(t).Scanner.Scans == 4 })
+	var got scansAnswer
+	getJSON(t, a.pos+"/v1/scans?after=0&wait=1s", &got)
+	if len(got.Scans) != 1 || got.Scans[0].Member != "79927398713" {
+		t.Fatalf("scans offered to the POS: %+v, want only the member card 79927398713", got.Scans)
+	}
+	if h := a.health(t); h.Scanner.Refused != 3 {
+		t.Errorf("scanner health: %+v, want 3 refused", h.Scanner)
+	}
+	a.stop(t)
+	for _, needle := range []string{pan, "4111 1111", "411111", "1111111111"} {
+		if strings.Contains(logs.String(), needle) {
+			t.Errorf("the log contains %q:\n%s", needle, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "payment card") {
+		t.Errorf("the log does not say a payment card was refused:\n%s", logs.String())
+	}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte(pan)) || bytes.Contains(data, []byte("4111 1111")) {
+			t.Errorf("%s contains the card number", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
