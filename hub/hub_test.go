@@ -1,14 +1,12 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +21,6 @@ import (
 )
 
 const wait = 10 * time.Second
-
-// syncBuffer collects a hub's log while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -193,7 +173,7 @@ func post(t *testing.T, url, body string) {
 // A till connecting after the hub started gets its store's config at once
 // (retained), and a new one after a campaign is added over the API.
 func TestConfigReachesTill(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.Buffer
 	r := start(t, hub.Options{Seed: seed(), Logger: testLogger(&logs)})
 	// Connect once the config is out, so that it arrives as a retained message.
 	testkit.WaitFor(t, wait, "the configs to be published", func() bool { return strings.Contains(logs.String(), "store configs published") })
@@ -289,7 +269,7 @@ func TestConfigs(t *testing.T) {
 // Open loads the seed; loading it again at the next start changes nothing.
 func TestOpenLoadsSeed(t *testing.T) {
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs testkit.Buffer
 	for i := range 2 {
 		r := start(t, hub.Options{DataDir: dir, Seed: seed(), Logger: testLogger(&logs)})
 		stores, err := r.hub.Ledger().Stores()
@@ -348,7 +328,7 @@ func TestMaintenance(t *testing.T) {
 	}
 	// Earned in November 2026 with 12 months: expired from 2027-12-01.
 	c.Set(time.Date(2027, 12, 1, 0, 0, 1, 0, time.UTC))
-	var logs syncBuffer
+	var logs testkit.Buffer
 	r := start(t, hub.Options{DataDir: dir, Clock: c, HoldSweepEvery: 10 * time.Millisecond, Logger: testLogger(&logs)})
 	testkit.WaitFor(t, wait, "m1's points to expire", func() bool {
 		v, _, err := r.hub.Ledger().Balance("m1")

@@ -261,7 +261,7 @@ func TestRunReadsMemberIDs(t *testing.T) {
 
 func TestRunDiscardsOversizeFrames(t *testing.T) {
 	pty := testkit.OpenPTY(t)
-	logs := &lockedBuffer{}
+	logs := new(testkit.Buffer)
 	r := startRun(t, scanner.Options{
 		Port:   pty.Name,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -281,7 +281,7 @@ func TestRunDiscardsOversizeFrames(t *testing.T) {
 // Member ids may be personal: they must not reach the log at any level.
 func TestRunDoesNotLogScannedData(t *testing.T) {
 	pty := testkit.OpenPTY(t)
-	logs := &lockedBuffer{}
+	logs := new(testkit.Buffer)
 	r := startRun(t, scanner.Options{
 		Port:   pty.Name,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -454,21 +454,4 @@ func TestRunRejectsUnusableOptions(t *testing.T) {
 			t.Log(err)
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tillsync/tillsync/internal/testkit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -109,7 +110,7 @@ func TestRunChoosesScannerByUSB(t *testing.T) {
 	})
 
 	t.Run("several match without a serial number", func(t *testing.T) {
-		logs := &lockedBuffer{}
+		logs := new(testkit.Buffer)
 		m := scanner.USBMatch{VID: xenon.VID, PID: xenon.PID}
 		r := startRun(t, scanner.Options{Match: m, Enumerate: usb.Enumerate,
 			Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -237,7 +238,7 @@ func TestRunReplug(t *testing.T) {
 			t.Parallel()
 			cur := plugIn(t)
 			s := m.setup(t, cur)
-			logs := &lockedBuffer{}
+			logs := new(testkit.Buffer)
 			s.opts.Logger = slog.New(slog.NewTextHandler(logs, nil)) // INFO and up; t.Output would drown
 			r := startRun(t, s.opts)
 			r.waitConnected(1)
@@ -278,7 +279,7 @@ func TestPaymentCardsNeverLogged(t *testing.T) {
 	p := plugIn(t)
 	usb := &fakeUSB{}
 	usb.set(usbPort(p.name, xenon))
-	logs := &lockedBuffer{}
+	logs := new(testkit.Buffer)
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var refused []error
 	var mu sync.Mutex

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -131,23 +130,6 @@ func TestScanTestBinary(t *testing.T) {
 	t.Log("\n" + out)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // --usb finds the scanner by its USB identity, again after it comes back
 // under another name (an enumerator stand-in maps the identity to a pty).
 func TestScanTestUSB(t *testing.T) {
@@ -161,7 +143,7 @@ func TestScanTestUSB(t *testing.T) {
 		return []scanner.PortInfo{{Name: current, USB: true, VID: "0c2e", PID: "0b61", SerialNumber: "SN1"}}, nil
 	}
 	c := newScanTestCmd(enumerate)
-	out := &syncBuffer{}
+	out := new(testkit.Buffer)
 	c.SetOut(out)
 	c.SetErr(out)
 	c.SetArgs([]string{"--usb", "0C2E:0B61:SN1", "--check-digit", "mod11"})

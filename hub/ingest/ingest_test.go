@@ -631,32 +631,12 @@ func TestTransactionWithoutUsableIDIsDropped(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination the test can read while the commit loop writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) count(s string) int { return strings.Count(b.String(), s) }
-
 // TestUnknownStoreIsHeld: the ledger holds back the transactions of a store
 // the coalition has not registered. A held ack is no answer: nothing is
 // recorded, it books no points, and once the store is registered the till's
 // re-send is applied, not answered as a duplicate.
 func TestUnknownStoreIsHeld(t *testing.T) {
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	const warning = "holding back transactions from a store the coalition has not registered"
 	f := newFixture(t, ingest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
 	f.run(t)
@@ -688,7 +668,7 @@ func TestUnknownStoreIsHeld(t *testing.T) {
 	if _, known, err := f.store.Balance("m1"); err != nil || known {
 		t.Fatalf("m1 known=%v (%v) after held transactions only", known, err)
 	}
-	if n := logs.count(warning); n != 1 {
+	if n := strings.Count(logs.String(), warning); n != 1 {
 		t.Errorf("%d warnings about the unregistered store within a minute, want 1:\n%s", n, logs.String())
 	}
 
@@ -703,7 +683,7 @@ func TestUnknownStoreIsHeld(t *testing.T) {
 	if st := f.in.Stats(); st.Held != 4 || st.Applied != 2 || st.Duplicates != 0 || st.Batches != 3 {
 		t.Fatalf("stats after the store was registered: %+v", st)
 	}
-	if n := logs.count(warning); n != 1 {
+	if n := strings.Count(logs.String(), warning); n != 1 {
 		t.Errorf("%d warnings about the store, want still 1: nothing was held after registration", n)
 	}
 	takeSnapshot(t, f.store, "m1") // verifies

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tillsync/tillsync/agent"
@@ -177,7 +176,7 @@ func TestScanStream(t *testing.T) {
 // check digit go through and one with a wrong check digit is refused.
 func TestPaymentCardNeverKept(t *testing.T) {
 	pty := testkit.OpenPTY(t)
-	var logs syncBuffer
+	var logs testkit.Buffer
 	dir := t.TempDir()
 	a := startTill(t, agent.Options{DataDir: dir, Broker: "tcp://" + testkit.FreePort(t), Store: randomID("pan-"), ScannerPort: pty.Name,
 		MemberCheck: scanner.CheckLuhn, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -221,22 +220,4 @@ func TestPaymentCardNeverKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

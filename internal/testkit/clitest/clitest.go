@@ -8,13 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tillsync/tillsync/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -151,29 +151,11 @@ func InUse() string {
 	return "already in use"
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Proc is a long-running child; it is killed at cleanup if still running.
 type Proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testkit.Buffer
 	done chan struct{}
 	err  error // from Wait, once done is closed
 }
@@ -181,7 +163,7 @@ type Proc struct {
 // Start runs the binary in the background.
 func (b Binary) Start(t *testing.T, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{name: b.Name, cmd: exec.Command(b.Path, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{name: b.Name, cmd: exec.Command(b.Path, args...), out: new(testkit.Buffer), done: make(chan struct{})}
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
