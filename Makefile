@@ -6,8 +6,13 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/tillsync/tillsync/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 10s
 CMDS     := tillsync-hub tillsync-agent tillsync-sim
+DIST     ?= dist
+# What make dist builds: the programs that ship, for every till and hub platform.
+DIST_CMDS    := tillsync-agent tillsync-hub
+DIST_TARGETS := windows/amd64 windows/386 linux/amd64 linux/arm64 linux/arm darwin/arm64
+SHA256SUM    ?= $(shell command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo 'shasum -a 256')
 
-.PHONY: help build demo test vet fmt-check bench fuzz clean
+.PHONY: help build dist demo test vet fmt-check bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,6 +20,21 @@ help: ## list the targets
 build: ## build the binaries into bin/
 	@mkdir -p $(BIN)
 	@for c in $(CMDS); do echo "go build $$c"; $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$c ./cmd/$$c || exit 1; done
+
+dist: ## cross-compile the agent and the hub for every platform into dist/OS_ARCH/, with dist/SHA256SUMS
+	@rm -rf $(DIST)
+	@for t in $(DIST_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; goarm=; \
+	  [ $$os = windows ] && ext=.exe; [ $$arch = arm ] && goarm=7; \
+	  mkdir -p $(DIST)/$${os}_$${arch}; \
+	  for c in $(DIST_CMDS); do \
+	    echo "dist $$os/$$arch$${goarm:+ (GOARM=$$goarm)}: $(DIST)/$${os}_$${arch}/$$c$$ext"; \
+	    CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$goarm $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+	      -o $(DIST)/$${os}_$${arch}/$$c$$ext ./cmd/$$c || exit 1; \
+	  done; \
+	done
+	@cd $(DIST) && $(SHA256SUM) */* > SHA256SUMS
+	@echo "dist $(VERSION): $(DIST)/SHA256SUMS"
 
 demo: build ## run a hub and a store agent end to end, across a hub outage
 	$(BIN)/tillsync-sim demo --bin $(BIN)
@@ -40,4 +60,4 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	done
 
 clean: ## remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -1,16 +1,20 @@
 // Command tillsync-agent runs beside a till: it reads member cards from the
 // barcode scanner, serves the POS's local API, keeps every accepted
 // transaction in its outbox and syncs them to the hub.
+//
+// It is configured by one YAML file (agent/config), TILLSYNC_AGENT_*
+// variables and run's flags, and installs itself as an OS service
+// (install, uninstall, start, stop, restart, status) through
+// kardianos/service: a Windows service with recovery actions, a systemd
+// unit, a launchd daemon. As a service it logs to the OS log and to a
+// rotating file in its data dir (internal/logfile).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,9 +24,9 @@ import (
 	"github.com/kardianos/service"
 	"github.com/spf13/cobra"
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/agent/config"
 	"github.com/tillsync/tillsync/agent/outbox"
 	"github.com/tillsync/tillsync/internal/cli"
-	"github.com/tillsync/tillsync/protocol"
 )
 
 func main() { cli.Main(rootCmd()) }
@@ -40,6 +44,7 @@ keeps working while the store is offline and catches up when the hub is back.`,
 		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
 	root.AddCommand(runCmd(), pingCmd(), statusCmd(), versionCmd(), portsCmd(), scanTestCmd())
+	root.AddCommand(installCmd(), uninstallCmd(), startCmd(), stopCmd(), restartCmd(), configCmd())
 	return root
 }
 
@@ -54,132 +59,111 @@ func versionCmd() *cobra.Command {
 
 // hubURL checks a --hub value and returns it as tcp://host:port.
 func hubURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" || u.Port() == "" {
-		return "", cli.Usagef("--hub %q: want tcp://host:port, e.g. tcp://hub.example.com:1883", s)
+	u, err := config.ParseHub(s)
+	if err != nil {
+		return "", cli.Usagef("--hub %q: %v", s, err)
 	}
-	return "tcp://" + u.Host, nil
+	return u, nil
 }
 
 func runCmd() *cobra.Command {
-	var (
-		o              agent.Options
-		hub, posListen string
-		logf           cli.LogFlags
-	)
+	var af agentFlags
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent until interrupted (or as a service)",
 		Long: `Run the agent: open the outbox in the data dir, serve the POS API, read the
 scanner, and sync with the hub. If the hub cannot be reached the agent says so
 once, keeps accepting earns offline, and keeps retrying. Stops cleanly on
-Ctrl-C or SIGTERM.`,
+Ctrl-C or SIGTERM.
+
+The configuration comes from the config file (--config; else
+$TILLSYNC_AGENT_CONFIG; else ` + config.DefaultPath() + ` if it exists), then
+TILLSYNC_AGENT_* variables, then the flags below, which override both. Without
+a file the flags alone configure the agent. See "tillsync-agent config --help".
+
+In a terminal it logs to stderr (and to <data-dir>/logs/agent.log with
+log.file: true); run by the service manager ("tillsync-agent install"), to the
+OS log and that file.`,
 		Example: `  tillsync-agent run --data-dir ./agent-data --hub tcp://127.0.0.1:18830 \
-      --store store-042 --terminal till-1 --partner pharmacy --scanner /dev/ttyACM0`,
+      --store store-042 --terminal till-1 --partner pharmacy --scanner /dev/ttyACM0
+  tillsync-agent run --config /etc/tillsync/agent.yaml
+  TILLSYNC_AGENT_SCANNER_PORT=COM4 tillsync-agent run --config agent.yaml --log-level debug`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			log, err := logf.Logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			for _, f := range [...]struct{ flag, v string }{{"--store", o.Store}, {"--terminal", o.Terminal}, {"--partner", o.Partner}} {
-				if f.v == "" {
-					return cli.Usagef("%s is required", f.flag)
-				}
-				if !protocol.ValidID(f.v) {
-					return cli.Usagef("%s %q: use 1-%d characters of A-Z a-z 0-9 . _ -", f.flag, f.v, protocol.MaxIDLen)
-				}
-			}
-			if o.EarnRate < 1 || o.EarnRate > agent.MaxEarnRate {
-				return cli.Usagef("--earn-rate %d: want 1 to %d points per 100 minor units", o.EarnRate, agent.MaxEarnRate)
-			}
-			if o.Broker, err = hubURL(hub); err != nil {
-				return err
-			}
-			if err := cli.DataDir(o.DataDir, "--data-dir"); err != nil {
-				return err
-			}
-			if o.POSListener, err = cli.Listen("POS API", posListen, "--pos-listen"); err != nil {
-				return err
-			}
-			o.Logger, o.Version = log, cli.Version
-			a, err := agent.New(o)
-			if err != nil {
-				o.POSListener.Close()
-				if errors.Is(err, outbox.ErrLocked) {
-					return fmt.Errorf("%w; stop that agent or choose another --data-dir", err)
-				}
-				return err
-			}
-			if !service.Interactive() {
-				return runService(a, log)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return a.Run(ctx)
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return runAgent(c, &af) },
 	}
-	f := c.Flags()
-	f.StringVar(&o.DataDir, "data-dir", cli.DefaultDataDir("agent"), "directory for the outbox (created owner-only)")
-	f.StringVar(&hub, "hub", "tcp://127.0.0.1:1883", "the hub's MQTT address")
-	f.StringVar(&o.Store, "store", "", "this store's id (required)")
-	f.StringVar(&o.Terminal, "terminal", "", "this till's id within the store (required)")
-	f.StringVar(&o.Partner, "partner", "", "the brand this store trades as (required)")
-	f.StringVar(&posListen, "pos-listen", "127.0.0.1:8081", "address of the POS API (keep it on loopback)")
-	f.StringVar(&o.ScannerPort, "scanner", "", "serial port of the barcode scanner, e.g. COM3 or /dev/ttyACM0 (none if empty)")
-	f.IntVar(&o.ScannerBaud, "scanner-baud", 9600, "the scanner's baud rate")
-	f.Int64Var(&o.EarnRate, "earn-rate", 1, "points per 100 minor units of a purchase (until the hub pushes partner rules)")
-	f.DurationVar(&o.BurnTimeout, "burn-timeout", 3*time.Second, "how long a burn waits for the hub before it is declined")
-	logf.Add(c)
+	af.add(c)
 	return c
 }
 
-// runService runs the agent under the OS service manager. Start returns at
-// once and Stop waits at most two seconds, as Windows expects.
-func runService(a *agent.Agent, log *slog.Logger) error {
-	p := &program{a: a, log: log}
-	s, err := service.New(p, &service.Config{
-		Name: "tillsync-agent", DisplayName: "tillsync agent", Description: "Loyalty points agent beside the till",
-		// Windows leaves recovery off unless asked: restart after a failure.
-		Option: service.KeyValue{"OnFailure": "restart", "OnFailureDelayDuration": "5s", "OnFailureResetPeriod": 600},
-	})
+// runAgent runs the agent in the terminal or, when the OS service manager
+// started it, as a service.
+func runAgent(c *cobra.Command, af *agentFlags) (err error) {
+	asService := !service.Interactive()
+	prog := &program{stopWait: stopWait, exit: os.Exit}
+	var svc service.Service
+	var osLog *osLogHandler
+	if asService {
+		if svc, err = service.New(prog, &service.Config{Name: serviceName}); err != nil {
+			return err
+		}
+		if l, lerr := svc.Logger(nil); lerr == nil {
+			osLog = newOSLogHandler(l)
+			// A service's stderr may go nowhere (Windows): say why it
+			// could not start where an operator looks.
+			defer func() {
+				if err != nil {
+					slog.New(osLog).Error("tillsync-agent cannot start", "err", err)
+				}
+			}()
+		}
+	}
+
+	cfg, probs, err := af.load(c)
 	if err != nil {
 		return err
 	}
-	return s.Run()
-}
-
-type program struct {
-	a      *agent.Agent
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func (p *program) Start(service.Service) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan error, 1)
-	go func() {
-		err := p.a.Run(ctx)
-		if err != nil && ctx.Err() == nil {
-			// The agent cannot work (its POS API is gone): exit non-zero so
-			// the service manager restarts it, rather than look alive.
-			p.log.Error("agent stopped on its own; exiting for the service manager to restart it", "err", err)
-			os.Exit(1)
+	probs = append(probs, cfg.Check()...)
+	if errs := config.Errors(probs); len(errs) > 0 {
+		more := ""
+		if len(errs) > 1 {
+			more = fmt.Sprintf(" (and %d more; tillsync-agent config check with the same flags lists them all)", len(errs)-1)
 		}
-		p.done <- err
-	}()
-	return nil
-}
-
-func (p *program) Stop(service.Service) error {
-	p.cancel()
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(2 * time.Second):
-		return fmt.Errorf("agent did not stop within 2s")
+		return &cli.UsageError{Err: errors.New(errs[0].String() + more)}
 	}
+	o, err := cfg.AgentOptions()
+	if err != nil {
+		return err
+	}
+	if err := cli.DataDir(cfg.DataDir, cfg.FixWith("data_dir")); err != nil {
+		return err
+	}
+	log, closeLog := newLogger(cfg, asService, osLog, os.Stderr)
+	defer closeLog()
+	for _, p := range probs {
+		log.Warn("config: " + p.String())
+	}
+	if o.POSListener, err = cli.Listen("POS API", cfg.POS.Listen, cfg.FixWith("pos.listen")); err != nil {
+		return err
+	}
+	o.Logger, o.Version = log, cli.Version
+	a, err := agent.New(o)
+	if err != nil {
+		o.POSListener.Close()
+		if errors.Is(err, outbox.ErrLocked) {
+			return fmt.Errorf("%w; stop that agent or choose another data dir with %s", err, cfg.FixWith("data_dir"))
+		}
+		return err
+	}
+	if cfg.Path != "" {
+		log.Info("config read", "path", cfg.Path)
+	}
+	if asService {
+		prog.run, prog.log = a.Run, log
+		return svc.Run()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
 }
 
 func pingCmd() *cobra.Command {
@@ -214,31 +198,5 @@ func pingCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&hub, "hub", "tcp://127.0.0.1:1883", "the hub's MQTT address")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to try")
-	return c
-}
-
-func statusCmd() *cobra.Command {
-	var pos string
-	c := &cobra.Command{
-		Use:   "status",
-		Short: "Show a running agent's health: hub connection, backlog, scanner",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			cl := http.Client{Timeout: 3 * time.Second}
-			resp, err := cl.Get("http://" + pos + "/v1/health")
-			if err != nil {
-				return fmt.Errorf("no agent answers at %s (%v); is tillsync-agent running, and is --pos the address it listens on?", pos, err)
-			}
-			defer resp.Body.Close()
-			var h map[string]any
-			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-				return fmt.Errorf("agent at %s sent an unreadable answer: %v", pos, err)
-			}
-			out, _ := json.MarshalIndent(h, "", "  ")
-			fmt.Fprintln(c.OutOrStdout(), string(out))
-			return nil
-		},
-	}
-	c.Flags().StringVar(&pos, "pos", "127.0.0.1:8081", "the agent's POS API address")
 	return c
 }

@@ -1,0 +1,7 @@
+//go:build !windows && !darwin
+
+package config
+
+// DefaultPath is where tillsync-agent looks for its config file when
+// neither --config nor TILLSYNC_AGENT_CONFIG names one.
+func DefaultPath() string { return "/etc/tillsync/agent.yaml" }
