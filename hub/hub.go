@@ -98,8 +98,9 @@ type Hub struct {
 	changed chan struct{}
 	// tokenKey signs member tokens; tokenKeys are the public keys tills
 	// accept, newest first, as Config.MemberTokenKeys carries them.
-	tokenKey  ed25519.PrivateKey
-	tokenKeys []string
+	tokenKey        ed25519.PrivateKey
+	tokenKeys       []string
+	tokenKeyCreated bool // by Open, this start
 }
 
 // Open checks the options and opens the ledger (failing fast on a locked or
@@ -137,11 +138,6 @@ func Open(o Options) (*Hub, error) {
 		return nil, err
 	}
 	pub := key.Public().(ed25519.PublicKey)
-	if created {
-		o.Logger.Info("member token key created; back it up with the ledger", "path", o.MemberTokenKeyFile, "key_id", protocol.TokenKeyID(pub))
-	} else if fi, err := os.Stat(o.MemberTokenKeyFile); err == nil && keyFileOpen(fi) {
-		o.Logger.Warn("the member token key can be read by other users; chmod 600 it", "path", o.MemberTokenKeyFile, "mode", fi.Mode().Perm().String())
-	}
 	if o.Seed != nil {
 		rep, err := st.LoadSeed(o.Seed, o.Clock.Now())
 		if err != nil {
@@ -152,8 +148,22 @@ func Open(o Options) (*Hub, error) {
 	}
 	return &Hub{
 		o: o, log: o.Logger, ledger: st, ready: make(chan struct{}), changed: make(chan struct{}, 1),
-		tokenKey: key, tokenKeys: []string{protocol.EncodeTokenKey(pub)},
+		tokenKey: key, tokenKeys: []string{protocol.EncodeTokenKey(pub)}, tokenKeyCreated: created,
 	}, nil
+}
+
+// logTokenKey says which member token key the hub signs with, once it runs
+// (Open stays quiet, so a start that fails says only why): that a new one
+// was made and wants a backup, or that the file is open to other users.
+func (h *Hub) logTokenKey() {
+	path, id := h.o.MemberTokenKeyFile, protocol.TokenKeyID(h.tokenKey.Public().(ed25519.PublicKey))
+	if h.tokenKeyCreated {
+		h.log.Info("member token key created; back it up with the ledger", "path", path, "key_id", id)
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && keyFileOpen(fi) {
+		h.log.Warn("the member token key can be read by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String(), "key_id", id)
+	}
 }
 
 // MemberTokenKeys returns the public keys the hub's tills accept member
@@ -223,6 +233,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			where = "mqtt://" + h.o.MQTTListener.Addr().String() + " (embedded)"
 		}
 		h.log.Info("hub running", "broker", where, "ledger", filepath.Join(h.o.DataDir, LedgerFile))
+		h.logTokenKey()
 		close(h.ready)
 		upkeep.Go(func() { h.configLoop(upkeepCtx, bus) })
 		upkeep.Go(func() { h.maintain(upkeepCtx) })
