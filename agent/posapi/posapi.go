@@ -228,24 +228,30 @@ const (
 // refresh it"); a code that is neither a member id nor a token (a product
 // barcode) is not offered at all.
 type ScanEvent struct {
+	// Seq numbers the scans since the agent started: 1, 2, 3…
 	Seq uint64 `json:"seq"`
 	// Member is the member id read; empty when Error is set.
 	Member string `json:"member"`
 	// Source is "card" or "token".
-	Source    string `json:"source"`
+	Source string `json:"source"`
+	// Symbology is the scanner's AIM symbology identifier (C0: Code 128,
+	// Q1: QR code…), when it sends one.
 	Symbology string `json:"symbology,omitempty"`
 	// ExpiresAt is, for a token, when it expires (by the hub's clock).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Error says why a token was refused: token_expired, token_forged,
 	// token_replayed, token_malformed, token_lifetime, token_unverifiable.
 	Error *ScanError `json:"error,omitempty"`
-	At    time.Time  `json:"at"`
+	// At is when the scanner read the code, by the till's clock.
+	At time.Time `json:"at"`
 }
 
-// ScanError is why a scan was refused: a stable code and a message to show.
+// ScanError is why a scan was refused.
 type ScanError struct {
-	Code    protocol.Code `json:"code"`
-	Message string        `json:"message"`
+	// Code is the stable reason, for the POS to act on.
+	Code protocol.Code `json:"code"`
+	// Message says what to do, for the cashier to read out.
+	Message string `json:"message"`
 }
 
 // Service is what the API needs of the agent. idemKey is the request's

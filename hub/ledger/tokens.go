@@ -38,8 +38,9 @@ type TokenSighting struct {
 	Member string
 	// ExpiresAt is the token's expiry.
 	ExpiresAt time.Time
-	// Store and Terminal are the till that accepted it.
-	Store    string
+	// Store is the store of the till that accepted it.
+	Store string
+	// Terminal is the till within Store.
 	Terminal string
 	// At is when the till accepted it, by the till's clock.
 	At time.Time
@@ -47,8 +48,9 @@ type TokenSighting struct {
 
 // TokenSeen is one sighting of a token.
 type TokenSeen struct {
-	// Store and Terminal are the till that accepted the token.
-	Store    string `json:"store"`
+	// Store is the store of the till that accepted the token.
+	Store string `json:"store"`
+	// Terminal is the till within Store.
 	Terminal string `json:"terminal"`
 	// At is when the till accepted it, by the till's clock.
 	At time.Time `json:"at"`
