@@ -16,6 +16,12 @@
 // them), exactly as the hub will book them; until the first config arrives,
 // with the local EarnRate.
 //
+// A scan gives the POS a member: from a member card, or from a member QR
+// token (the member app's signed, rotating code), which the till verifies
+// offline with the coalition's keys from the same config and refuses when
+// expired, forged or already used at this till, each with its own code in
+// the scan event (token.go).
+//
 // A burn needs the hub's verdict and is two-phase: the agent commits a hold
 // for the points, sends it at once, and the POS waits up to BurnTimeout for
 // the ack. Applied: the burn is approved and, in the same outbox commit as
@@ -50,6 +56,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +104,11 @@ type Options struct {
 	// MemberCheck is the check digit of the coalition's member card
 	// numbers; "" or none accepts any valid id.
 	MemberCheck scanner.CheckDigit
+	// TokenLeeway is how far past its expiry a member QR token is still
+	// accepted, for a till clock behind the hub's; 0 means
+	// protocol.DefaultTokenLeeway (1 minute), at most
+	// protocol.MaxTokenLifetime.
+	TokenLeeway time.Duration
 	// Offline bounds the burns approved while the hub is unreachable; the
 	// zero policy approves none.
 	Offline OfflinePolicy
@@ -166,6 +178,12 @@ func New(o Options) (*Agent, error) {
 	}
 	if o.BurnTimeout <= 0 {
 		o.BurnTimeout = 3 * time.Second
+	}
+	if o.TokenLeeway == 0 {
+		o.TokenLeeway = protocol.DefaultTokenLeeway
+	}
+	if o.TokenLeeway < 0 || o.TokenLeeway > protocol.MaxTokenLifetime {
+		return nil, fmt.Errorf("agent: token leeway %s is out of range (0 to %s)", o.TokenLeeway, protocol.MaxTokenLifetime)
 	}
 	if err := o.Offline.Validate(); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -758,6 +776,7 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	a.rmu.Unlock()
 	if cfg := a.config(); cfg != nil {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
+		h.MemberTokenKeys = len(cfg.MemberTokenKeys)
 	}
 	h.Offline = a.off.exposure(a.o.Offline, a.clk.Now())
 	return h
@@ -773,6 +792,10 @@ func (a *Agent) Scans(ctx context.Context, after uint64, wait time.Duration) []p
 // (scanned by mistake) is never kept anywhere — not in the scan log, not in
 // the outbox, not in the log.
 func (a *Agent) onScan(s scanner.Scan) {
+	if token := strings.TrimSpace(s.Data); protocol.IsMemberToken(token) {
+		a.scans.add(a.tokenScan(s, token)) // token.go
+		return
+	}
 	member, err := scanner.MemberID(s, a.o.MemberCheck)
 	if err != nil {
 		a.smu.Lock()
@@ -785,7 +808,7 @@ func (a *Agent) onScan(s scanner.Scan) {
 		a.log.Warn("scan is not a member id; ignored", "symbology", s.Symbology, "len", len(s.Data), "code", protocol.CodeOf(err), "err", err)
 		return
 	}
-	a.scans.add(posapi.ScanEvent{Member: member, Symbology: s.Symbology, At: s.At})
+	a.scans.add(posapi.ScanEvent{Member: member, Source: posapi.SourceCard, Symbology: s.Symbology, At: s.At})
 }
 
 // onScannerStatus keeps the scanner's state for health.

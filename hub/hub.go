@@ -11,10 +11,18 @@
 // again whenever the API changes the coalition, so a till quotes offline
 // exactly what the hub will book. And it runs the ledger's upkeep: lapsing
 // holds past their time and expiring points.
+//
+// Member tokens (signed rotating QR codes, protocol.MintMemberToken) are
+// signed with the coalition's Ed25519 key, kept in the data dir
+// (MemberTokenKeyFile, made at the first start, never logged). The hub
+// mints them over its HTTP API for member apps, publishes the public key in
+// every store's config so that tills verify tokens offline, and records the
+// tills' sightings of tokens, flagging one accepted at two stores.
 package hub
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +67,17 @@ type Options struct {
 	// ExpiryEvery is how often points past their expiry are expired (also
 	// once when Run starts); default 1h.
 	ExpiryEvery time.Duration
-	Logger      *slog.Logger
-	Clock       clock.Clock
+	// MemberTokenKeyFile holds the coalition's member token signing key
+	// (LoadMemberTokenKey: created when missing); default
+	// DataDir/member-token.key. Back it up with the ledger: a hub with a
+	// new key refuses none of its own tokens, but tills refuse the tokens
+	// the old key signed.
+	MemberTokenKeyFile string
+	// MemberTokenTTL is how long a token minted over the HTTP API lives
+	// unless the request asks otherwise; default protocol.DefaultTokenTTL.
+	MemberTokenTTL time.Duration
+	Logger         *slog.Logger
+	Clock          clock.Clock
 }
 
 // Maintenance defaults.
@@ -79,6 +96,11 @@ type Hub struct {
 	// changed asks the config loop to re-publish; buffered 1 so that a burst
 	// of changes costs one round and a change before the loop runs is kept.
 	changed chan struct{}
+	// tokenKey signs member tokens; tokenKeys are the public keys tills
+	// accept, newest first, as Config.MemberTokenKeys carries them.
+	tokenKey        ed25519.PrivateKey
+	tokenKeys       []string
+	tokenKeyCreated bool // by Open, this start
 }
 
 // Open checks the options and opens the ledger (failing fast on a locked or
@@ -107,6 +129,15 @@ func Open(o Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.MemberTokenKeyFile == "" {
+		o.MemberTokenKeyFile = filepath.Join(o.DataDir, MemberTokenKeyFile)
+	}
+	key, created, err := LoadMemberTokenKey(o.MemberTokenKeyFile)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	pub := key.Public().(ed25519.PublicKey)
 	if o.Seed != nil {
 		rep, err := st.LoadSeed(o.Seed, o.Clock.Now())
 		if err != nil {
@@ -115,7 +146,31 @@ func Open(o Options) (*Hub, error) {
 		}
 		o.Logger.Info("seed loaded", "partners", rep.Partners, "stores", rep.Stores, "terminals", rep.Terminals, "rules", rep.Rules)
 	}
-	return &Hub{o: o, log: o.Logger, ledger: st, ready: make(chan struct{}), changed: make(chan struct{}, 1)}, nil
+	return &Hub{
+		o: o, log: o.Logger, ledger: st, ready: make(chan struct{}), changed: make(chan struct{}, 1),
+		tokenKey: key, tokenKeys: []string{protocol.EncodeTokenKey(pub)}, tokenKeyCreated: created,
+	}, nil
+}
+
+// logTokenKey says which member token key the hub signs with, once it runs
+// (Open stays quiet, so a start that fails says only why): that a new one
+// was made and wants a backup, or that the file is open to other users.
+func (h *Hub) logTokenKey() {
+	path, id := h.o.MemberTokenKeyFile, protocol.TokenKeyID(h.tokenKey.Public().(ed25519.PublicKey))
+	if h.tokenKeyCreated {
+		h.log.Info("member token key created; back it up with the ledger", "path", path, "key_id", id)
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && keyFileOpen(fi) {
+		h.log.Warn("the member token key can be read by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String(), "key_id", id)
+	}
+}
+
+// MemberTokenKeys returns the public keys the hub's tills accept member
+// tokens from, newest first.
+func (h *Hub) MemberTokenKeys() []ed25519.PublicKey {
+	keys, _ := protocol.ParseTokenKeys(h.tokenKeys) // encoded by Open: cannot fail
+	return keys
 }
 
 // Ready is closed once Run has the broker up and its subscriptions in place.
@@ -148,9 +203,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		return err
 	}
 	in := ingest.New(ingest.Options{
-		Store:   h.ledger,
-		Publish: func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
-		Logger:  h.log, Clock: h.o.Clock,
+		Store:     h.ledger,
+		Publish:   func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
+		TokenKeys: h.MemberTokenKeys(),
+		Logger:    h.log, Clock: h.o.Clock,
 	})
 	h.ingest.Store(in)
 	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
@@ -163,7 +219,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, func(m broker.Message) { in.HandleTx(m.Topic, m.Payload) }); err != nil {
 			return err
 		}
-		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { in.HandleQuery(m.Topic, m.Payload) })
+		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { in.HandleQuery(m.Topic, m.Payload) }); err != nil {
+			return err
+		}
+		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelScan), 0, func(m broker.Message) { in.HandleScan(m.Topic, m.Payload) })
 	}
 	var wg, upkeep sync.WaitGroup
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
@@ -174,6 +233,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			where = "mqtt://" + h.o.MQTTListener.Addr().String() + " (embedded)"
 		}
 		h.log.Info("hub running", "broker", where, "ledger", filepath.Join(h.o.DataDir, LedgerFile))
+		h.logTokenKey()
 		close(h.ready)
 		upkeep.Go(func() { h.configLoop(upkeepCtx, bus) })
 		upkeep.Go(func() { h.maintain(upkeepCtx) })
@@ -183,6 +243,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			wg.Go(func() {
 				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{
 					Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
+					MemberTokenKey: h.tokenKey, MemberTokenTTL: h.o.MemberTokenTTL,
 					Logger: h.log, Clock: h.o.Clock,
 				})
 			})
@@ -247,6 +308,7 @@ func (h *Hub) publishConfigs(bus broker.Bus, last map[string]string) {
 	}
 	n := 0
 	for _, c := range cfgs {
+		c.MemberTokenKeys = h.tokenKeys
 		key := c
 		key.PublishedAt = time.Time{}
 		k, err := json.Marshal(key)
@@ -285,7 +347,8 @@ func (h *Hub) publishConfigs(bus broker.Bus, last map[string]string) {
 // store's partner's rule versions from the one in force at now onwards (at
 // most protocol.MaxRuleVersions, the newest). Stores whose partner has no
 // rules yet are left out, and all are while the coalition has no currency.
-// The configs are not validated: the publisher checks each on its own.
+// The configs are not validated: the publisher checks each on its own,
+// and adds the coalition's member token keys (MemberTokenKeys is empty here).
 func Configs(st ledger.Store, now time.Time) ([]protocol.Config, error) {
 	c, err := st.Coalition()
 	if err != nil || c.Currency == "" {
@@ -325,8 +388,9 @@ func Configs(st ledger.Store, now time.Time) ([]protocol.Config, error) {
 	return out, nil
 }
 
-// maintain runs the ledger's upkeep until ctx is done: lapsing holds every
-// HoldSweepEvery, expiring points at start and every ExpiryEvery.
+// maintain runs the ledger's upkeep until ctx is done: lapsing holds and
+// pruning member token sightings every HoldSweepEvery, expiring points at
+// start and every ExpiryEvery.
 func (h *Hub) maintain(ctx context.Context) {
 	h.expirePoints()
 	holds := time.NewTicker(h.o.HoldSweepEvery)
@@ -343,6 +407,11 @@ func (h *Hub) maintain(ctx context.Context) {
 				h.log.Error("lapsing expired holds failed", "err", err)
 			} else if n > 0 {
 				h.log.Info("holds lapsed", "holds", n)
+			}
+			if n, err := h.ledger.PruneTokens(h.o.Clock.Now()); err != nil {
+				h.log.Error("pruning member token sightings failed", "err", err)
+			} else if n > 0 {
+				h.log.Debug("member token sightings pruned", "sightings", n)
 			}
 		case <-expiry.C:
 			h.expirePoints()

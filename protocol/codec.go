@@ -73,6 +73,20 @@ func DecodeConfig(data []byte) (*Config, error) {
 	return &c, nil
 }
 
+// DecodeSighting parses and validates a Sighting. It checks the token's
+// form (length, prefix), not its signature: that takes the hub's keys
+// (ParseMemberToken).
+func DecodeSighting(data []byte) (*Sighting, error) {
+	var s Sighting
+	if err := decode(data, MaxSmallMessageBytes, &s); err != nil {
+		return nil, err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
 // decode parses exactly one JSON value of at most limit bytes into v.
 func decode(data []byte, limit int, v any) error {
 	if len(data) > limit {

@@ -383,6 +383,8 @@ func TestGolden(t *testing.T) {
 		{"batch_v2.json", ptr(v2Batch()), func(b []byte) (any, error) { return protocol.DecodeBatch(b) }},
 		{"ack_batch_v2.json", ptr(v2AckBatch()), func(b []byte) (any, error) { return protocol.DecodeAckBatch(b) }},
 		{"config.json", ptr(validConfig()), func(b []byte) (any, error) { return protocol.DecodeConfig(b) }},
+		{"config_token_keys.json", ptr(tokenKeysConfig()), func(b []byte) (any, error) { return protocol.DecodeConfig(b) }},
+		{"sighting.json", ptr(validSighting()), func(b []byte) (any, error) { return protocol.DecodeSighting(b) }},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata", tc.file)

@@ -2,7 +2,10 @@ package protocol_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +24,34 @@ func nVersions(n int) []protocol.RuleSet {
 	return rules
 }
 
+// tokenKeys returns n distinct member token public keys, encoded.
+func tokenKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = protocol.EncodeTokenKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{byte(i + 1)}, ed25519.SeedSize)).Public().(ed25519.PublicKey))
+	}
+	return out
+}
+
+// An old config — one from before member tokens, without their keys —
+// still decodes: the till then refuses tokens as unverifiable.
+func TestConfigWithoutTokenKeys(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(golden, []byte("member_token_keys")) {
+		t.Fatal("testdata/config.json must stay a config without member token keys")
+	}
+	c, err := protocol.DecodeConfig(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := c.TokenKeys(); err != nil || len(keys) != 0 {
+		t.Errorf("TokenKeys of an old config = %v, %v", keys, err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for name, mut := range map[string]func(*protocol.Config){
 		"as in the golden file": func(c *protocol.Config) {},
@@ -32,6 +63,9 @@ func TestConfigValidate(t *testing.T) {
 		"JPY":                   func(c *protocol.Config) { c.Currency, c.PointValue = "JPY", "1"; setCurrency(c, "JPY") },
 		"KWD":                   func(c *protocol.Config) { c.Currency, c.PointValue = "KWD", "0.001"; setCurrency(c, "KWD") },
 		"point value at max":    func(c *protocol.Config) { c.PointValue = "1000" },
+		"a member token key":    func(c *protocol.Config) { c.MemberTokenKeys = tokenKeys(1) },
+		"max member token keys": func(c *protocol.Config) { c.MemberTokenKeys = tokenKeys(protocol.MaxTokenKeys) },
+		"no member token keys":  func(c *protocol.Config) { c.MemberTokenKeys = []string{} },
 	} {
 		c := validConfig()
 		mut(&c)
@@ -77,6 +111,10 @@ func TestConfigValidate(t *testing.T) {
 			c.Rules = nVersions(5)
 			c.Rules[3].Version, c.Rules[4].Version = 5, 4
 		}, protocol.CodeInvalidRules, "rules"},
+		{"member token key short", func(c *protocol.Config) { c.MemberTokenKeys = []string{"AAAA"} }, protocol.CodeInvalidTokenKey, "member_token_keys[0]"},
+		{"member token key not base64", func(c *protocol.Config) { c.MemberTokenKeys = append(tokenKeys(1), "key!") }, protocol.CodeInvalidTokenKey, "member_token_keys[1]"},
+		{"member token key twice", func(c *protocol.Config) { c.MemberTokenKeys = append(tokenKeys(2), tokenKeys(1)...) }, protocol.CodeInvalidTokenKey, "member_token_keys[2]"},
+		{"too many member token keys", func(c *protocol.Config) { c.MemberTokenKeys = tokenKeys(protocol.MaxTokenKeys + 1) }, protocol.CodeInvalidTokenKey, "member_token_keys"},
 		{"rule index past 9", func(c *protocol.Config) {
 			c.Rules = nVersions(12)
 			c.Rules[11].Currency = ""

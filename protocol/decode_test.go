@@ -34,6 +34,8 @@ func decoders() []decoder {
 			func(t testing.TB) []byte { return encode(t, validReply()) }},
 		{"DecodeConfig", func(b []byte) (any, error) { return protocol.DecodeConfig(b) }, protocol.MaxConfigBytes,
 			func(t testing.TB) []byte { return encode(t, validConfig()) }},
+		{"DecodeSighting", func(b []byte) (any, error) { return protocol.DecodeSighting(b) }, protocol.MaxSmallMessageBytes,
+			func(t testing.TB) []byte { return encode(t, validSighting()) }},
 	}
 }
 
@@ -114,6 +116,8 @@ func isNilPtr(v any) bool {
 	case *protocol.BalanceReply:
 		return p == nil
 	case *protocol.Config:
+		return p == nil
+	case *protocol.Sighting:
 		return p == nil
 	}
 	return false

@@ -24,6 +24,13 @@ package protocol
 //     returned amount, the held ack status, the points an ack booked, and the
 //     per-store retained Config message carrying the partner's earn rules.
 //     A hub speaking 2 still accepts batches and queries of version 1.
+//   - 2, extended (2026-11-23): member tokens (signed rotating QR codes,
+//     MintMemberToken, with their own format version in the token): the
+//     coalition's public keys in Config.MemberTokenKeys, and the scan
+//     channel carrying Sightings. Both are additions a reader of version 2
+//     ignores (an unknown field; a QoS 0 publish an older hub's broker
+//     drops), so Version stays 2: raising it would make every till of
+//     version 2 refuse the hub's acks until it is upgraded.
 const Version = 2
 
 // MinVersion is the oldest Version a hub accepts from a till.

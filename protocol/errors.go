@@ -58,6 +58,16 @@ const (
 	CodeOfflineMemberLimit  Code = "offline_member_limit"  // over the member's offline allowance at this till
 	CodeOfflineStoreCap     Code = "offline_store_cap"     // over this till's share of the store's offline exposure cap
 
+	// Why a member token (a signed, rotating QR code; see MintMemberToken)
+	// was refused. The POS shows the member what to do about each.
+	CodeTokenMalformed    Code = "token_malformed"    // not a member token of a format this side reads
+	CodeTokenForged       Code = "token_forged"       // signed by no key of the coalition's, or the signature does not verify
+	CodeTokenExpired      Code = "token_expired"      // past its expiry (plus the till's leeway): the member refreshes the code
+	CodeTokenReplayed     Code = "token_replayed"     // already accepted at this till
+	CodeTokenLifetime     Code = "token_lifetime"     // expires further ahead than MaxTokenLifetime: the signer or the till's clock is wrong
+	CodeTokenUnverifiable Code = "token_unverifiable" // the till has no token keys from the hub yet, so cannot tell a good token from a forged one
+	CodeInvalidTokenKey   Code = "invalid_token_key"  // a member token public key that is not an Ed25519 key in base64
+
 	CodeTimeout  Code = "timeout"  // the hub did not answer in time
 	CodeInternal Code = "internal" // something broke on our side; details are in the log
 )

@@ -223,6 +223,9 @@ func FuzzDecodeBalanceReply(f *testing.F) {
 func normConfig(c *protocol.Config) *protocol.Config {
 	n := *c
 	n.PublishedAt = utc(n.PublishedAt)
+	if len(n.MemberTokenKeys) == 0 {
+		n.MemberTokenKeys = nil // "member_token_keys":[] and none are the same config
+	}
 	if c.Rules != nil {
 		n.Rules = make([]protocol.RuleSet, len(c.Rules))
 	}

@@ -1,6 +1,9 @@
 package protocol
 
-import "time"
+import (
+	"crypto/ed25519"
+	"time"
+)
 
 // Kind says what a transaction does to a member's points.
 type Kind string
@@ -221,6 +224,37 @@ type Config struct {
 	// Rules are the partner's earn rule versions still in force or
 	// scheduled, oldest first. SelectRules picks the one for a time.
 	Rules []RuleSet `json:"rules"`
+	// MemberTokenKeys are the coalition's public keys for member tokens
+	// (EncodeTokenKey: base64 of an Ed25519 key), newest first, at most
+	// MaxTokenKeys: a till accepts a token signed by any of them, so a key
+	// can be rotated without refusing the tokens it signed minutes ago.
+	// Empty: the till cannot verify tokens (token_unverifiable).
+	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
 	// PublishedAt is the hub's clock when it published the config.
 	PublishedAt time.Time `json:"published_at"`
+}
+
+// TokenKeys returns MemberTokenKeys decoded (see ParseTokenKeys).
+func (c *Config) TokenKeys() ([]ed25519.PublicKey, error) {
+	return ParseTokenKeys(c.MemberTokenKeys)
+}
+
+// Sighting tells the hub that a till accepted a member token, so that the
+// hub can flag a token accepted at two stores (a screenshot passed on, a
+// code read over someone's shoulder). Tills send it best effort, QoS 0, on
+// their terminal's scan channel, and only while connected: a sighting is
+// evidence, not a transaction, and nothing waits for it.
+type Sighting struct {
+	// Version is the protocol Version the sender speaks.
+	Version int `json:"version"`
+	// Store and Terminal name the till; they must match the topic.
+	Store string `json:"store"`
+	// Terminal is the till within Store.
+	Terminal string `json:"terminal"`
+	// Token is the member token as scanned. The hub checks its signature
+	// itself and takes the member, nonce and expiry from it, so a till
+	// cannot report a sighting of a token the hub never signed.
+	Token string `json:"token"`
+	// At is when the till accepted it, by the till's clock.
+	At time.Time `json:"at"`
 }

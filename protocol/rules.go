@@ -351,6 +351,9 @@ func (c *Config) Validate() error {
 			return Errorf(CodeInvalidRules, "rules", "must be ordered by version and effective_from, without repeats")
 		}
 	}
+	if _, err := c.TokenKeys(); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -18,6 +18,8 @@ const (
 	ChannelQuery Channel = "query"
 	// ChannelReply carries BalanceReplies, hub to agent.
 	ChannelReply Channel = "reply"
+	// ChannelScan carries Sightings of member tokens, agent to hub.
+	ChannelScan Channel = "scan"
 )
 
 // TerminalTopic returns tillsync/v1/stores/{store}/terminals/{terminal}/{ch}.
@@ -64,7 +66,7 @@ func ParseTerminalTopic(topic string) (store, terminal string, ch Channel, err e
 
 func validChannel(c Channel) bool {
 	switch c {
-	case ChannelTx, ChannelAck, ChannelQuery, ChannelReply:
+	case ChannelTx, ChannelAck, ChannelQuery, ChannelReply, ChannelScan:
 		return true
 	}
 	return false

@@ -7,7 +7,7 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-var channels = []protocol.Channel{protocol.ChannelTx, protocol.ChannelAck, protocol.ChannelQuery, protocol.ChannelReply}
+var channels = []protocol.Channel{protocol.ChannelTx, protocol.ChannelAck, protocol.ChannelQuery, protocol.ChannelReply, protocol.ChannelScan}
 
 func TestTerminalTopic(t *testing.T) {
 	for _, tc := range []struct {
@@ -74,6 +74,7 @@ func TestAllTerminals(t *testing.T) {
 		protocol.ChannelAck:   "tillsync/v1/stores/+/terminals/+/ack",
 		protocol.ChannelQuery: "tillsync/v1/stores/+/terminals/+/query",
 		protocol.ChannelReply: "tillsync/v1/stores/+/terminals/+/reply",
+		protocol.ChannelScan:  "tillsync/v1/stores/+/terminals/+/scan",
 	}
 	for _, ch := range channels {
 		if got := protocol.AllTerminals(ch); got != want[ch] {

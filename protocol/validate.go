@@ -1,6 +1,9 @@
 package protocol
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Earliest and latest created_at accepted: a till whose clock says 1970 or
 // 2200 is broken, and the ledger must not date points by it.
@@ -217,4 +220,30 @@ func itoa(i int) string {
 		i /= 10
 	}
 	return string(b[n:])
+}
+
+// Validate checks a Sighting's fields on their own.
+func (s *Sighting) Validate() error {
+	if err := checkVersion(s.Version); err != nil {
+		return err
+	}
+	if err := checkID("store", s.Store); err != nil {
+		return err
+	}
+	if err := checkID("terminal", s.Terminal); err != nil {
+		return err
+	}
+	if s.Token == "" {
+		return Errorf(CodeMissingField, "token", "is required")
+	}
+	if len(s.Token) > MaxTokenLen || !strings.HasPrefix(s.Token, TokenPrefix) {
+		return Errorf(CodeTokenMalformed, "token", "must be a member token (%s…, at most %d characters)", TokenPrefix, MaxTokenLen)
+	}
+	if s.At.IsZero() {
+		return Errorf(CodeMissingField, "at", "is required")
+	}
+	if s.At.Before(minCreatedAt) || !s.At.Before(maxCreatedAt) {
+		return Errorf(CodeInvalidTime, "at", "must be between 2000 and 2100")
+	}
+	return nil
 }

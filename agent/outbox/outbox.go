@@ -2,9 +2,10 @@
 // POS was told are accepted and the hub has not yet acknowledged, and the
 // small amount of state that must survive with it (the terminal's sequence
 // counter, idempotency answers, burns awaiting the hub's verdict, what each
-// local transaction was, the last balances the hub reported, and the latest
+// local transaction was, the last balances the hub reported, the latest
 // earn rules config the hub pushed, so that a till restarted offline still
-// prices earns as the hub will).
+// prices earns as the hub will, and the member tokens this till accepted,
+// so that a replay is refused across a restart).
 //
 // It is the only agent package that imports bbolt. Every method that changes
 // anything is one bbolt transaction, so it commits (two fdatasyncs) before it
@@ -40,6 +41,7 @@ var (
 	bucketPending  = []byte("pending")  // burn id -> Idempotency-Key ("" when none): burns awaiting a verdict
 	bucketLocal    = []byte("local")    // tx id -> Local JSON: what this till did, for reverses
 	bucketBalances = []byte("balances") // member -> Balance JSON, as last reported by the hub
+	bucketTokens   = []byte("tokens")   // member token nonce -> 8-byte unix ns until which it is kept
 	keySeq         = []byte("seq")
 	keyConfig      = []byte("config")
 )
@@ -126,7 +128,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	}
 	o := &Outbox{db: db, log: opts.Logger}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketQueue, bucketIDs, bucketMeta, bucketIdem, bucketPending, bucketLocal, bucketBalances} {
+		for _, b := range [][]byte{bucketQueue, bucketIDs, bucketMeta, bucketIdem, bucketPending, bucketLocal, bucketBalances, bucketTokens} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -817,6 +819,46 @@ func (o *Outbox) CachedBalance(member string) (Balance, bool, error) {
 		return Balance{}, false, fmt.Errorf("outbox: cached balance: %w", err)
 	}
 	return b, found, nil
+}
+
+// SeeToken records that this till accepted the member token with nonce,
+// keeping the record until keepUntil, and reports whether it is the first
+// time: false means the nonce is recorded already — a replay. In the same
+// commit it forgets every nonce whose keepUntil is not after now, so the
+// bucket holds only tokens that could still verify. keepUntil must be
+// after the token stops verifying (its expiry plus the till's leeway),
+// or a replay after the nonce is forgotten would pass.
+func (o *Outbox) SeeToken(nonce string, keepUntil, now time.Time) (first bool, err error) {
+	if !protocol.ValidID(nonce) {
+		return false, protocol.Errorf(protocol.CodeInvalidID, "nonce", "must be a token nonce")
+	}
+	err = o.db.Update(func(btx *bolt.Tx) error {
+		b := btx.Bucket(bucketTokens)
+		var stale [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) <= now.UnixNano() {
+				stale = append(stale, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		if b.Get([]byte(nonce)) != nil {
+			return nil
+		}
+		first = true
+		return b.Put([]byte(nonce), binary.BigEndian.AppendUint64(nil, uint64(keepUntil.UnixNano())))
+	})
+	if err != nil {
+		return false, fmt.Errorf("outbox: see token %s: %w", nonce, err)
+	}
+	return first, nil
 }
 
 // Stats returns the number of queued transactions and the creation time of

@@ -1,6 +1,7 @@
 // Package posapi is the agent's local HTTP API for the point-of-sale
 // software: earn, burn, reverse, a member's balance, the scans coming from
-// the barcode scanner, and the agent's health.
+// the barcode scanner (member cards, and member QR tokens with the reason
+// when one is refused), and the agent's health.
 //
 // It owns the HTTP surface only — request decoding with size limits, the
 // Idempotency-Key header, error bodies with stable codes, status mapping —
@@ -166,6 +167,10 @@ type Health struct {
 	RulesVersion int64 `json:"rules_version"`
 	// ConfigPublishedAt is when the hub published the config the till holds.
 	ConfigPublishedAt time.Time `json:"config_published_at,omitzero"`
+	// MemberTokenKeys is how many of the coalition's member token keys the
+	// till holds (from the hub's config); 0: member QR tokens are refused
+	// token_unverifiable until the hub's config arrives.
+	MemberTokenKeys int `json:"member_token_keys"`
 	// Offline is the till's offline burn exposure: burns approved while the
 	// hub was unreachable and not yet acked by it.
 	Offline OfflineExposure `json:"offline"`
@@ -227,12 +232,45 @@ type Scanner struct {
 	Refused uint64 `json:"refused"`
 }
 
-// ScanEvent is one member card or QR code read by the scanner.
+// The sources of a scan.
+const (
+	// SourceCard: a member card (or any code carrying the member id as is).
+	SourceCard = "card"
+	// SourceToken: a member token, the signed rotating QR code of the
+	// member app, verified by the till.
+	SourceToken = "token"
+)
+
+// ScanEvent is one member card or QR code read by the scanner. A member
+// token the till refused is an event too, with Error set and no Member,
+// so the POS can tell the cashier why ("QR code expired, ask the member to
+// refresh it"); a code that is neither a member id nor a token (a product
+// barcode) is not offered at all.
 type ScanEvent struct {
-	Seq       uint64    `json:"seq"`
-	Member    string    `json:"member"`
-	Symbology string    `json:"symbology,omitempty"`
-	At        time.Time `json:"at"`
+	// Seq numbers the scans since the agent started: 1, 2, 3…
+	Seq uint64 `json:"seq"`
+	// Member is the member id read; empty when Error is set.
+	Member string `json:"member"`
+	// Source is "card" or "token".
+	Source string `json:"source"`
+	// Symbology is the scanner's AIM symbology identifier (C0: Code 128,
+	// Q1: QR code…), when it sends one.
+	Symbology string `json:"symbology,omitempty"`
+	// ExpiresAt is, for a token, when it expires (by the hub's clock).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Error says why a token was refused: token_expired, token_forged,
+	// token_replayed, token_malformed, token_lifetime, token_unverifiable.
+	Error *ScanError `json:"error,omitempty"`
+	// At is when the scanner read the code, by the till's clock.
+	At time.Time `json:"at"`
+}
+
+// ScanError is why a scan was refused.
+type ScanError struct {
+	// Code is the stable reason, for the POS to act on.
+	Code protocol.Code `json:"code"`
+	// Message says what to do, for the cashier to read out.
+	Message string `json:"message"`
 }
 
 // Service is what the API needs of the agent. idemKey is the request's

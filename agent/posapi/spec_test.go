@@ -63,7 +63,7 @@ func TestSpecSchemas(t *testing.T) {
 		"EarnRequest": EarnRequest{}, "BurnRequest": BurnRequest{}, "ReverseRequest": ReverseRequest{},
 		"Result": Result{}, "Balance": Balance{}, "Health": Health{}, "Scanner": Scanner{},
 		"HubRejection": HubRejection{}, "HubHeld": HubHeld{}, "OfflineExposure": OfflineExposure{},
-		"ScanEvent": ScanEvent{}, "Line": protocol.Line{}, "Error": httpx.ErrorBody{},
+		"ScanEvent": ScanEvent{}, "ScanError": ScanError{}, "Line": protocol.Line{}, "Error": httpx.ErrorBody{},
 	}
 	for name, v := range types {
 		s, ok := d.Components.Schemas[name]

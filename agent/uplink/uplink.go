@@ -25,6 +25,11 @@
 // uplink goroutine over a buffered channel, dropping it (and counting) when
 // the channel is full; the outbox makes a dropped ack harmless. A config
 // goes through a one-slot mailbox that keeps the newest.
+//
+// Member token sightings (PublishSighting) are the one thing sent outside
+// the outbox: best effort, QoS 0, only while connected, and dropped
+// otherwise. They are evidence for the hub's fraud flags, not
+// transactions, and a scan never waits for one.
 package uplink
 
 import (
@@ -113,6 +118,7 @@ type Uplink struct {
 	kick      chan struct{}
 	urgent    chan protocol.Transaction // holds to send ahead of the backlog
 	acks      chan []protocol.Ack
+	sightings chan []byte // encoded Sightings for the current connection
 	connected atomic.Bool
 	dropped   atomic.Int64
 
@@ -126,7 +132,7 @@ type Uplink struct {
 	cfgReady   chan struct{}    // signalled when cfg is set
 	cfgRefused atomic.Bool      // the broker refused the config subscription once already
 
-	topicTx, topicAck, topicQuery, topicReply, topicConfig string
+	topicTx, topicAck, topicQuery, topicReply, topicConfig, topicScan string
 }
 
 // ErrOffline is returned by Query when there is no connection to the broker.
@@ -141,7 +147,10 @@ func New(opts Options) (*Uplink, error) {
 		return nil, errors.New("uplink: no outbox")
 	}
 	var err error
-	u := &Uplink{kick: make(chan struct{}, 1), urgent: make(chan protocol.Transaction, 16), acks: make(chan []protocol.Ack, 1024), queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1)}
+	u := &Uplink{
+		kick: make(chan struct{}, 1), urgent: make(chan protocol.Transaction, 16), acks: make(chan []protocol.Ack, 1024), sightings: make(chan []byte, 64),
+		queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1),
+	}
 	if u.topicTx, err = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelTx); err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
@@ -149,6 +158,7 @@ func New(opts Options) (*Uplink, error) {
 	u.topicQuery, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelQuery)
 	u.topicReply, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelReply)
 	u.topicConfig, _ = protocol.ConfigTopic(opts.Store)
+	u.topicScan, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelScan)
 	if opts.Partner != "" && !protocol.ValidID(opts.Partner) {
 		return nil, fmt.Errorf("uplink: partner %q is not a valid id", opts.Partner)
 	}
@@ -213,6 +223,36 @@ func (u *Uplink) Kick() {
 // Dropped counts acks dropped because the uplink goroutine was behind.
 func (u *Uplink) Dropped() int64 { return u.dropped.Load() }
 
+// ErrSightingDropped is returned by PublishSighting when the sighting was
+// not handed to the connection: the uplink is behind with earlier ones.
+var ErrSightingDropped = errors.New("uplink: sighting dropped: earlier ones still waiting")
+
+// PublishSighting hands a member token sighting to the current connection,
+// to be published QoS 0 on this terminal's scan topic. It never blocks: it
+// returns ErrOffline while there is no connection and ErrSightingDropped
+// when sightings are queued faster than they go out, and the sighting is
+// lost either way (see the package doc). Store, Terminal and Version are
+// filled in.
+func (u *Uplink) PublishSighting(s protocol.Sighting) error {
+	s.Version, s.Store, s.Terminal = protocol.Version, u.o.Store, u.o.Terminal
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("uplink: sighting: %w", err)
+	}
+	payload, err := protocol.Encode(&s)
+	if err != nil {
+		return fmt.Errorf("uplink: sighting: %w", err)
+	}
+	if !u.connected.Load() {
+		return ErrOffline
+	}
+	select {
+	case u.sightings <- payload:
+		return nil
+	default:
+		return ErrSightingDropped
+	}
+}
+
 // Run connects, syncs and reconnects until ctx is done. It returns nil then.
 func (u *Uplink) Run(ctx context.Context) error {
 	attempt := 0
@@ -238,6 +278,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		err = u.session(ctx, c, lost)
 		u.setState(false, err, nil)
 		c.Disconnect(250)
+		u.dropSightings() // offline sightings are dropped, not sent at the next connect
 		if ctx.Err() == nil {
 			u.o.Logger.Warn("connection to hub lost", "broker", u.o.Broker, "err", err)
 			// A short jittered pause so a broker restart is not met by every till at once.
@@ -509,6 +550,9 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			if cfg := u.takeConfig(); cfg != nil && u.o.OnConfig != nil {
 				u.o.OnConfig(*cfg)
 			}
+		case p := <-u.sightings:
+			// Not waited on: QoS 0, and nothing depends on its arrival.
+			c.Publish(u.topicScan, 0, false, p)
 		case <-tick.C:
 			for _, a := range ahead {
 				if now().Sub(a.at) > u.o.AckTimeout {
@@ -541,6 +585,17 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 				cursor, inflight, sent = 0, 0, sent[:0]
 				inflight = len(ahead)
 			}
+		}
+	}
+}
+
+// dropSightings empties the sightings queue.
+func (u *Uplink) dropSightings() {
+	for {
+		select {
+		case <-u.sightings:
+		default:
+			return
 		}
 	}
 }

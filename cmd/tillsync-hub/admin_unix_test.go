@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // contains checks that out mentions every want.
@@ -86,7 +88,25 @@ func TestAdminSession(t *testing.T) {
 
 	out = admin("member", "show", "M1001")
 	contains(t, "member show", out, "M1001", "not known")
-	contains(t, "flags", admin("flags"), "No member owes points")
+	contains(t, "flags", admin("flags"), "No member owes points", "No member token was accepted at two stores")
+	var flags map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(admin("flags", "--json")), &flags); err != nil || string(flags["flags"]) != "[]" || string(flags["token_flags"]) != "[]" {
+		t.Errorf("flags --json: %v, %v", flags, err)
+	}
+
+	// A member QR token: the token alone on a line, for scripts.
+	out = admin("member", "token", "M1001")
+	if tok := strings.TrimSuffix(out, "\n"); strings.Count(out, "\n") != 1 || !protocol.IsMemberToken(tok) {
+		t.Errorf("member token printed %q, want one token on one line", out)
+	}
+	var minted struct {
+		Token, Member string
+		ExpiresAt     time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(admin("member", "token", "M1001", "--ttl", "5m", "--json")), &minted); err != nil ||
+		minted.Member != "M1001" || !protocol.IsMemberToken(minted.Token) || time.Until(minted.ExpiresAt) > 5*time.Minute || time.Until(minted.ExpiresAt) < 4*time.Minute {
+		t.Errorf("member token --json: %+v, %v", minted, err)
+	}
 	contains(t, "period list", admin("period", "list"), "No closed periods")
 	contains(t, "expire", admin("expire"), "Nothing to expire")
 	out = admin("verify")

@@ -308,9 +308,61 @@ from a minimum purchase.`,
 func memberCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "member",
-		Short: "Show a member's points",
+		Short: "Show a member's points, or mint a member QR token",
 	}
-	return parent(c, memberShowCmd())
+	return parent(c, memberShowCmd(), memberTokenCmd())
+}
+
+func memberTokenCmd() *cobra.Command {
+	var (
+		f   apiFlags
+		ttl time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "token MEMBER",
+		Short: "Mint a signed, short-lived member token (the QR code a member app shows)",
+		Long: `Mint a member token: the member id, an expiry and a random nonce, signed with
+the coalition's key, as a member app shows it in a QR code instead of a card.
+Tills verify it offline with the public key the hub pushes in their store's
+config, and refuse it once expired or scanned before at the same till.
+
+It prints the token alone, for scripts and QR generators; --json prints the
+hub's answer (token, member, expires_at, key_id).`,
+		Example: `  tillsync-hub member token M1001
+  tillsync-hub member token M1001 --ttl 5m
+  qrencode -t ansiutf8 "$(tillsync-hub member token M1001)"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			m := args[0]
+			if err := checkID("member", m); err != nil {
+				return err
+			}
+			path := "/v1/members/" + m + "/token"
+			if c.Flags().Changed("ttl") {
+				if ttl < httpapi.MinTokenTTL || ttl > protocol.MaxTokenLifetime {
+					return cli.Usagef("--ttl %s: want %s to %s", ttl, httpapi.MinTokenTTL, protocol.MaxTokenLifetime)
+				}
+				path += "?ttl=" + strconv.Itoa(int(ttl/time.Second))
+			}
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
+			var tok httpapi.MemberToken
+			raw, err := cl.call("POST", path, nil, &tok)
+			if err != nil {
+				return fmt.Errorf("member token for %s: %w", m, err)
+			}
+			if f.json {
+				return printJSON(c, raw)
+			}
+			fmt.Fprintln(c.OutOrStdout(), tok.Token)
+			return nil
+		},
+	}
+	c.Flags().DurationVar(&ttl, "ttl", protocol.DefaultTokenTTL, "how long the token lives (10s to 10m)")
+	f.add(c, true)
+	return c
 }
 
 func memberShowCmd() *cobra.Command {
@@ -390,27 +442,75 @@ func flagsCmd() *cobra.Command {
 	var f apiFlags
 	c := &cobra.Command{
 		Use:   "flags",
-		Short: "List the members who owe points",
-		Long: `List the members flagged for an operator: members whose balance went below
-zero, through an offline burn or a capture after its hold lapsed (overdraft),
-or a return of points already spent (return_after_spend).`,
+		Short: "List the members who owe points and the member tokens seen at two stores",
+		Long: `List what an operator must look at:
+
+- members whose balance went below zero, through an offline burn or a
+  capture after its hold lapsed (overdraft), or a return of points already
+  spent (return_after_spend);
+- member tokens (QR codes) accepted at tills of two stores: a screenshot
+  passed on, or a code read over the member's shoulder.
+
+--json prints {"flags":[…],"token_flags":[…]}: the answers of GET /v1/flags
+and GET /v1/token-flags.`,
 		Example: `  tillsync-hub flags`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
 			var out struct {
 				Flags []ledger.Flag `json:"flags"`
 			}
-			_, done, err := f.show(c, "/v1/flags", &out)
-			if done || err != nil {
+			var tokens struct {
+				TokenFlags []ledger.TokenRecord `json:"token_flags"`
+			}
+			rawFlags, err := cl.get("/v1/flags", &out)
+			if err != nil {
 				return err
 			}
+			rawTokens, err := cl.get("/v1/token-flags", &tokens)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				var a, b map[string]json.RawMessage
+				if json.Unmarshal(rawFlags, &a) != nil || json.Unmarshal(rawTokens, &b) != nil {
+					return fmt.Errorf("the hub at %s answered with something unexpected; is --hub the hub's HTTP API?", cl.base)
+				}
+				raw, err := json.Marshal(struct {
+					Flags      json.RawMessage `json:"flags"`
+					TokenFlags json.RawMessage `json:"token_flags"`
+				}{a["flags"], b["token_flags"]})
+				if err != nil {
+					return err
+				}
+				return printJSON(c, raw)
+			}
+			w := c.OutOrStdout()
 			if len(out.Flags) == 0 {
-				fmt.Fprintln(c.OutOrStdout(), "No member owes points.")
+				fmt.Fprintln(w, "No member owes points.")
+			} else {
+				t := newTable(c, "MEMBER", "REASON", "BALANCE", "TRANSACTION", "SINCE")
+				for _, fl := range out.Flags {
+					t.row(fl.Member, fl.Reason, strconv.FormatInt(fl.Balance, 10), fl.TxID, when(fl.Since))
+				}
+				t.flush()
+			}
+			fmt.Fprintln(w)
+			if len(tokens.TokenFlags) == 0 {
+				fmt.Fprintln(w, "No member token was accepted at two stores.")
 				return nil
 			}
-			t := newTable(c, "MEMBER", "REASON", "BALANCE", "TRANSACTION", "SINCE")
-			for _, fl := range out.Flags {
-				t.row(fl.Member, fl.Reason, strconv.FormatInt(fl.Balance, 10), fl.TxID, when(fl.Since))
+			fmt.Fprintln(w, "Member tokens accepted at two stores:")
+			t := newTable(c, "MEMBER", "TOKEN", "FIRST", "AT", "THEN", "AT", "SIGHTINGS")
+			for _, r := range tokens.TokenFlags {
+				then, at := "-", "-"
+				if r.Elsewhere != nil {
+					then, at = r.Elsewhere.Store+"/"+r.Elsewhere.Terminal, when(r.Elsewhere.At)
+				}
+				t.row(r.Member, r.Nonce, r.First.Store+"/"+r.First.Terminal, when(r.First.At), then, at, strconv.Itoa(r.Sightings))
 			}
 			t.flush()
 			return nil

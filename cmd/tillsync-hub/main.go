@@ -2,7 +2,8 @@
 // (or a connection to an external one), the authoritative points ledger and
 // the operators' HTTP API. Its other commands administer a running hub over
 // that API: the coalition, partners, stores, terminals, earn rules and
-// campaigns, members, settlement, periods, expiry and verification.
+// campaigns, members and their QR tokens, flags, settlement, periods, expiry
+// and verification.
 package main
 
 import (
@@ -63,8 +64,8 @@ func versionCmd() *cobra.Command {
 
 func serveCmd() *cobra.Command {
 	var (
-		dataDir, mqttListen, broker, httpListen, clientID, seedFile string
-		logf                                                        cli.LogFlags
+		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
+		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -77,7 +78,12 @@ With --seed it loads a seed file (coalition, partners, stores, terminals and
 earn rules, YAML or JSON) into the ledger before it starts; loading the same
 file at every start changes nothing. The hub publishes every registered
 store's config (currency, point value, earn rules) to its tills, and lapses
-holds and expires points by itself.`,
+holds and expires points by itself.
+
+At its first start it makes the coalition's member token key (the key that
+signs member QR codes, see "member token") in the data dir, or where
+--member-token-key says, and uses it from then on. Back it up with the
+ledger: with a new key, the tokens the old one signed are refused.`,
 		Example: `  tillsync-hub serve --data-dir ./hub-data --mqtt-listen 127.0.0.1:18830 --http-listen 127.0.0.1:8080
   tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
   tillsync-hub serve --data-dir ./hub-data --broker tcp://127.0.0.1:1883`,
@@ -87,7 +93,7 @@ holds and expires points by itself.`,
 			if err != nil {
 				return err
 			}
-			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID}
+			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey}
 			if broker != "" {
 				if c.Flags().Changed("mqtt-listen") {
 					return cli.Usagef("--broker and --mqtt-listen exclude each other: the hub either embeds a broker or uses yours")
@@ -153,6 +159,7 @@ holds and expires points by itself.`,
 	c.Flags().StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
 	c.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API (empty to disable)")
 	c.Flags().StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
+	c.Flags().StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
 	logf.Add(c)
 	return c
 }

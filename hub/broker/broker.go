@@ -143,12 +143,15 @@ func (e *Embedded) Clients() int {
 }
 
 // terminalACL confines each client to its own terminal's topics: a client
-// whose id is protocol.AgentClientID(S, T) may publish only on S/T's tx and
-// query topics and subscribe only to S/T's ack and reply topics and to its
+// whose id is protocol.AgentClientID(S, T) may publish only on S/T's tx,
+// query and scan topics and subscribe only to S/T's ack and reply topics and to its
 // store's config topic (protocol.ConfigTopic(S)), with no wildcards. Only
 // the hub (the inline client) publishes acks, replies and configs, so no
 // client can answer for the hub, set a store's earn rules, or read another
-// store's traffic or config. A forbidden QoS 1 publish disconnects the client.
+// store's traffic or config; and a till reports member token sightings
+// only as itself, so it cannot have a token flagged in another store's
+// name. A forbidden QoS 1 publish disconnects the client; a forbidden QoS
+// 0 one (sightings are sent QoS 0) is dropped.
 //
 // Client ids are not yet authenticated: any client can still claim a
 // terminal's id (taking over its connection). Credentials per terminal come
@@ -177,7 +180,7 @@ func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool 
 		return false
 	}
 	if write {
-		return ch == protocol.ChannelTx || ch == protocol.ChannelQuery
+		return ch == protocol.ChannelTx || ch == protocol.ChannelQuery || ch == protocol.ChannelScan
 	}
 	return ch == protocol.ChannelAck || ch == protocol.ChannelReply
 }

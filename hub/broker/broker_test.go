@@ -470,6 +470,39 @@ func TestEmbeddedConfinesClientsToTheirTerminal(t *testing.T) {
 	}
 }
 
+// TestEmbeddedScanTopic: a till reports member token sightings on its own
+// terminal's scan topic, QoS 0; one published in another terminal's name
+// is dropped (QoS 0: without a disconnect), and no till may read them.
+func TestEmbeddedScanTopic(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	url := "tcp://" + addr
+	var hubIn inbox
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelScan), 0, hubIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	own, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelScan)
+	till := client(t, url, protocol.AgentClientID("s1", "t1"))
+	intruder := client(t, url, protocol.AgentClientID("s2", "t1"))
+	publish(t, intruder, own, 0, []byte("sighting in s1's name"))
+	publish(t, till, own, 0, []byte("sighting-1"))
+	testkit.WaitFor(t, wait, "the hub to receive the sighting", func() bool { _, ok := hubIn.find("sighting-1"); return ok })
+	if m, _ := hubIn.find("sighting-1"); m.Topic != own || m.ClientID != protocol.AgentClientID("s1", "t1") {
+		t.Errorf("hub got %+v", m)
+	}
+	// The broker handles a client's packets in order: the intruder's went
+	// first, so a second message of its own, on its own topic, arriving
+	// means the first was dropped, not delayed.
+	intruderOwn, _ := protocol.TerminalTopic("s2", "t1", protocol.ChannelScan)
+	publish(t, intruder, intruderOwn, 0, []byte("sighting-2"))
+	testkit.WaitFor(t, wait, "the intruder's own sighting", func() bool { _, ok := hubIn.find("sighting-2"); return ok })
+	if _, ok := hubIn.find("sighting in s1's name"); ok || !intruder.IsConnectionOpen() {
+		t.Errorf("a sighting in another terminal's name reached the hub (or its sender was disconnected: open %v)", intruder.IsConnectionOpen())
+	}
+	if code := subscribeResult(t, till, own, func(mqtt.Client, mqtt.Message) {}); code != 0x80 {
+		t.Errorf("a till subscribing to its own scan topic: SUBACK %#x, want refused", code)
+	}
+}
+
 // subscribeResult subscribes c to topic and returns the broker's SUBACK code
 // for it (0, 1 or 2 granted; 0x80 refused).
 func subscribeResult(t *testing.T, c mqtt.Client, topic string, h mqtt.MessageHandler) byte {

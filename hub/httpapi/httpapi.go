@@ -5,6 +5,14 @@
 // reported (so an operator can tell which stores are in sync), settlement
 // reports (JSON or CSV), closed periods and a replay of the whole journal.
 //
+// It mints member tokens — signed, short-lived QR codes a member app shows
+// instead of a card (protocol.MintMemberToken) — with the coalition's key
+// (POST /v1/members/{member}/token), publishes that key's public half (GET
+// /v1/member-token-key), and lists the tokens tills accepted at two stores
+// (GET /v1/token-flags). The API has no authentication of its own yet: put
+// the token endpoint behind the member app's backend, never on the open
+// internet.
+//
 // It administers the coalition through ledger.Store: the coalition's
 // settings, partners, stores and terminals, earn rules and campaigns, whole
 // seed files (hub/seedfile), closing settlement periods and running expiry.
@@ -23,6 +31,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net"
@@ -51,8 +60,15 @@ type Options struct {
 	// included), so that the hub can re-publish the stores' configs. It must
 	// not block. May be nil.
 	OnChange func()
-	Logger   *slog.Logger
-	Clock    clock.Clock
+	// MemberTokenKey signs the member tokens of POST
+	// /v1/members/{member}/token, and its public half is GET
+	// /v1/member-token-key. Nil: both answer 404 not_found.
+	MemberTokenKey ed25519.PrivateKey
+	// MemberTokenTTL is a token's lifetime when the request names none;
+	// default protocol.DefaultTokenTTL, at most protocol.MaxTokenLifetime.
+	MemberTokenTTL time.Duration
+	Logger         *slog.Logger
+	Clock          clock.Clock
 }
 
 // MemberBalance answers GET /v1/members/{member}/balance.
@@ -111,6 +127,9 @@ func Handler(o Options) http.Handler {
 	if o.OnChange == nil {
 		o.OnChange = func() {}
 	}
+	if o.MemberTokenTTL <= 0 || o.MemberTokenTTL > protocol.MaxTokenLifetime {
+		o.MemberTokenTTL = protocol.DefaultTokenTTL
+	}
 	a := &api{o: o}
 	mux := http.NewServeMux()
 	httpx.Routes(mux, map[string]http.HandlerFunc{
@@ -118,6 +137,8 @@ func Handler(o Options) http.Handler {
 		"GET /v1/members/{member}":           a.memberView,
 		"GET /v1/members/{member}/balance":   a.balance,
 		"GET /v1/members/{member}/statement": a.statement,
+		"POST /v1/members/{member}/token":    a.mintToken,
+		"GET /v1/member-token-key":           a.tokenKeys,
 		"GET /v1/stores":                     a.stores,
 		"GET /v1/health":                     a.health,
 
@@ -132,12 +153,13 @@ func Handler(o Options) http.Handler {
 		"PUT /v1/stores/{store}/terminals/{terminal}": a.addTerminal,
 		"POST /v1/seed":                               a.seed,
 
-		"GET /v1/flags":      a.flags,
-		"GET /v1/settlement": a.settlement,
-		"GET /v1/periods":    a.periods,
-		"POST /v1/periods":   a.closePeriod,
-		"POST /v1/expiry":    a.expire,
-		"GET /v1/verify":     a.verify,
+		"GET /v1/flags":       a.flags,
+		"GET /v1/token-flags": a.tokenFlags,
+		"GET /v1/settlement":  a.settlement,
+		"GET /v1/periods":     a.periods,
+		"POST /v1/periods":    a.closePeriod,
+		"POST /v1/expiry":     a.expire,
+		"GET /v1/verify":      a.verify,
 	})
 	return mux
 }

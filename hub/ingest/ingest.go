@@ -11,12 +11,21 @@
 // waiting (up to MaxGroup), applies them in one ledger commit, and only after
 // that commit returns publishes one ack batch per source batch. bbolt's own
 // DB.Batch is not used, because it may run a function twice.
+//
+// Member token sightings (protocol.Sighting, a till's report that it
+// accepted a member token) take a path of their own: HandleScan checks the
+// token's signature with the coalition's keys and queues the sighting; one
+// goroutine records it in the ledger (ledger.Store.SeeToken) and warns,
+// once per token, when a token was accepted at two stores. Nothing is
+// answered: a sighting is evidence, and a lost one costs only a flag.
 package ingest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,8 +45,11 @@ type Options struct {
 	QueueSize int
 	// MaxGroup bounds the batches in one commit; default 256.
 	MaxGroup int
-	Logger   *slog.Logger
-	Clock    clock.Clock
+	// TokenKeys are the coalition's member token public keys: a sighting
+	// of a token none of them signed is refused. None: every sighting is.
+	TokenKeys []ed25519.PublicKey
+	Logger    *slog.Logger
+	Clock     clock.Clock
 }
 
 // Stats counts what the ingest has seen since it started.
@@ -52,16 +64,19 @@ type Stats struct {
 	Dropped    int64 `json:"dropped"`     // messages dropped because the queue was full
 	Queries    int64 `json:"queries"`     // balance queries answered
 	QueueDepth int   `json:"queue_depth"` // batches waiting now
+	Sightings  int64 `json:"sightings"`   // member token sightings recorded
+	TokenFlags int64 `json:"token_flags"` // member tokens flagged: accepted at a second store
 }
 
 // Ingest validates, commits and acks.
 type Ingest struct {
-	o       Options
-	log     *slog.Logger
-	batches chan *work
-	queries chan query
+	o         Options
+	log       *slog.Logger
+	batches   chan *work
+	queries   chan query
+	sightings chan ledger.TokenSighting
 
-	batchesN, commits, applied, dups, rejected, held, refused, dropped, queriesN atomic.Int64
+	batchesN, commits, applied, dups, rejected, held, refused, dropped, queriesN, sightingsN, tokenFlags atomic.Int64
 
 	// heldLog limits the warning about a store's held transactions to one
 	// a minute per store: its tills re-send them every ack timeout.
@@ -96,9 +111,10 @@ func New(o Options) *Ingest {
 	o.Clock = clock.Or(o.Clock)
 	return &Ingest{
 		o: o, log: o.Logger,
-		batches: make(chan *work, o.QueueSize),
-		queries: make(chan query, 1024),
-		heldLog: make(map[string]time.Time),
+		batches:   make(chan *work, o.QueueSize),
+		queries:   make(chan query, 1024),
+		sightings: make(chan ledger.TokenSighting, 1024),
+		heldLog:   make(map[string]time.Time),
 	}
 }
 
@@ -108,6 +124,7 @@ func (in *Ingest) Stats() Stats {
 		Batches: in.batchesN.Load(), Commits: in.commits.Load(), Applied: in.applied.Load(),
 		Duplicates: in.dups.Load(), Rejected: in.rejected.Load(), Held: in.held.Load(), Refused: in.refused.Load(),
 		Dropped: in.dropped.Load(), Queries: in.queriesN.Load(), QueueDepth: len(in.batches),
+		Sightings: in.sightingsN.Load(), TokenFlags: in.tokenFlags.Load(),
 	}
 }
 
@@ -173,6 +190,37 @@ func (in *Ingest) HandleQuery(topic string, payload []byte) {
 	}
 }
 
+// HandleScan takes a message from a terminal's scan topic: a till's
+// sighting of a member token. It never blocks. The token must verify with
+// the coalition's keys (its signature only: the till checked its time) and
+// the sighting must name the topic's terminal.
+func (in *Ingest) HandleScan(topic string, payload []byte) {
+	store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
+	if err != nil || ch != protocol.ChannelScan {
+		in.refuse("bad topic", topic, err)
+		return
+	}
+	s, err := protocol.DecodeSighting(payload)
+	if err != nil {
+		in.refuse("bad token sighting", topic, err)
+		return
+	}
+	if s.Store != store || s.Terminal != terminal {
+		in.refuse("sighting names another terminal than its topic", topic, fmt.Errorf("sighting from %s/%s", s.Store, s.Terminal))
+		return
+	}
+	mt, err := protocol.ParseMemberToken(s.Token, in.o.TokenKeys)
+	if err != nil {
+		in.refuse("sighting of a token the coalition did not sign", topic, err)
+		return
+	}
+	select {
+	case in.sightings <- ledger.TokenSighting{Nonce: mt.Nonce, Member: mt.Member, ExpiresAt: mt.ExpiresAt, Store: store, Terminal: terminal, At: s.At}:
+	default:
+		in.dropped.Add(1)
+	}
+}
+
 func (in *Ingest) refuse(what, topic string, err error) {
 	in.refused.Add(1)
 	in.log.Warn("message refused: "+what, "topic", topic, "err", err)
@@ -181,12 +229,10 @@ func (in *Ingest) refuse(what, topic string, err error) {
 // Run commits batches and answers queries until ctx is done, then commits
 // what is already queued and returns.
 func (in *Ingest) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		in.answerQueries(ctx)
-	}()
-	defer func() { <-done }()
+	var side sync.WaitGroup
+	side.Go(func() { in.answerQueries(ctx) })
+	side.Go(func() { in.recordSightings(ctx) })
+	defer side.Wait()
 	group := make([]*work, 0, in.o.MaxGroup)
 	for {
 		group = group[:0]
@@ -328,6 +374,30 @@ func (in *Ingest) answerQueries(ctx context.Context) {
 				in.log.Warn("publish balance reply", "topic", topic, "err", err)
 			}
 			in.queriesN.Add(1)
+		}
+	}
+}
+
+// recordSightings records queued token sightings until ctx is done. A
+// sighting that cannot be recorded is logged and dropped: the till does not
+// send it again.
+func (in *Ingest) recordSightings(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sg := <-in.sightings:
+			rec, flagged, err := in.o.Store.SeeToken(sg, in.o.Clock.Now())
+			if err != nil {
+				in.log.Warn("member token sighting not recorded", "store", sg.Store, "terminal", sg.Terminal, "nonce", sg.Nonce, "err", err)
+				continue
+			}
+			in.sightingsN.Add(1)
+			if flagged {
+				in.tokenFlags.Add(1)
+				in.log.Warn("member token accepted at two stores; see tillsync-hub flags", "member", rec.Member, "nonce", rec.Nonce,
+					"first_store", rec.First.Store, "first_terminal", rec.First.Terminal, "store", sg.Store, "terminal", sg.Terminal)
+			}
 		}
 	}
 }

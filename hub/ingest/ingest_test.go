@@ -984,7 +984,7 @@ func TestStatsJSON(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"applied", "batches", "commits", "dropped", "duplicates", "held", "queries", "queue_depth", "refused", "rejected"}
+	want := []string{"applied", "batches", "commits", "dropped", "duplicates", "held", "queries", "queue_depth", "refused", "rejected", "sightings", "token_flags"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("stats fields %v, want %v", keys, want)
 	}

@@ -59,11 +59,24 @@ var (
 	// bucketPeriods: 4-byte from-day → JSON Period.
 	bucketPeriods = []byte("periods")
 
+	// bucketTokenSightings: token nonce → JSON TokenRecord, until
+	// TokenRetention after the token's expiry.
+	bucketTokenSightings = []byte("token_sightings")
+	// bucketTokenExpiry: 8-byte prune-at (unix ns), nonce → empty: the
+	// sightings in the order PruneTokens deletes them.
+	bucketTokenExpiry = []byte("token_expiry")
+	// bucketTokenFlags: token nonce → JSON TokenRecord of a token accepted at two stores, for good.
+	bucketTokenFlags = []byte("token_flags")
+
 	allBuckets = [][]byte{
 		bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals,
 		bucketCoalition, bucketPartners, bucketStores, bucketRules, bucketLots, bucketLotTimes, bucketHolds,
 		bucketFlags, bucketMemberPartners, bucketSettle, bucketPeriods,
 	}
+	// addedBuckets came after schema 2 was released: a writable open adds
+	// them, and a read-only open of an older file does without them (their
+	// readers treat a missing bucket as empty), so the schema stays 2.
+	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags}
 
 	coalitionKey = []byte("settings")
 	// chainKey (in meta) holds the hash of the last journal entry.
@@ -146,7 +159,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 			}
 			return nil
 		}
-		for _, name := range allBuckets {
+		for _, name := range slices.Concat(allBuckets, addedBuckets) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

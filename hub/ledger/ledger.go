@@ -93,6 +93,13 @@
 // reports them per partner at the coalition's point value. Closed periods
 // never change: late arrivals are booked as restatements (see settle.go).
 //
+// # Member token sightings
+//
+// Beside the journal, and moving no points, the ledger records which tills
+// accepted which member token (a signed rotating QR code; tokens.go): a
+// token accepted at a second store is flagged for an operator. Sightings
+// are pruned an hour after their token expires; flags stay.
+//
 // # Commits
 //
 // Apply is an explicit group commit: the caller (hub/ingest) gathers the
@@ -199,6 +206,20 @@ type Store interface {
 	ClosePeriod(from, to Day, now time.Time) (Period, error)
 	// Periods lists the closed periods, oldest first.
 	Periods() ([]Period, error)
+
+	// SeeToken records that a till accepted a member token (see
+	// TokenSighting) and returns what is known of the token now. The first
+	// sighting from another store than the token's first flags it; flagged
+	// is true for that sighting only. A sighting of the same nonce for
+	// another member is refused (CodeConflict) and changes nothing.
+	SeeToken(s TokenSighting, now time.Time) (rec TokenRecord, flagged bool, err error)
+	// TokenFlags lists the tokens accepted at two stores, oldest flag
+	// first. Flags are kept when their sightings are pruned.
+	TokenFlags() ([]TokenRecord, error)
+	// PruneTokens forgets the sightings of tokens that expired
+	// TokenRetention or more before now and returns how many it forgot;
+	// a later sighting of one is a first sighting again.
+	PruneTokens(now time.Time) (int, error)
 
 	// Close releases the store. Using it afterwards is an error.
 	Close() error

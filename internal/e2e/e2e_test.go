@@ -63,6 +63,7 @@ type env struct {
 	external string // external broker URL, or ""
 	hubDir   string
 	mqttAddr string // embedded broker's address, fixed across restarts
+	httpAddr string // the hub's HTTP API address, when a test sets it; fixed across restarts
 	clientID string
 	// stores are registered with the coalition at every hub start; store
 	// registers one with the running hub too.
@@ -140,6 +141,13 @@ func (e *env) startHub() *hubProc {
 			return err == nil
 		})
 		o.MQTTListener = l
+	}
+	if e.httpAddr != "" {
+		testkit.WaitFor(t, 10*time.Second, "the hub's HTTP port to be free", func() bool {
+			var err error
+			o.HTTPListener, err = net.Listen("tcp", e.httpAddr)
+			return err == nil
+		})
 	}
 	h, err := hub.Open(o)
 	if err != nil {

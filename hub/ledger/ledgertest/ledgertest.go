@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	t.Run("ExpiryManyLots", func(t *testing.T) { testExpiryManyLots(t, open) })
 	t.Run("Chain", func(t *testing.T) { testChain(t, open) })
 	t.Run("HubClockBefore2000", func(t *testing.T) { testHubClockBefore2000(t, open) })
+	t.Run("TokenSightings", func(t *testing.T) { testTokenSightings(t, open) })
 }
 
 // T0 is the hub clock the suite starts from.
