@@ -134,16 +134,17 @@ func summary(cfg *config.Config) [][2]string {
 		offline = fmt.Sprintf("burns up to %d points a member, %d for this till (store cap %d over %d tills)", p.MemberAllowance, p.TillCap(), p.StoreCap, max(1, p.StoreTills))
 	}
 	out = append(out, [2]string{"offline", offline}, [2]string{"data dir", cfg.DataDir})
-	var file string
+	rotated := fmt.Sprintf("%s (rotated at %d MB, %d kept)", cfg.LogPath(), cfg.Log.MaxSizeMB, cfg.Log.MaxFiles)
+	var where string
 	switch {
 	case cfg.Log.File == nil:
-		file = fmt.Sprintf("as a service: the OS log and %s; in a terminal: stderr", cfg.LogPath())
+		where = "as a service to the OS log and " + rotated + "; in a terminal to stderr"
 	case !*cfg.Log.File:
-		file = "as a service: the OS log; in a terminal: stderr"
+		where = "as a service to the OS log; in a terminal to stderr"
 	default:
-		file = fmt.Sprintf("%s, and the OS log (as a service) or stderr", cfg.LogPath())
+		where = "to " + rotated + ", and to the OS log (as a service) or stderr"
 	}
-	out = append(out, [2]string{"log", fmt.Sprintf("%s to %s (rotated at %d MB, %d kept)", cfg.Log.Level, file, cfg.Log.MaxSizeMB, cfg.Log.MaxFiles)})
+	out = append(out, [2]string{"log", fmt.Sprintf("level %s, %s", cfg.Log.Level, where)})
 	var env []string
 	for _, k := range config.Keys() {
 		if s := cfg.Source(k); s.Kind == config.FromEnv {
