@@ -5,6 +5,11 @@
 //
 // Handlers run on the broker's or paho's goroutines and must hand work off
 // without blocking (ARCHITECTURE.md, invariant 6).
+//
+// Never call mochi's Server.Close directly: in v2.7.9 it can deadlock when a
+// client connects or leaves while it runs (mochi-mqtt/server#488). Shutdown
+// (shutdown.go) closes a mochi server safely; the embedded broker and the
+// test broker in internal/testkit both use it.
 package broker
 
 import (
@@ -127,7 +132,7 @@ func (e *Embedded) Publish(topic string, qos byte, retain bool, payload []byte) 
 // Calling it again does nothing.
 func (e *Embedded) Close() error {
 	var err error
-	e.close.Do(func() { err = e.srv.Close() })
+	e.close.Do(func() { err = Shutdown(e.srv) })
 	return err
 }
 

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"github.com/tillsync/tillsync/hub/broker"
 	"log/slog"
 	"net"
 	"sync"
@@ -51,7 +52,7 @@ func StartBrokerAt(t testing.TB, addr string) *Broker {
 }
 
 // Close stops the broker, dropping every connection. Calling it again does nothing.
-func (b *Broker) Close() { b.once.Do(func() { b.srv.Close() }) }
+func (b *Broker) Close() { b.once.Do(func() { broker.Shutdown(b.srv) }) }
 
 // Clients counts the connected clients.
 func (b *Broker) Clients() int {
