@@ -92,6 +92,9 @@ type Options struct {
 	BurnTimeout time.Duration
 	// POSListener is where the POS API is served (loopback in production).
 	POSListener net.Listener
+	// POSSecret, when set (at least posapi.MinSecretLen characters), is the
+	// shared secret every POS API request must carry as a bearer token.
+	POSSecret string
 	// ScannerPort is the serial port of the barcode scanner; "" for none,
 	// or for one chosen by ScannerUSB.
 	ScannerPort string
@@ -185,6 +188,9 @@ func New(o Options) (*Agent, error) {
 	if o.TokenLeeway < 0 || o.TokenLeeway > protocol.MaxTokenLifetime {
 		return nil, fmt.Errorf("agent: token leeway %s is out of range (0 to %s)", o.TokenLeeway, protocol.MaxTokenLifetime)
 	}
+	if o.POSSecret != "" && len(o.POSSecret) < posapi.MinSecretLen {
+		return nil, fmt.Errorf("agent: the POS API secret is %d characters; use at least %d", len(o.POSSecret), posapi.MinSecretLen)
+	}
 	if err := o.Offline.Validate(); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -260,7 +266,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 	}
-	err := posapi.Serve(ctx, a.o.POSListener, a, a.log)
+	err := posapi.Serve(ctx, a.o.POSListener, a, posapi.Options{Logger: a.log, Secret: a.o.POSSecret})
 	stopSync()
 	wg.Wait()
 	a.log.Info("agent stopped")

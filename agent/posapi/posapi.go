@@ -21,6 +21,8 @@ package posapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tillsync/tillsync/internal/httpx"
@@ -285,14 +288,49 @@ type Service interface {
 	Scans(ctx context.Context, after uint64, wait time.Duration) []ScanEvent
 }
 
+// Options configures the API beyond its Service.
+type Options struct {
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Secret, when set, is required of every request but GET
+	// /v1/openapi.yaml, as "Authorization: Bearer <secret>"; a request
+	// without it, or with another, is answered 401 unauthorized. Use it
+	// when processes other than the POS run on the till.
+	Secret string
+}
+
+// MinSecretLen is the shortest shared secret Options.Secret may be.
+const MinSecretLen = 16
+
+// CodeUnauthorized answers a request without the shared secret.
+const CodeUnauthorized protocol.Code = "unauthorized"
+
 // Handler returns the API's http.Handler.
-func Handler(svc Service, log *slog.Logger) http.Handler {
+func Handler(svc Service, o Options) http.Handler {
+	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
 	httpx.Routes(mux, (&api{svc: svc, log: log}).routes())
-	return mux
+	if o.Secret == "" {
+		return mux
+	}
+	want := sha256.Sum256([]byte("Bearer " + o.Secret))
+	var refused atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 && r.URL.Path != "/v1/openapi.yaml" {
+			// Never the header itself: it may be a mistyped secret.
+			if n := refused.Add(1); n == 1 || n%100 == 0 {
+				log.Warn("pos api request without the shared secret refused", "path", r.URL.Path, "remote", r.RemoteAddr, "refused", n)
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tillsync-agent"`)
+			httpx.WriteError(w, http.StatusUnauthorized, CodeUnauthorized, "send the POS API's shared secret as Authorization: Bearer <secret>")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // routes are the API's endpoints; openapi.yaml describes exactly these.
@@ -312,8 +350,8 @@ func (a *api) routes() map[string]http.HandlerFunc {
 // Serve runs the API on l until ctx is done. A request still running then
 // (a burn waiting for the hub) sees its context cancelled and answers; Serve
 // returns after every handler has, so the agent may close its outbox.
-func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
-	if err := httpx.Serve(ctx, l, Handler(svc, log)); err != nil {
+func Serve(ctx context.Context, l net.Listener, svc Service, o Options) error {
+	if err := httpx.Serve(ctx, l, Handler(svc, o)); err != nil {
 		return fmt.Errorf("posapi: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tillsync/tillsync/internal/testkit"
 	"net/http"
 	"strings"
 	"testing"
@@ -199,4 +200,44 @@ func oneLine(m string) error {
 		return fmt.Errorf("leaks internals")
 	}
 	return nil
+}
+
+// TestPOSAPISecret: with a shared secret, every request but the OpenAPI
+// document needs it as a bearer token; without it, or with another, the
+// answer is 401 unauthorized and nothing is done.
+func TestPOSAPISecret(t *testing.T) {
+	const secret = "a-long-shared-secret-for-the-pos"
+	store := randomID("sec-")
+	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: "tcp://" + testkit.FreePort(t), Store: store, POSSecret: secret})
+	body := `{"member":"M1","amount":1000,"currency":"EUR"}`
+	for _, c := range []struct {
+		name, auth string
+		status     int
+	}{
+		{"no secret", "", http.StatusUnauthorized},
+		{"another secret", "Bearer not-the-secret-at-all-no", http.StatusUnauthorized},
+		{"the secret without Bearer", secret, http.StatusUnauthorized},
+		{"the secret", "Bearer " + secret, http.StatusOK},
+	} {
+		h := map[string]string{"Content-Type": "application/json"}
+		if c.auth != "" {
+			h["Authorization"] = c.auth
+		}
+		r := rawRequest(t, "POST", a.pos+"/v1/earn", body, h)
+		if r.status != c.status {
+			t.Fatalf("%s: HTTP %d %s, want %d", c.name, r.status, r.body, c.status)
+		}
+		if c.status == http.StatusUnauthorized {
+			checkErrorBody(t, r, posapi.CodeUnauthorized)
+		}
+	}
+	if n := a.queued(t); n != 1 {
+		t.Fatalf("outbox holds %d; only the request with the secret may add to it", n)
+	}
+	if r := rawRequest(t, "GET", a.pos+"/v1/health", "", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("health without the secret: HTTP %d", r.status)
+	}
+	if r := rawRequest(t, "GET", a.pos+"/v1/openapi.yaml", "", nil); r.status != http.StatusOK {
+		t.Errorf("the OpenAPI document without the secret: HTTP %d", r.status)
+	}
 }
