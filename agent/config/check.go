@@ -9,12 +9,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/agent/posapi"
 	"github.com/tillsync/tillsync/agent/scanner"
 	"github.com/tillsync/tillsync/protocol"
 )
@@ -93,8 +95,13 @@ func (c *Config) Check() []Problem {
 		probs = append(probs, c.missing("pos.listen", "the POS API's address, e.g. 127.0.0.1:8081"))
 	} else if host, port, err := net.SplitHostPort(c.POS.Listen); err != nil || !validPort(port) {
 		add("pos.listen", "want host:port, e.g. 127.0.0.1:8081")
-	} else if !loopback(host) {
-		warn("pos.listen", "not a loopback address: the POS API has no authentication, so whoever reaches it can earn and burn points; keep it on 127.0.0.1 unless the POS runs on another machine on a trusted network")
+	} else if !loopback(host) && c.POS.SecretFile == "" {
+		warn("pos.listen", "not a loopback address and no pos.secret_file: whoever reaches the POS API can earn and burn points; keep it on 127.0.0.1, or set a shared secret and keep the network trusted")
+	}
+	if c.POS.SecretFile != "" {
+		if _, err := ReadSecret(c.POS.SecretFile); err != nil {
+			add("pos.secret_file", err.Error())
+		}
 	}
 
 	if c.Scanner.Port != "" && c.Scanner.USB != "" {
@@ -283,7 +290,37 @@ func (c *Config) AgentOptions() (agent.Options, error) {
 	if o.MemberCheck, err = scanner.ParseCheckDigit(c.Scanner.CheckDigit); err != nil {
 		return agent.Options{}, fmt.Errorf("scanner.%w", err)
 	}
+	if c.POS.SecretFile != "" {
+		if o.POSSecret, err = ReadSecret(c.POS.SecretFile); err != nil {
+			return agent.Options{}, fmt.Errorf("pos.secret_file: %w", err)
+		}
+	}
 	return o, nil
+}
+
+// ReadSecret reads the POS API's shared secret from the first line of the
+// file at path. The file must not be readable by others (on Unix: no group
+// or other permission bits), and the secret must be at least
+// posapi.MinSecretLen characters of printable ASCII. Errors never quote the
+// file's content.
+func ReadSecret(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	secret, _, _ := strings.Cut(string(data), "\n")
+	secret = strings.TrimSpace(secret)
+	if len(secret) < posapi.MinSecretLen || strings.ContainsFunc(secret, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return "", fmt.Errorf("%s: the secret on its first line must be at least %d printable characters without spaces", path, posapi.MinSecretLen)
+	}
+	return secret, nil
 }
 
 // LogLevel is log.level as a slog.Level (info if Check would refuse it).

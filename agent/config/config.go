@@ -72,6 +72,11 @@ type File struct {
 type POS struct {
 	// Listen is the API's address; keep it on loopback.
 	Listen string `yaml:"listen"`
+	// SecretFile names a file holding a shared secret (at least 16
+	// characters, on its first line) every POS request must carry as
+	// "Authorization: Bearer <secret>". Empty: no secret. The secret itself
+	// is never in this file, nor in the environment or on a command line.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // Scanner chooses the barcode scanner: by Port, or by USB identity (which

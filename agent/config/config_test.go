@@ -83,7 +83,7 @@ func TestExample(t *testing.T) {
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := config.Keys()
 	want := []string{
-		"data_dir", "hub", "store", "terminal", "partner", "earn_rate", "burn_timeout", "pos.listen",
+		"data_dir", "hub", "store", "terminal", "partner", "earn_rate", "burn_timeout", "pos.listen", "pos.secret_file",
 		"scanner.port", "scanner.usb", "scanner.baud", "scanner.check_digit",
 		"offline.member_allowance", "offline.store_cap", "offline.store_tills", "offline.max_balance_age", "offline.alert_after",
 		"log.level", "log.format", "log.file", "log.max_size_mb", "log.max_files",
@@ -305,12 +305,13 @@ func TestProblems(t *testing.T) {
 		}},
 		{name: "zero means the default", file: ok + "burn_timeout: 0s\nscanner:\n  baud: 0\n"},
 		{name: "pos listen", file: ok + "pos:\n  listen: nonsense\n", want: []string{`line 5: pos.listen "nonsense": want host:port, e.g. 127.0.0.1:8081`}},
+		{name: "pos secret file missing", file: ok + "pos:\n  secret_file: /nonexistent/pos.secret\n", want: []string{`line 5: pos.secret_file "/nonexistent/pos.secret": cannot read /nonexistent/pos.secret: no such file or directory`}},
 		{name: "pos listen port", file: ok + "pos:\n  listen: 127.0.0.1:99999\n", want: []string{`line 5: pos.listen "127.0.0.1:99999": want host:port, e.g. 127.0.0.1:8081`}},
 		{name: "pos listen not loopback", file: ok + "pos:\n  listen: 0.0.0.0:8081\n", want: []string{
-			`warning: line 5: pos.listen "0.0.0.0:8081": not a loopback address: the POS API has no authentication, so whoever reaches it can earn and burn points; keep it on 127.0.0.1 unless the POS runs on another machine on a trusted network`,
+			`warning: line 5: pos.listen "0.0.0.0:8081": not a loopback address and no pos.secret_file: whoever reaches the POS API can earn and burn points; keep it on 127.0.0.1, or set a shared secret and keep the network trusted`,
 		}},
 		{name: "pos listen all interfaces", file: ok, flags: []config.Flag{flag("pos.listen", ":8081")}, want: []string{
-			`warning: --pos-listen ":8081": not a loopback address: the POS API has no authentication, so whoever reaches it can earn and burn points; keep it on 127.0.0.1 unless the POS runs on another machine on a trusted network`,
+			`warning: --pos-listen ":8081": not a loopback address and no pos.secret_file: whoever reaches the POS API can earn and burn points; keep it on 127.0.0.1, or set a shared secret and keep the network trusted`,
 		}},
 		{name: "pos listen localhost", file: ok + "pos:\n  listen: localhost:8081\n"},
 		{name: "scanner both", file: ok + "scanner:\n  port: COM3\n", env: []string{"TILLSYNC_AGENT_SCANNER_USB=0c2e:0b61"}, want: []string{
@@ -445,5 +446,40 @@ func TestLogSettings(t *testing.T) {
 	c, _ = load(t, "log:\n  file: true\n  level: warn\n", nil)
 	if !c.LogToFile(false) || c.LogLevel().String() != "WARN" {
 		t.Errorf("log.file true, level warn: file %v level %v", c.LogToFile(false), c.LogLevel())
+	}
+}
+
+// TestReadSecret: the POS API's shared secret comes from the first line of
+// an owner-only file; a file others can read, or a short secret, is refused
+// without the error quoting the file's content.
+func TestReadSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "s3cret-s3cret-s3cret\nsecond line ignored\n", 0o600)
+	if s, err := config.ReadSecret(good); err != nil || s != "s3cret-s3cret-s3cret" {
+		t.Fatalf("config.ReadSecret(good) = %q, %v", s, err)
+	}
+	for name, p := range map[string]string{
+		"short":  write("short", "tooshort\n", 0o600),
+		"spaces": write("spaces", "a secret with spaces in it\n", 0o600),
+	} {
+		if _, err := config.ReadSecret(p); err == nil || strings.Contains(err.Error(), "short") && name == "short" && strings.Contains(err.Error(), "tooshort") {
+			t.Errorf("config.ReadSecret(%s) = %v; want refused, without the content", name, err)
+		}
+	}
+	if runtime.GOOS != "windows" {
+		open := write("open", "s3cret-s3cret-s3cret\n", 0o644)
+		if _, err := config.ReadSecret(open); err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("config.ReadSecret(a world-readable file) = %v", err)
+		}
 	}
 }

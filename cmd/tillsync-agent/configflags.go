@@ -22,6 +22,7 @@ var flagKeys = []struct{ flag, key string }{
 	{"terminal", "terminal"},
 	{"partner", "partner"},
 	{"pos-listen", "pos.listen"},
+	{"pos-secret-file", "pos.secret_file"},
 	{"scanner", "scanner.port"},
 	{"scanner-usb", "scanner.usb"},
 	{"scanner-baud", "scanner.baud"},
@@ -58,6 +59,7 @@ func (af *agentFlags) add(c *cobra.Command) {
 	f.String("terminal", d.Terminal, "this till's id within the store (required)")
 	f.String("partner", d.Partner, "the brand this store trades as (required)")
 	f.String("pos-listen", d.POS.Listen, "address of the POS API (keep it on loopback)")
+	f.String("pos-secret-file", d.POS.SecretFile, "a file whose first line is the shared secret every POS request must carry (none if empty)")
 	f.String("scanner", d.Scanner.Port, "serial port of the barcode scanner, e.g. COM3 or /dev/ttyACM0 (none if empty)")
 	f.String("scanner-usb", d.Scanner.USB, "the scanner by USB identity instead of --scanner: VID:PID or VID:PID:SERIAL, e.g. 0c2e:0b61")
 	f.Int("scanner-baud", d.Scanner.Baud, "the scanner's baud rate")

@@ -422,14 +422,17 @@ Exit status 1 when no agent answers.`,
 			if serr != nil {
 				words = "in an unknown state (" + serr.Error() + ")"
 			}
-			addr := pos
-			if addr == "" {
-				var err error
-				if addr, err = posFromConfig(cfgFile); err != nil {
-					return err
-				}
+			addr, secret, err := posFromConfig(cfgFile)
+			if err != nil {
+				return err
 			}
-			health, err := fetchHealth(addr)
+			if pos != "" {
+				addr = pos
+			}
+			health, err := fetchHealth(addr, secret)
+			if errors.Is(err, errNeedSecret) {
+				return fmt.Errorf("the agent at %s wants the POS API's shared secret; run status with the --config whose pos.secret_file holds it (as a user who can read that file)", addr)
+			}
 			var ue *unreadableError
 			if errors.As(err, &ue) {
 				return fmt.Errorf("agent at %s sent an unreadable answer: %v", addr, ue.err)
@@ -455,38 +458,55 @@ Exit status 1 when no agent answers.`,
 }
 
 // posFromConfig is the address to reach the POS API at: pos.listen of the
-// config file (an unspecified host becomes loopback), else the default.
+// config file (an unspecified host becomes loopback), else the default; and
+// the API's shared secret, when the file names one this user can read.
 // The error is for a file named explicitly that cannot be read.
-func posFromConfig(named string) (string, error) {
-	addr := config.Default().POS.Listen
+func posFromConfig(named string) (addr, secret string, err error) {
+	addr = config.Default().POS.Listen
 	path, err := configPath(named)
 	if err != nil || path == "" {
-		return addr, err
+		return addr, "", err
 	}
 	cfg, _, err := config.Load(config.Options{Path: path, Environ: os.Environ()})
 	if err != nil {
 		if named != "" {
-			return "", err
+			return "", "", err
 		}
-		return addr, nil // e.g. a root-only file: try the default
+		return addr, "", nil // e.g. a root-only file: try the default
+	}
+	if cfg.POS.SecretFile != "" {
+		secret, _ = config.ReadSecret(cfg.POS.SecretFile) // unreadable: the agent says 401
 	}
 	host, port, err := net.SplitHostPort(cfg.POS.Listen)
 	if err != nil {
-		return addr, nil
+		return addr, secret, nil
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return net.JoinHostPort(host, port), nil
+	return net.JoinHostPort(host, port), secret, nil
 }
 
-func fetchHealth(addr string) (string, error) {
+// errNeedSecret: the agent answered 401, it wants the POS API's secret.
+var errNeedSecret = errors.New("the POS API wants its shared secret")
+
+func fetchHealth(addr, secret string) (string, error) {
 	cl := http.Client{Timeout: 3 * time.Second}
-	resp, err := cl.Get("http://" + addr + "/v1/health")
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/health", nil)
+	if err != nil {
+		return "", err
+	}
+	if secret != "" {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return "", errNeedSecret
+	}
 	var h map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
 		return "", &unreadableError{err}
