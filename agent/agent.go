@@ -79,8 +79,13 @@ const MaxEarnRate = 10_000
 type Options struct {
 	// DataDir holds the outbox; created owner-only if missing.
 	DataDir string
-	// Broker is the hub's MQTT address, e.g. tcp://hub.example:1883.
+	// Broker is the hub's MQTT address: tls://hub.example:8883 (also ssl://
+	// or mqtts://) for MQTT over TLS, or tcp://host:port for plain MQTT.
 	Broker string
+	// HubCA is the PEM certificate of the CA the hub's certificate must
+	// chain to on a TLS broker (the hub's own CA, from enrollment or
+	// `tillsync-hub tls ca`). Empty: the system's roots.
+	HubCA []byte
 	// Store, Terminal and Partner identify this till and its brand.
 	Store, Terminal, Partner string
 	// EarnRate is the points earned per 100 minor units of the purchase
@@ -225,8 +230,13 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.off.load(offline)
+	tlsCfg, err := HubTLSConfig(o.Broker, o.HubCA)
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
 	a.up, err = uplink.New(uplink.Options{
-		Broker: o.Broker, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
+		Broker: o.Broker, TLS: tlsCfg, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
 		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
 	})

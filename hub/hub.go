@@ -23,6 +23,7 @@ package hub
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ type Options struct {
 	DataDir string
 	// MQTTListener is where the embedded broker serves MQTT clients.
 	MQTTListener net.Listener
+	// MQTTTLS, when set, makes the embedded broker serve MQTTListener over
+	// TLS (hub/pki's ServerTLSConfig).
+	MQTTTLS *tls.Config
 	// BrokerURL names an external broker to use instead, e.g. tcp://127.0.0.1:1883.
 	BrokerURL string
 	// BrokerClientID is the hub's client id at an external broker; default "tillsync-hub".
@@ -197,7 +201,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.o.BrokerURL != "" {
 		bus, err = broker.DialExternal(ctx, broker.ExternalOptions{URL: h.o.BrokerURL, ClientID: h.o.BrokerClientID, Logger: h.log})
 	} else {
-		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, Logger: h.log})
+		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS, Logger: h.log})
 	}
 	if err != nil {
 		return err
@@ -231,6 +235,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		where := h.o.BrokerURL
 		if h.o.MQTTListener != nil {
 			where = "mqtt://" + h.o.MQTTListener.Addr().String() + " (embedded)"
+			if h.o.MQTTTLS != nil {
+				where = "mqtts://" + h.o.MQTTListener.Addr().String() + " (embedded, TLS)"
+			}
 		}
 		h.log.Info("hub running", "broker", where, "ledger", filepath.Join(h.o.DataDir, LedgerFile))
 		h.logTokenKey()

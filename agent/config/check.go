@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,10 +34,28 @@ const (
 // (mqtt://host:port is taken as the same).
 func ParseHub(s string) (string, error) {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" || u.Port() == "" {
-		return "", errors.New("want tcp://host:port, e.g. tcp://hub.example.com:1883")
+	if err != nil || u.Host == "" || u.Port() == "" {
+		return "", errors.New("want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883")
 	}
-	return "tcp://" + u.Host, nil
+	switch u.Scheme {
+	case "tcp", "mqtt":
+		return "tcp://" + u.Host, nil
+	case "tls", "ssl", "mqtts", "tcps":
+		return "tls://" + u.Host, nil
+	}
+	return "", errors.New("want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883")
+}
+
+// ReadHubCA reads the PEM certificate of the hub's CA at path.
+func ReadHubCA(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	if !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		return nil, fmt.Errorf("%s holds no PEM certificate; get it with: tillsync-hub tls ca", path)
+	}
+	return data, nil
 }
 
 // Check looks at the values alone (it touches nothing on the machine) and
@@ -101,6 +120,13 @@ func (c *Config) Check() []Problem {
 	if c.POS.SecretFile != "" {
 		if _, err := ReadSecret(c.POS.SecretFile); err != nil {
 			add("pos.secret_file", err.Error())
+		}
+	}
+	if c.HubCA != "" {
+		if _, err := ReadHubCA(c.HubCA); err != nil {
+			add("hub_ca", err.Error())
+		} else if u, err := ParseHub(c.Hub); err == nil && !agent.IsTLSBroker(u) {
+			add("hub_ca", "set, but hub is plain MQTT; use hub: tls://HOST:PORT")
 		}
 	}
 
@@ -289,6 +315,11 @@ func (c *Config) AgentOptions() (agent.Options, error) {
 	}
 	if o.MemberCheck, err = scanner.ParseCheckDigit(c.Scanner.CheckDigit); err != nil {
 		return agent.Options{}, fmt.Errorf("scanner.%w", err)
+	}
+	if c.HubCA != "" {
+		if o.HubCA, err = ReadHubCA(c.HubCA); err != nil {
+			return agent.Options{}, fmt.Errorf("hub_ca: %w", err)
+		}
 	}
 	if c.POS.SecretFile != "" {
 		if o.POSSecret, err = ReadSecret(c.POS.SecretFile); err != nil {

@@ -53,6 +53,9 @@ type File struct {
 	DataDir string `yaml:"data_dir"`
 	// Hub is the hub's MQTT address, tcp://host:port.
 	Hub string `yaml:"hub"`
+	// HubCA is the PEM file of the CA the hub's certificate must chain to
+	// when hub is tls:// (tillsync-hub tls ca); empty: the system's roots.
+	HubCA string `yaml:"hub_ca"`
 	// Store, Terminal and Partner identify this till and its brand.
 	Store    string `yaml:"store"`
 	Terminal string `yaml:"terminal"`

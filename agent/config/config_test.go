@@ -83,7 +83,7 @@ func TestExample(t *testing.T) {
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := config.Keys()
 	want := []string{
-		"data_dir", "hub", "store", "terminal", "partner", "earn_rate", "burn_timeout", "pos.listen", "pos.secret_file",
+		"data_dir", "hub", "hub_ca", "store", "terminal", "partner", "earn_rate", "burn_timeout", "pos.listen", "pos.secret_file",
 		"scanner.port", "scanner.usb", "scanner.baud", "scanner.check_digit",
 		"offline.member_allowance", "offline.store_cap", "offline.store_tills", "offline.max_balance_age", "offline.alert_after",
 		"log.level", "log.format", "log.file", "log.max_size_mb", "log.max_files",
@@ -246,15 +246,15 @@ func TestProblems(t *testing.T) {
 			"--partner: empty; give the brand this store trades as (e.g. greencross)",
 		}},
 		{name: "unknown key", file: ok + "hubb: tcp://x:1883\n", want: []string{
-			"line 4: hubb: unknown key; did you mean hub? (the top level takes data_dir, hub, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 4: hubb: unknown key; did you mean hub? (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
 		}},
 		{name: "unknown key in a section", file: ok + "scanner:\n  prot: COM3\n", want: []string{
 			"line 5: scanner.prot: unknown key; did you mean scanner.port? (scanner takes port, usb, baud, check_digit)",
 		}},
 		{name: "key in the wrong place", file: ok + "baud: 9600\npos_listen: 127.0.0.1:1\nsecret: x\n", want: []string{
-			"line 4: baud: unknown key; did you mean scanner.baud? (the top level takes data_dir, hub, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
-			"line 5: pos_listen: unknown key; did you mean pos.listen? (the top level takes data_dir, hub, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
-			"line 6: secret: unknown key (the top level takes data_dir, hub, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 4: baud: unknown key; did you mean scanner.baud? (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 5: pos_listen: unknown key; did you mean pos.listen? (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 6: secret: unknown key (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
 		}},
 		{name: "twice", file: ok + "store: s2\n", want: []string{"line 4: store: set twice (also on line 1); keep one"}},
 		{name: "section as a value", file: ok + "scanner: COM3\n", want: []string{
@@ -281,11 +281,11 @@ func TestProblems(t *testing.T) {
 		{name: "relative data dir", file: ok + "data_dir: ./data\n", want: []string{
 			`warning: line 4: data_dir "./data": a relative path depends on the directory the agent starts in (a service starts in / or C:\Windows\System32); use an absolute path`,
 		}},
-		{name: "hub", file: ok + "hub: http://x\n", want: []string{`line 4: hub "http://x": want tcp://host:port, e.g. tcp://hub.example.com:1883`}},
+		{name: "hub", file: ok + "hub: http://x\n", want: []string{`line 4: hub "http://x": want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883`}},
 		{name: "hub without port", file: ok, env: []string{"TILLSYNC_AGENT_HUB=tcp://hub.example.com"}, want: []string{
-			`TILLSYNC_AGENT_HUB "tcp://hub.example.com": want tcp://host:port, e.g. tcp://hub.example.com:1883`,
+			`TILLSYNC_AGENT_HUB "tcp://hub.example.com": want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883`,
 		}},
-		{name: "hub flag", file: ok, flags: []config.Flag{flag("hub", "http://x")}, want: []string{`--hub "http://x": want tcp://host:port, e.g. tcp://hub.example.com:1883`}},
+		{name: "hub flag", file: ok, flags: []config.Flag{flag("hub", "http://x")}, want: []string{`--hub "http://x": want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883`}},
 		{name: "ids", file: "store: s/1\nterminal: t+1\npartner: " + strings.Repeat("p", 65) + "\n", want: []string{
 			`line 1: store "s/1": use 1-64 characters of A-Z a-z 0-9 . _ - for this store's id (e.g. gc-berlin-01)`,
 			`line 2: terminal "t+1": use 1-64 characters of A-Z a-z 0-9 . _ - for this till's id within the store (e.g. till-1)`,
@@ -336,7 +336,7 @@ func TestProblems(t *testing.T) {
 		}},
 		{name: "log level flag", file: ok, flags: []config.Flag{flag("log.level", "loud")}, want: []string{`--log-level "loud": want debug, info, warn or error`}},
 		{name: "several", file: "hub: http://x\nstore: s1\nscanner:\n  baud: -1\n", want: []string{
-			`line 1: hub "http://x": want tcp://host:port, e.g. tcp://hub.example.com:1883`,
+			`line 1: hub "http://x": want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883`,
 			"terminal: missing; set terminal: to this till's id within the store (e.g. till-1)",
 			"partner: missing; set partner: to the brand this store trades as (e.g. greencross)",
 			"line 4: scanner.baud -1: want the scanner's baud rate, e.g. 9600 or 115200 (0 means 9600)",

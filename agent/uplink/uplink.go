@@ -34,6 +34,7 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,8 +68,11 @@ type Outbox interface {
 
 // Options configures an Uplink. Broker, Store, Terminal and Outbox are required.
 type Options struct {
-	// Broker is the MQTT broker URL, e.g. tcp://127.0.0.1:1883.
+	// Broker is the MQTT broker URL, e.g. tcp://127.0.0.1:1883, or
+	// ssl://hub.example.com:8883 for TLS (with TLS set).
 	Broker string
+	// TLS verifies the hub's certificate on an ssl:// broker; nil for tcp://.
+	TLS *tls.Config
 	// Store and Terminal identify this till; they name its topics.
 	Store, Terminal string
 	// Partner is the brand the store trades as; when set, a config naming
@@ -332,6 +336,7 @@ func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 		SetPingTimeout(5 * time.Second).
 		SetWriteTimeout(5 * time.Second).
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {}).
+		SetTLSConfig(u.o.TLS).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case lost <- err:

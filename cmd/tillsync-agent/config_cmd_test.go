@@ -80,7 +80,7 @@ pos:
 `)
 	stderrLines(t, []string{"config", "check", "--config", bad, "--earn-rate", "0"}, 1,
 		"line 8: scanner.prot: unknown key; did you mean scanner.port? (scanner takes port, usb, baud, check_digit)",
-		`line 1: hub "http://hub": want tcp://host:port, e.g. tcp://hub.example.com:1883`,
+		`line 1: hub "http://hub": want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883`,
 		"--earn-rate 0: want 1 to 10000 points per 100 minor units",
 		`warning: line 10: pos.listen "0.0.0.0:8081": not a loopback address and no pos.secret_file: whoever reaches the POS API can earn and burn points; keep it on 127.0.0.1, or set a shared secret and keep the network trusted`,
 		"scanner: both port (line 6) and usb (line 7) set; choose one",

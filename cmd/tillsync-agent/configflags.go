@@ -18,6 +18,7 @@ import (
 var flagKeys = []struct{ flag, key string }{
 	{"data-dir", "data_dir"},
 	{"hub", "hub"},
+	{"hub-ca", "hub_ca"},
 	{"store", "store"},
 	{"terminal", "terminal"},
 	{"partner", "partner"},
@@ -54,7 +55,8 @@ func (af *agentFlags) add(c *cobra.Command) {
 	f := c.Flags()
 	f.StringVar(&af.config, "config", "", fmt.Sprintf("the config file (default: $%s, else %s if it exists)", config.EnvConfig, config.DefaultPath()))
 	f.String("data-dir", d.DataDir, "directory for the outbox and the log files (created owner-only)")
-	f.String("hub", d.Hub, "the hub's MQTT address")
+	f.String("hub", d.Hub, "the hub's MQTT address: tls://HOST:PORT (MQTT over TLS) or tcp://HOST:PORT")
+	f.String("hub-ca", d.HubCA, "the hub's CA certificate (PEM file) for a tls:// hub; from tillsync-hub tls ca")
 	f.String("store", d.Store, "this store's id (required)")
 	f.String("terminal", d.Terminal, "this till's id within the store (required)")
 	f.String("partner", d.Partner, "the brand this store trades as (required)")

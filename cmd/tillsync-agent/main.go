@@ -167,20 +167,32 @@ func runAgent(c *cobra.Command, af *agentFlags) (err error) {
 }
 
 func pingCmd() *cobra.Command {
-	var hub string
+	var hub, hubCA string
 	var timeout time.Duration
 	c := &cobra.Command{
-		Use:     "ping",
-		Short:   "Check that the hub's broker can be reached",
-		Example: `  tillsync-agent ping --hub tcp://hub.example.com:1883`,
-		Args:    cobra.NoArgs,
+		Use:   "ping",
+		Short: "Check that the hub's broker can be reached",
+		Example: `  tillsync-agent ping --hub tcp://hub.example.com:1883
+  tillsync-agent ping --hub tls://hub.example.com:8883 --hub-ca hub-ca.pem`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			u, err := hubURL(hub)
 			if err != nil {
 				return err
 			}
+			var ca []byte
+			if hubCA != "" {
+				if ca, err = config.ReadHubCA(hubCA); err != nil {
+					return fmt.Errorf("--hub-ca: %w", err)
+				}
+			}
+			tlsCfg, err := agent.HubTLSConfig(u, ca)
+			if err != nil {
+				return err
+			}
 			mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(u).
 				SetClientID(fmt.Sprintf("tillsync-ping-%d", os.Getpid())).
+				SetTLSConfig(tlsCfg).
 				SetConnectTimeout(timeout).SetAutoReconnect(false))
 			start := time.Now()
 			tok := mc.Connect()
@@ -196,7 +208,8 @@ func pingCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&hub, "hub", "tcp://127.0.0.1:1883", "the hub's MQTT address")
+	c.Flags().StringVar(&hub, "hub", "tcp://127.0.0.1:1883", "the hub's MQTT address: tls://HOST:PORT or tcp://HOST:PORT")
+	c.Flags().StringVar(&hubCA, "hub-ca", "", "the hub's CA certificate (PEM file) for a tls:// hub")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to try")
 	return c
 }

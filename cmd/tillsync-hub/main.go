@@ -10,9 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tillsync/tillsync/hub/pki"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -48,7 +50,7 @@ hub's JSON answer for scripts.`,
 		&cobra.Group{ID: adminGroup, Title: "Administer a running hub (over its HTTP API, --hub):"})
 	srv := serveCmd()
 	srv.GroupID = "run"
-	root.AddCommand(srv, versionCmd())
+	root.AddCommand(srv, versionCmd(), tlsCmd())
 	root.AddCommand(adminCmds()...)
 	return root
 }
@@ -65,6 +67,8 @@ func versionCmd() *cobra.Command {
 func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
+		mqttTLS                                                               bool
+		tlsNames                                                              []string
 		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
@@ -116,6 +120,16 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
 				return err
 			}
+			if mqttTLS && broker != "" {
+				return cli.Usagef("--mqtt-tls is for the embedded broker; an external broker (--broker) does its own TLS")
+			}
+			if mqttTLS {
+				p, err := pki.LoadOrCreate(filepath.Join(dataDir, "pki"), pki.Options{Names: tlsNames, Logger: log})
+				if err != nil {
+					return err
+				}
+				o.MQTTTLS = p.ServerTLSConfig()
+			}
 			if broker == "" {
 				if o.MQTTListener, err = cli.Listen("MQTT", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"); err != nil {
 					return err
@@ -155,6 +169,8 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 	}
 	c.Flags().StringVar(&dataDir, "data-dir", cli.DefaultDataDir("hub"), "directory for the ledger (created owner-only)")
 	c.Flags().StringVar(&mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
+	c.Flags().BoolVar(&mqttTLS, "mqtt-tls", false, "serve MQTT over TLS with the hub's own certificate (made in <data-dir>/pki at the first start; agents use tls://HOST:PORT and the CA from `tillsync-hub tls ca`)")
+	c.Flags().StringSliceVar(&tlsNames, "tls-name", nil, "a DNS name or IP address tills reach the hub by, for its certificate (repeatable; localhost and 127.0.0.1 are always in)")
 	c.Flags().StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	c.Flags().StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
 	c.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API (empty to disable)")

@@ -14,6 +14,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,8 @@ type EmbeddedOptions struct {
 	// Listener is the TCP listener MQTT clients connect to; the caller opens it
 	// so that a port in use is reported where the address was chosen.
 	Listener net.Listener
+	// TLS, when set, makes Listener serve MQTT over TLS with it.
+	TLS *tls.Config
 	// Logger receives the broker's own lines at WARN and above.
 	Logger *slog.Logger
 }
@@ -95,7 +98,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if err := srv.AddHook(new(terminalACL), nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewNet("mqtt", opts.Listener)); err != nil {
+	l := opts.Listener
+	if opts.TLS != nil {
+		l = tls.NewListener(l, opts.TLS)
+	}
+	if err := srv.AddListener(listeners.NewNet("mqtt", l)); err != nil {
 		return nil, fmt.Errorf("broker: listen: %w", err)
 	}
 	if err := srv.Serve(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/tillsync/tillsync/hub/pki"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
@@ -69,6 +70,9 @@ type env struct {
 	// registers one with the running hub too.
 	stores  []string
 	running ledger.Store
+	// pki, when set, makes the embedded broker serve MQTT over TLS with the
+	// hub's own certificate (brokerURL is then tls://).
+	pki *pki.PKI
 }
 
 // The coalition every e2e hub runs: one partner whose rules earn what the
@@ -125,6 +129,9 @@ func (e *env) brokerURL() string {
 	if e.external != "" {
 		return e.external
 	}
+	if e.pki != nil {
+		return "tls://" + e.mqttAddr
+	}
 	return "tcp://" + e.mqttAddr
 }
 
@@ -141,6 +148,9 @@ func (e *env) startHub() *hubProc {
 			return err == nil
 		})
 		o.MQTTListener = l
+		if e.pki != nil {
+			o.MQTTTLS = e.pki.ServerTLSConfig()
+		}
 	}
 	if e.httpAddr != "" {
 		testkit.WaitFor(t, 10*time.Second, "the hub's HTTP port to be free", func() bool {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tillsync/tillsync/hub/broker"
+	"github.com/tillsync/tillsync/hub/pki"
+)
+
+// TestPingOverTLS: ping reaches a hub serving MQTT over TLS when given the
+// hub's CA, and says why when it trusts another CA.
+func TestPingOverTLS(t *testing.T) {
+	p, err := pki.LoadOrCreate(filepath.Join(t.TempDir(), "pki"), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.StartEmbedded(broker.EmbeddedOptions{Listener: l, TLS: p.ServerTLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	caFile := filepath.Join(t.TempDir(), "hub-ca.pem")
+	if err := os.WriteFile(caFile, p.CACertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hub := "tls://" + l.Addr().String()
+	run(t, "ping", "--hub", hub, "--hub-ca", caFile).OK(t)
+
+	other, err := pki.LoadOrCreate(filepath.Join(t.TempDir(), "other"), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFile := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherFile, other.CACertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ping", "--hub", hub, "--hub-ca", otherFile, "--timeout", "2s").OneLine(t, 1, "unreachable", "unknown authority")
+	run(t, "ping", "--hub", hub, "--hub-ca", caFile+".missing").OneLine(t, 1, "--hub-ca", "cannot read")
+}
