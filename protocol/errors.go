@@ -48,6 +48,10 @@ const (
 	CodeConflict           Code = "conflict"            // the change contradicts what is recorded (e.g. moving a store that has transactions)
 	CodePeriodClosed       Code = "period_closed"       // a settlement period that overlaps or precedes a closed one
 
+	CodeEnrollmentUnknown Code = "enrollment_token_unknown" // no such enrollment token (or a wrong secret)
+	CodeEnrollmentUsed    Code = "enrollment_token_used"    // the enrollment token was used, or replaced by a newer one
+	CodeEnrollmentExpired Code = "enrollment_token_expired" // the enrollment token's time ran out
+
 	CodeOffline Code = "offline" // the hub is unreachable; the agent declines what needs it (offline burns are off)
 
 	// Why a burn was declined while the hub is unreachable: each names the

@@ -89,3 +89,17 @@ func ConfigTopic(store string) (string, error) {
 func AgentClientID(store, terminal string) string {
 	return "tillsync-agent:" + store + ":" + terminal
 }
+
+// ParseAgentClientID is the inverse of AgentClientID: ok only for exactly
+// "tillsync-agent:{store}:{terminal}" with valid ids.
+func ParseAgentClientID(id string) (store, terminal string, ok bool) {
+	rest, found := strings.CutPrefix(id, "tillsync-agent:")
+	if !found {
+		return "", "", false
+	}
+	store, terminal, found = strings.Cut(rest, ":")
+	if !found || !ValidID(store) || !ValidID(terminal) {
+		return "", "", false
+	}
+	return store, terminal, true
+}

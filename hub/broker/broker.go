@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -201,11 +200,8 @@ func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool 
 // id is exactly protocol.AgentClientID(store, terminal) for valid ids
 // (':' cannot occur in an id, so the split is unambiguous).
 func agentStore(id string) (store string, ok bool) {
-	parts := strings.Split(id, ":")
-	if len(parts) != 3 || !protocol.ValidID(parts[1]) || !protocol.ValidID(parts[2]) {
-		return "", false
-	}
-	return parts[1], id == protocol.AgentClientID(parts[1], parts[2])
+	store, _, ok = protocol.ParseAgentClientID(id)
+	return store, ok
 }
 
 // levelFloor drops records below a level.

@@ -76,7 +76,7 @@ var (
 	// addedBuckets came after schema 2 was released: a writable open adds
 	// them, and a read-only open of an older file does without them (their
 	// readers treat a missing bucket as empty), so the schema stays 2.
-	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags}
+	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens}
 
 	coalitionKey = []byte("settings")
 	// chainKey (in meta) holds the hash of the last journal entry.

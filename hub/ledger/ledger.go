@@ -221,6 +221,15 @@ type Store interface {
 	// a later sighting of one is a first sighting again.
 	PruneTokens(now time.Time) (int, error)
 
+	// IssueEnrollmentToken, Enroll, AuthenticateTerminal, Enrolled,
+	// RevokeTerminal and Enrollments: terminal enrollment (enroll.go).
+	IssueEnrollmentToken(store, terminal string, ttl time.Duration, now time.Time) (EnrollmentToken, error)
+	Enroll(tokenID string, secret []byte, publicKey []byte, now time.Time) (TerminalCredentials, error)
+	AuthenticateTerminal(username string, password []byte) (ok bool, reason string)
+	Enrolled(store, terminal string) bool
+	RevokeTerminal(store, terminal string, now time.Time) error
+	Enrollments() ([]Enrollment, error)
+
 	// Close releases the store. Using it afterwards is an error.
 	Close() error
 }

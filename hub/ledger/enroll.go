@@ -1,0 +1,324 @@
+package ledger
+
+// Terminal enrollment: the one-time token an operator hands to a till's
+// installer, and the per-terminal MQTT credentials the till gets for it.
+//
+// Secrets are never stored: a token's secret and a terminal's password are
+// kept as SHA-256 hashes (salted, for the password) — both are 32 random
+// bytes, so a plain hash is as strong as a slow one would be. Enrollment
+// records live in their own buckets, never in the Terminal records that the
+// API lists.
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// Enrollment token lifetimes.
+const (
+	DefaultEnrollmentTTL = 24 * time.Hour
+	MaxEnrollmentTTL     = 30 * 24 * time.Hour
+)
+
+var (
+	// bucketEnrollment: "store/terminal" → JSON enrollRec.
+	bucketEnrollment = []byte("enrollment")
+	// bucketEnrollTokens: token id → "store/terminal", kept after the
+	// token is used or replaced.
+	bucketEnrollTokens = []byte("enroll_tokens")
+)
+
+// EnrollmentToken is a one-time token for enrolling one terminal. Secret
+// is given out once, when the token is issued; the ledger keeps its hash.
+type EnrollmentToken struct {
+	ID        string    `json:"id"`
+	Secret    []byte    `json:"-"`
+	Store     string    `json:"store"`
+	Terminal  string    `json:"terminal"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// TerminalCredentials are what an enrolled terminal connects with.
+// Password is given out once, at enrollment.
+type TerminalCredentials struct {
+	Store    string `json:"store"`
+	Terminal string `json:"terminal"`
+	Partner  string `json:"partner"`
+	// Username is protocol.AgentClientID(store, terminal): the client id
+	// the terminal must connect as, too.
+	Username string `json:"username"`
+	Password string `json:"-"`
+}
+
+// Enrollment is a terminal's enrollment state, without secrets.
+type Enrollment struct {
+	Store    string `json:"store"`
+	Terminal string `json:"terminal"`
+	// TokenExpires is when the pending token expires; zero when none is pending.
+	TokenExpires time.Time `json:"token_expires,omitzero"`
+	// EnrolledAt is when the terminal enrolled (zero: never).
+	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
+	// RevokedAt is when its credentials were revoked (zero: not revoked).
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// PublicKey is the terminal's Ed25519 public key from enrollment.
+	PublicKey []byte `json:"public_key,omitempty"`
+}
+
+type enrollRec struct {
+	TokenID      string    `json:"token_id,omitempty"`
+	TokenHash    []byte    `json:"token_hash,omitempty"`
+	TokenExpires time.Time `json:"token_expires,omitzero"`
+	PublicKey    []byte    `json:"public_key,omitempty"`
+	PassSalt     []byte    `json:"pass_salt,omitempty"`
+	PassHash     []byte    `json:"pass_hash,omitempty"`
+	EnrolledAt   time.Time `json:"enrolled_at,omitzero"`
+	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+}
+
+// IssueEnrollmentToken makes a one-time token for a registered terminal,
+// valid for ttl (0: DefaultEnrollmentTTL). A token still pending for the
+// terminal is replaced. A revoked terminal can be enrolled again only
+// with a new token.
+func (s *BoltStore) IssueEnrollmentToken(store, terminal string, ttl time.Duration, now time.Time) (EnrollmentToken, error) {
+	if ttl == 0 {
+		ttl = DefaultEnrollmentTTL
+	}
+	if ttl < time.Minute || ttl > MaxEnrollmentTTL {
+		return EnrollmentToken{}, protocol.Errorf(protocol.CodeMalformed, "expires_in", "must be 1m to %s", MaxEnrollmentTTL)
+	}
+	tok := EnrollmentToken{ID: randomText(9), Secret: randomBytes(32), Store: store, Terminal: terminal, ExpiresAt: now.Add(ttl).UTC()}
+	err := s.admin("issue enrollment token", func(tx *bolt.Tx) error {
+		key, rec, err := terminalEnrollment(tx, store, terminal)
+		if err != nil {
+			return err
+		}
+		// A replaced token's id stays in the index, so that using it reads
+		// as "used or replaced", not as a typo.
+		sum := sha256.Sum256(tok.Secret)
+		rec.TokenID, rec.TokenHash, rec.TokenExpires = tok.ID, sum[:], tok.ExpiresAt
+		if err := tx.Bucket(bucketEnrollTokens).Put([]byte(tok.ID), key); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketEnrollment), key, rec)
+	})
+	if err != nil {
+		return EnrollmentToken{}, err
+	}
+	return tok, nil
+}
+
+// Enroll redeems a token: it records the terminal's public key and issues
+// its MQTT credentials, once. A token that is unknown, or whose secret does
+// not match, is CodeEnrollmentUnknown (the two are not told apart); one
+// already used is CodeEnrollmentUsed; one expired, CodeEnrollmentExpired.
+func (s *BoltStore) Enroll(tokenID string, secret []byte, publicKey []byte, now time.Time) (TerminalCredentials, error) {
+	if len(publicKey) != ed25519.PublicKeySize {
+		return TerminalCredentials{}, protocol.Errorf(protocol.CodeMalformed, "public_key", "must be an Ed25519 public key (%d bytes)", ed25519.PublicKeySize)
+	}
+	var creds TerminalCredentials
+	err := s.admin("enroll", func(tx *bolt.Tx) error {
+		key := tx.Bucket(bucketEnrollTokens).Get([]byte(tokenID))
+		if key == nil {
+			return protocol.Errorf(protocol.CodeEnrollmentUnknown, "token", "no such enrollment token; ask the hub's operator for a new one")
+		}
+		key = bytes.Clone(key)
+		rec, err := getEnroll(tx, key)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(secret)
+		switch {
+		case rec.TokenID != tokenID:
+			// Replaced by a newer token, or used: the id stays known so that
+			// a second use is told apart from a typo.
+			return protocol.Errorf(protocol.CodeEnrollmentUsed, "token", "this enrollment token has been used or replaced; ask the hub's operator for a new one")
+		case subtle.ConstantTimeCompare(sum[:], rec.TokenHash) != 1:
+			return protocol.Errorf(protocol.CodeEnrollmentUnknown, "token", "no such enrollment token; ask the hub's operator for a new one")
+		case !now.Before(rec.TokenExpires):
+			return protocol.Errorf(protocol.CodeEnrollmentExpired, "token", "the enrollment token expired at %s; ask the hub's operator for a new one", rec.TokenExpires.Format(time.RFC3339))
+		}
+		store, terminal, _ := bytes.Cut(key, []byte("/"))
+		partner := ""
+		if st, ok := s.reg.Load().stores[string(store)]; ok {
+			partner = st.Partner
+		}
+		password := randomText(32)
+		salt := randomBytes(16)
+		rec.TokenID, rec.TokenHash, rec.TokenExpires = "", nil, time.Time{}
+		rec.PublicKey, rec.PassSalt, rec.PassHash = publicKey, salt, passHash(salt, password)
+		rec.EnrolledAt, rec.RevokedAt = now.UTC(), time.Time{}
+		creds = TerminalCredentials{Store: string(store), Terminal: string(terminal), Partner: partner,
+			Username: protocol.AgentClientID(string(store), string(terminal)), Password: password}
+		return putJSON(tx.Bucket(bucketEnrollment), key, rec)
+	})
+	if err != nil {
+		return TerminalCredentials{}, err
+	}
+	return creds, nil
+}
+
+// AuthenticateTerminal checks an enrolled terminal's credentials: ok, or
+// the reason they are refused (for the log; never the password).
+func (s *BoltStore) AuthenticateTerminal(username string, password []byte) (ok bool, reason string) {
+	store, terminal, valid := protocol.ParseAgentClientID(username)
+	if !valid {
+		return false, "not a terminal's username"
+	}
+	var rec enrollRec
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEnrollment)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(store + "/" + terminal))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &rec)
+	})
+	switch {
+	case err != nil:
+		return false, "ledger error"
+	case !found || rec.EnrolledAt.IsZero():
+		return false, "terminal not enrolled"
+	case !rec.RevokedAt.IsZero():
+		return false, "terminal revoked"
+	case subtle.ConstantTimeCompare(passHash(rec.PassSalt, string(password)), rec.PassHash) != 1:
+		return false, "wrong password"
+	}
+	return true, ""
+}
+
+// Enrolled reports whether the terminal has enrolled credentials that are
+// not revoked; a terminal that has must always present them.
+func (s *BoltStore) Enrolled(store, terminal string) bool {
+	var rec enrollRec
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEnrollment)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get([]byte(store + "/" + terminal)); v != nil {
+			return json.Unmarshal(v, &rec)
+		}
+		return nil
+	})
+	return err == nil && !rec.EnrolledAt.IsZero()
+}
+
+// RevokeTerminal makes an enrolled terminal's credentials invalid for good
+// (and drops a pending token). Enrolling it again needs a new token.
+func (s *BoltStore) RevokeTerminal(store, terminal string, now time.Time) error {
+	return s.admin("revoke terminal", func(tx *bolt.Tx) error {
+		key, rec, err := terminalEnrollment(tx, store, terminal)
+		if err != nil {
+			return err
+		}
+		if rec.EnrolledAt.IsZero() && rec.TokenID == "" {
+			return protocol.Errorf(protocol.CodeNotFound, "terminal", "%s/%s has not enrolled and has no pending token", store, terminal)
+		}
+		rec.TokenID, rec.TokenHash, rec.TokenExpires = "", nil, time.Time{}
+		if !rec.EnrolledAt.IsZero() && rec.RevokedAt.IsZero() {
+			rec.RevokedAt = now.UTC()
+		}
+		rec.PassHash, rec.PassSalt = nil, nil
+		return putJSON(tx.Bucket(bucketEnrollment), key, rec)
+	})
+}
+
+// Enrollments lists the enrollment state of every terminal that has a
+// token or enrolled, by store and terminal.
+func (s *BoltStore) Enrollments() ([]Enrollment, error) {
+	var out []Enrollment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEnrollment)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rec enrollRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("enrollment %s: %w", k, err)
+			}
+			store, terminal, _ := bytes.Cut(k, []byte("/"))
+			out = append(out, Enrollment{Store: string(store), Terminal: string(terminal), TokenExpires: rec.TokenExpires,
+				EnrolledAt: rec.EnrolledAt, RevokedAt: rec.RevokedAt, PublicKey: rec.PublicKey})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: enrollments: %w", err)
+	}
+	return out, nil
+}
+
+func registeredTerminal(tx *bolt.Tx, store, terminal string) ([]byte, error) {
+	if !protocol.ValidID(store) {
+		return nil, idError("store", store)
+	}
+	if !protocol.ValidID(terminal) {
+		return nil, idError("terminal", terminal)
+	}
+	key := []byte(store + "/" + terminal)
+	v := tx.Bucket(bucketTerminals).Get(key)
+	var t Terminal
+	if v != nil {
+		if err := json.Unmarshal(v, &t); err != nil {
+			return nil, fmt.Errorf("terminal %s: %w", key, err)
+		}
+	}
+	if !t.Registered {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "terminal", "no terminal %s of store %s; register it with terminal add", terminal, store)
+	}
+	return key, nil
+}
+
+// terminalEnrollment is a registered terminal's key and enrollment record.
+func terminalEnrollment(tx *bolt.Tx, store, terminal string) ([]byte, enrollRec, error) {
+	key, err := registeredTerminal(tx, store, terminal)
+	if err != nil {
+		return nil, enrollRec{}, err
+	}
+	rec, err := getEnroll(tx, key)
+	return key, rec, err
+}
+
+func getEnroll(tx *bolt.Tx, key []byte) (enrollRec, error) {
+	var rec enrollRec
+	if v := tx.Bucket(bucketEnrollment).Get(key); v != nil {
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return rec, fmt.Errorf("enrollment %s: %w", key, err)
+		}
+	}
+	return rec, nil
+}
+
+func passHash(salt []byte, password string) []byte {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(password))
+	return h.Sum(nil)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return b
+}
+
+func randomText(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }
