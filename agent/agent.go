@@ -230,13 +230,28 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.off.load(offline)
+	// An enrolled till connects with its own credentials, and as the
+	// terminal it enrolled as.
+	enr, enrolled, err := LoadEnrollment(o.DataDir)
+	if err == nil && enrolled && (enr.Store != o.Store || enr.Terminal != o.Terminal) {
+		err = fmt.Errorf("agent: the data dir is enrolled as %s/%s, not %s/%s; use the store and terminal it enrolled as, or another data dir", enr.Store, enr.Terminal, o.Store, o.Terminal)
+	}
+	if err == nil && enrolled && len(o.HubCA) == 0 {
+		if ca, rerr := os.ReadFile(filepath.Join(o.DataDir, HubCAFile)); rerr == nil && IsTLSBroker(o.Broker) {
+			o.HubCA = ca
+		}
+	}
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
 	tlsCfg, err := HubTLSConfig(o.Broker, o.HubCA)
 	if err != nil {
 		ob.Close()
 		return nil, err
 	}
 	a.up, err = uplink.New(uplink.Options{
-		Broker: o.Broker, TLS: tlsCfg, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
+		Broker: o.Broker, TLS: tlsCfg, Username: enr.Username, Password: enr.Password, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
 		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
 	})

@@ -57,6 +57,13 @@ type Options struct {
 	// MQTTTLS, when set, makes the embedded broker serve MQTTListener over
 	// TLS (hub/pki's ServerTLSConfig).
 	MQTTTLS *tls.Config
+	// CAPEM and CAFingerprint are the hub's CA certificate and its SHA-256
+	// (hex), handed to tills at enrollment; empty without a CA.
+	CAPEM         []byte
+	CAFingerprint string
+	// RequireEnrollment makes the embedded broker refuse every client
+	// without an enrolled terminal's credentials.
+	RequireEnrollment bool
 	// BrokerURL names an external broker to use instead, e.g. tcp://127.0.0.1:1883.
 	BrokerURL string
 	// BrokerClientID is the hub's client id at an external broker; default "tillsync-hub".
@@ -201,7 +208,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.o.BrokerURL != "" {
 		bus, err = broker.DialExternal(ctx, broker.ExternalOptions{URL: h.o.BrokerURL, ClientID: h.o.BrokerClientID, Logger: h.log})
 	} else {
-		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS, Logger: h.log})
+		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS,
+			Auth: h.ledger, RequireEnrollment: h.o.RequireEnrollment, Logger: h.log})
 	}
 	if err != nil {
 		return err
@@ -251,6 +259,12 @@ func (h *Hub) Run(ctx context.Context) error {
 				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{
 					Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
 					MemberTokenKey: h.tokenKey, MemberTokenTTL: h.o.MemberTokenTTL,
+					CAPEM: h.o.CAPEM, CAFingerprint: h.o.CAFingerprint,
+					OnRevoke: func(store, terminal string) {
+						if e, ok := bus.(*broker.Embedded); ok {
+							e.Disconnect(protocol.AgentClientID(store, terminal))
+						}
+					},
 					Logger: h.log, Clock: h.o.Clock,
 				})
 			})

@@ -44,7 +44,7 @@ keeps working while the store is offline and catches up when the hub is back.`,
 		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
 	root.AddCommand(runCmd(), pingCmd(), statusCmd(), versionCmd(), portsCmd(), scanTestCmd())
-	root.AddCommand(installCmd(), uninstallCmd(), startCmd(), stopCmd(), restartCmd(), configCmd())
+	root.AddCommand(installCmd(), uninstallCmd(), startCmd(), stopCmd(), restartCmd(), configCmd(), enrollCmd())
 	return root
 }
 

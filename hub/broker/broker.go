@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -63,6 +64,12 @@ type EmbeddedOptions struct {
 	Listener net.Listener
 	// TLS, when set, makes Listener serve MQTT over TLS with it.
 	TLS *tls.Config
+	// Auth checks enrolled terminals' credentials; nil: no client has any.
+	Auth Authenticator
+	// RequireEnrollment refuses every client without valid credentials.
+	// Off, a client without credentials may still connect — unless its
+	// client id is that of an enrolled terminal.
+	RequireEnrollment bool
 	// Logger receives the broker's own lines at WARN and above.
 	Logger *slog.Logger
 }
@@ -70,6 +77,7 @@ type EmbeddedOptions struct {
 // Embedded is the in-process mochi broker. The hub talks to it through
 // mochi's inline client: no TCP hop, and the publisher's client id is known.
 type Embedded struct {
+	acl   *terminalACL
 	srv   *mochi.Server
 	close sync.Once
 	mu    sync.Mutex
@@ -94,7 +102,8 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	// packets before the broker buffers them.
 	caps.MaximumPacketSize = MaxPacketSize
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
-	if err := srv.AddHook(new(terminalACL), nil); err != nil {
+	acl := &terminalACL{auth: opts.Auth, require: opts.RequireEnrollment, log: log}
+	if err := srv.AddHook(acl, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	l := opts.Listener
@@ -107,7 +116,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, acl: acl}, nil
 }
 
 // Subscribe adds an inline subscription.
@@ -164,16 +173,71 @@ func (e *Embedded) Clients() int {
 // name. A forbidden QoS 1 publish disconnects the client; a forbidden QoS
 // 0 one (sightings are sent QoS 0) is dropped.
 //
-// Client ids are not yet authenticated: any client can still claim a
-// terminal's id (taking over its connection). Credentials per terminal come
-// with enrollment; this hook is where they will be checked.
-type terminalACL struct{ mochi.HookBase }
+// It also authenticates clients at CONNECT. A client with a username must
+// connect as that username (its client id) and with that enrolled
+// terminal's password; an enrolled terminal's client id without
+// credentials is refused, so an enrolled terminal cannot be impersonated;
+// and with RequireEnrollment nobody connects without valid credentials.
+// Refusals are logged (never the password) and counted.
+type terminalACL struct {
+	mochi.HookBase
+	auth    Authenticator
+	require bool
+	log     *slog.Logger
+	refused atomic.Int64
+}
+
+// Authenticator is what the broker needs of the ledger's enrollment
+// (ledger.Store has both methods).
+type Authenticator interface {
+	AuthenticateTerminal(username string, password []byte) (ok bool, reason string)
+	Enrolled(store, terminal string) bool
+}
 
 func (*terminalACL) ID() string { return "tillsync-terminal-acl" }
 func (*terminalACL) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
-func (*terminalACL) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+
+func (h *terminalACL) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	user := string(pk.Connect.Username)
+	refuse := func(why string) bool {
+		n := h.refused.Add(1)
+		h.log.Warn("MQTT connection refused", "client", cl.ID, "remote", cl.Net.Remote, "why", why, "refused", n)
+		return false
+	}
+	switch {
+	case user != "" && user != cl.ID:
+		return refuse("the username is not the client id")
+	case user != "" && h.auth == nil:
+		return refuse("no terminal is enrolled at this hub")
+	case user != "":
+		if ok, why := h.auth.AuthenticateTerminal(user, pk.Connect.Password); !ok {
+			return refuse(why)
+		}
+		return true
+	case h.require:
+		return refuse("no credentials; enroll the terminal (tillsync-agent enroll)")
+	}
+	if store, terminal, ok := protocol.ParseAgentClientID(cl.ID); ok && h.auth != nil && h.auth.Enrolled(store, terminal) {
+		return refuse("an enrolled terminal's client id without its credentials")
+	}
+	return true
+}
+
+// Refused counts the connections refused at CONNECT.
+func (e *Embedded) Refused() int64 { return e.acl.refused.Load() }
+
+// Disconnect drops the client with id at once (a revoked terminal); its
+// reconnects then fail authentication.
+func (e *Embedded) Disconnect(id string) {
+	if cl, ok := e.srv.Clients.Get(id); ok && !cl.Closed() {
+		_ = e.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+}
 
 func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	if cl.Net.Inline {

@@ -377,6 +377,8 @@ func statusOf(code protocol.Code) int {
 		return http.StatusNotFound
 	case protocol.CodeConflict, protocol.CodePeriodClosed:
 		return http.StatusConflict
+	case protocol.CodeEnrollmentUnknown, protocol.CodeEnrollmentUsed, protocol.CodeEnrollmentExpired:
+		return http.StatusForbidden
 	case protocol.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case protocol.CodeInternal:

@@ -67,8 +67,16 @@ type Options struct {
 	// MemberTokenTTL is a token's lifetime when the request names none;
 	// default protocol.DefaultTokenTTL, at most protocol.MaxTokenLifetime.
 	MemberTokenTTL time.Duration
-	Logger         *slog.Logger
-	Clock          clock.Clock
+	// CAPEM is the hub's CA certificate, given to tills at enrollment, and
+	// CAFingerprint its SHA-256 (hex), written into enrollment tokens so a
+	// till can pin the hub; both empty when the hub has no CA.
+	CAPEM         []byte
+	CAFingerprint string
+	// OnRevoke is called after a terminal is revoked, to disconnect it at
+	// once. It must not block. May be nil.
+	OnRevoke func(store, terminal string)
+	Logger   *slog.Logger
+	Clock    clock.Clock
 }
 
 // MemberBalance answers GET /v1/members/{member}/balance.
@@ -142,16 +150,20 @@ func Handler(o Options) http.Handler {
 		"GET /v1/stores":                     a.stores,
 		"GET /v1/health":                     a.health,
 
-		"GET /v1/coalition":                           a.coalition,
-		"PUT /v1/coalition":                           a.setCoalition,
-		"GET /v1/partners":                            a.partners,
-		"PUT /v1/partners/{partner}":                  a.putPartner,
-		"GET /v1/partners/{partner}/rules":            a.rules,
-		"POST /v1/partners/{partner}/rules":           a.addRules,
-		"POST /v1/partners/{partner}/campaigns":       a.addCampaign,
-		"PUT /v1/stores/{store}":                      a.putStore,
-		"PUT /v1/stores/{store}/terminals/{terminal}": a.addTerminal,
-		"POST /v1/seed":                               a.seed,
+		"GET /v1/coalition":                                             a.coalition,
+		"PUT /v1/coalition":                                             a.setCoalition,
+		"GET /v1/partners":                                              a.partners,
+		"PUT /v1/partners/{partner}":                                    a.putPartner,
+		"GET /v1/partners/{partner}/rules":                              a.rules,
+		"POST /v1/partners/{partner}/rules":                             a.addRules,
+		"POST /v1/partners/{partner}/campaigns":                         a.addCampaign,
+		"PUT /v1/stores/{store}":                                        a.putStore,
+		"PUT /v1/stores/{store}/terminals/{terminal}":                   a.addTerminal,
+		"POST /v1/stores/{store}/terminals/{terminal}/enrollment-token": a.enrollmentToken,
+		"POST /v1/stores/{store}/terminals/{terminal}/revoke":           a.revokeTerminal,
+		"GET /v1/enrollments":                                           a.enrollments,
+		"POST /v1/enroll":                                               a.enroll,
+		"POST /v1/seed":                                                 a.seed,
 
 		"GET /v1/flags":       a.flags,
 		"GET /v1/token-flags": a.tokenFlags,

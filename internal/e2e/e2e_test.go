@@ -73,6 +73,8 @@ type env struct {
 	// pki, when set, makes the embedded broker serve MQTT over TLS with the
 	// hub's own certificate (brokerURL is then tls://).
 	pki *pki.PKI
+	// requireEnrollment makes the hub refuse clients without credentials.
+	requireEnrollment bool
 }
 
 // The coalition every e2e hub runs: one partner whose rules earn what the
@@ -150,7 +152,9 @@ func (e *env) startHub() *hubProc {
 		o.MQTTListener = l
 		if e.pki != nil {
 			o.MQTTTLS = e.pki.ServerTLSConfig()
+			o.CAPEM, o.CAFingerprint = e.pki.CACertPEM(), e.pki.CAFingerprint()
 		}
+		o.RequireEnrollment = e.requireEnrollment
 	}
 	if e.httpAddr != "" {
 		testkit.WaitFor(t, 10*time.Second, "the hub's HTTP port to be free", func() bool {

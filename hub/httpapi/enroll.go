@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/tillsync/tillsync/hub/ledger"
+	"github.com/tillsync/tillsync/internal/httpx"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// EnrollmentTokenAnswer answers POST /v1/stores/{s}/terminals/{t}/enrollment-token.
+type EnrollmentTokenAnswer struct {
+	Store     string    `json:"store"`
+	Terminal  string    `json:"terminal"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EnrollRequest is POST /v1/enroll.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	// PublicKey is the terminal's Ed25519 public key, base64 (std or url).
+	PublicKey string `json:"public_key"`
+}
+
+// EnrollAnswer answers POST /v1/enroll: what the till needs to connect.
+type EnrollAnswer struct {
+	Store    string `json:"store"`
+	Terminal string `json:"terminal"`
+	Partner  string `json:"partner"`
+	// MQTTUsername is also the client id to connect as.
+	MQTTUsername string `json:"mqtt_username"`
+	MQTTPassword string `json:"mqtt_password"`
+	// CAPEM is the hub's CA certificate, when the hub has one (MQTT over TLS).
+	CAPEM string `json:"ca_pem,omitempty"`
+	// MemberTokenKeys are the coalition's member token public keys.
+	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
+}
+
+func (a *api) enrollmentToken(w http.ResponseWriter, r *http.Request) {
+	store, ok := pathID(w, r, "store")
+	if !ok {
+		return
+	}
+	terminal, ok := pathID(w, r, "terminal")
+	if !ok {
+		return
+	}
+	var b struct {
+		ExpiresIn string `json:"expires_in"`
+	}
+	if !decodeBody(w, r, MaxSmallBody, true, &b) {
+		return
+	}
+	var ttl time.Duration
+	if b.ExpiresIn != "" {
+		d, err := time.ParseDuration(b.ExpiresIn)
+		if err != nil {
+			httpx.WriteError(w, http.StatusBadRequest, protocol.CodeMalformed, "expires_in: a duration such as 24h")
+			return
+		}
+		ttl = d
+	}
+	tok, err := a.o.Store.IssueEnrollmentToken(store, terminal, ttl, a.o.Clock.Now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.o.Logger.Info("enrollment token issued", "store", store, "terminal", terminal, "expires", tok.ExpiresAt)
+	httpx.WriteJSON(w, http.StatusCreated, EnrollmentTokenAnswer{Store: store, Terminal: terminal,
+		Token: protocol.FormatEnrollmentToken(tok.ID, tok.Secret, a.o.CAFingerprint), ExpiresAt: tok.ExpiresAt})
+}
+
+func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
+	var b EnrollRequest
+	if !decodeBody(w, r, MaxSmallBody, false, &b) {
+		return
+	}
+	id, secret, _, err := protocol.ParseEnrollmentToken(b.Token)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	pub, err := base64.StdEncoding.DecodeString(b.PublicKey)
+	if err != nil {
+		pub, err = base64.RawURLEncoding.DecodeString(b.PublicKey)
+	}
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, protocol.CodeMalformed, "public_key: the terminal's Ed25519 public key, base64")
+		return
+	}
+	creds, err := a.o.Store.Enroll(id, secret, pub, a.o.Clock.Now())
+	if err != nil {
+		// Never the token itself: it may be a real one, mistyped.
+		a.o.Logger.Warn("enrollment refused", "code", protocol.CodeOf(err), "remote", r.RemoteAddr)
+		a.fail(w, r, err)
+		return
+	}
+	a.o.Logger.Info("terminal enrolled", "store", creds.Store, "terminal", creds.Terminal)
+	ans := EnrollAnswer{Store: creds.Store, Terminal: creds.Terminal, Partner: creds.Partner,
+		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM)}
+	if a.o.MemberTokenKey != nil {
+		ans.MemberTokenKeys = []string{protocol.EncodeTokenKey(a.o.MemberTokenKey.Public().(ed25519.PublicKey))}
+	}
+	a.changed(r, "enrollment "+creds.Store+"/"+creds.Terminal)
+	httpx.WriteJSON(w, http.StatusCreated, ans)
+}
+
+func (a *api) revokeTerminal(w http.ResponseWriter, r *http.Request) {
+	store, ok := pathID(w, r, "store")
+	if !ok {
+		return
+	}
+	terminal, ok := pathID(w, r, "terminal")
+	if !ok {
+		return
+	}
+	var b struct{}
+	if !decodeBody(w, r, MaxSmallBody, true, &b) {
+		return
+	}
+	if err := a.o.Store.RevokeTerminal(store, terminal, a.o.Clock.Now()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.o.Logger.Warn("terminal revoked", "store", store, "terminal", terminal)
+	if a.o.OnRevoke != nil {
+		a.o.OnRevoke(store, terminal)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"store": store, "terminal": terminal, "revoked": true})
+}
+
+func (a *api) enrollments(w http.ResponseWriter, r *http.Request) {
+	es, err := a.o.Store.Enrollments()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if es == nil {
+		es = []ledger.Enrollment{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"enrollments": es})
+}

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/hub/httpapi"
+	"github.com/tillsync/tillsync/hub/pki"
+	"github.com/tillsync/tillsync/internal/testkit"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// hubPost posts body to the hub's HTTP API and decodes the answer into v;
+// it returns the status and the error code of an error answer.
+func hubPost(t *testing.T, e *env, path string, body any, v any) (int, protocol.Code) {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	resp, err := http.Post("http://"+e.httpAddr+path, "application/json", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var eb struct {
+		Error struct{ Code protocol.Code } `json:"error"`
+	}
+	json.Unmarshal(raw, &eb)
+	if v != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, v); err != nil {
+			t.Fatalf("%s: %s: %v", path, raw, err)
+		}
+	}
+	return resp.StatusCode, eb.Error.Code
+}
+
+// TestEnrollment: a terminal enrolls once with its token and then syncs
+// over TLS with its own credentials, which nobody else can use; the token
+// is refused a second time; without credentials nobody connects; revoking
+// the terminal drops it at once and for good.
+func TestEnrollment(t *testing.T) {
+	e := newEnv(t, "embedded")
+	e.httpAddr = testkit.FreePort(t)
+	p, err := pki.LoadOrCreate(filepath.Join(t.TempDir(), "pki"), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pki, e.requireEnrollment = p, true
+	h := startHubOnce(t, e)
+	store := e.store("enr-")
+	if err := h.h.Ledger().AddTerminal(store, "till-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	var tok httpapi.EnrollmentTokenAnswer
+	if st, code := hubPost(t, e, "/v1/stores/"+store+"/terminals/till-1/enrollment-token", map[string]string{"expires_in": "1h"}, &tok); st != http.StatusCreated {
+		t.Fatalf("enrollment token: HTTP %d %s", st, code)
+	}
+	if _, _, fp, err := protocol.ParseEnrollmentToken(tok.Token); err != nil || fp != p.CAFingerprint() {
+		t.Fatalf("token %q: fingerprint %q, %v; want the hub CA's", tok.Token, fp, err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	req := map[string]string{"token": tok.Token, "public_key": base64.StdEncoding.EncodeToString(pub)}
+	var ans httpapi.EnrollAnswer
+	if st, code := hubPost(t, e, "/v1/enroll", req, &ans); st != http.StatusCreated {
+		t.Fatalf("enroll: HTTP %d %s", st, code)
+	}
+	if ans.Store != store || ans.Terminal != "till-1" || ans.MQTTUsername != protocol.AgentClientID(store, "till-1") || ans.CAPEM != string(p.CACertPEM()) || len(ans.MemberTokenKeys) == 0 {
+		t.Fatalf("enrollment answer: %+v", ans)
+	}
+	if st, code := hubPost(t, e, "/v1/enroll", req, nil); st != http.StatusForbidden || code != protocol.CodeEnrollmentUsed {
+		t.Fatalf("the token a second time: HTTP %d %s, want 403 %s", st, code, protocol.CodeEnrollmentUsed)
+	}
+
+	dir := t.TempDir()
+	enr := agent.Enrollment{Store: ans.Store, Terminal: ans.Terminal, Partner: ans.Partner, Username: ans.MQTTUsername, Password: ans.MQTTPassword}
+	if err := agent.SaveEnrollment(dir, enr, priv, []byte(ans.CAPEM)); err != nil {
+		t.Fatal(err)
+	}
+	a := startTill(t, agent.Options{DataDir: dir, Broker: e.brokerURL(), Store: store})
+	member := store + "-m1"
+	a.earn(t, member, 3000)
+	a.waitDrained(t)
+	if got, _ := h.balance(t, member); got != 30 {
+		t.Fatalf("hub balance after an enrolled till's earn: %d", got)
+	}
+
+	// Nobody else gets in: not with its password under another name, not
+	// as it with a wrong password, not without credentials.
+	connect := func(id, user, pass string) error {
+		o := mqtt.NewClientOptions().AddBroker(e.brokerURL()).SetClientID(id).SetUsername(user).SetPassword(pass).
+			SetAutoReconnect(false).SetConnectTimeout(3 * time.Second)
+		tc, _ := agent.HubTLSConfig(e.brokerURL(), p.CACertPEM())
+		o.SetTLSConfig(tc)
+		c := mqtt.NewClient(o)
+		tk := c.Connect()
+		tk.WaitTimeout(5 * time.Second)
+		if tk.Error() == nil {
+			c.Disconnect(0)
+		}
+		return tk.Error()
+	}
+	other := protocol.AgentClientID(store, "till-2")
+	for _, c := range []struct{ name, id, user, pass string }{
+		{"its password under another terminal's name", other, other, ans.MQTTPassword},
+		{"its name with a wrong password", ans.MQTTUsername, ans.MQTTUsername, ans.MQTTPassword + "x"},
+		{"its name without credentials", ans.MQTTUsername, "", ""},
+		{"no credentials at all", "someone", "", ""},
+		{"a username that is not the client id", "someone", ans.MQTTUsername, ans.MQTTPassword},
+	} {
+		if err := connect(c.id, c.user, c.pass); err == nil {
+			t.Errorf("connected with %s", c.name)
+		}
+	}
+	if hl := a.health(t); !hl.HubConnected {
+		t.Fatal("the enrolled till lost its connection to the attempts")
+	}
+
+	// Revoked: dropped at once, and refused from then on.
+	if st, code := hubPost(t, e, "/v1/stores/"+store+"/terminals/till-1/revoke", nil, nil); st != http.StatusOK {
+		t.Fatalf("revoke: HTTP %d %s", st, code)
+	}
+	a.waitConnected(t, false)
+	a.earn(t, member, 1000)
+	time.Sleep(1500 * time.Millisecond) // reconnect attempts
+	if hl := a.health(t); hl.HubConnected || hl.Backlog != 1 {
+		t.Fatalf("a revoked till: %+v; want disconnected, its earn kept", hl)
+	}
+	if got, _ := h.balance(t, member); got != 30 {
+		t.Fatalf("hub balance after the revoked till's earn: %d", got)
+	}
+}
