@@ -154,11 +154,7 @@ func (a *api) putStore(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) addTerminal(w http.ResponseWriter, r *http.Request) {
-	store, ok := pathID(w, r, "store")
-	if !ok {
-		return
-	}
-	terminal, ok := pathID(w, r, "terminal")
+	store, terminal, ok := terminalPath(w, r)
 	if !ok {
 		return
 	}

@@ -41,11 +41,7 @@ type EnrollAnswer struct {
 }
 
 func (a *api) enrollmentToken(w http.ResponseWriter, r *http.Request) {
-	store, ok := pathID(w, r, "store")
-	if !ok {
-		return
-	}
-	terminal, ok := pathID(w, r, "terminal")
+	store, terminal, ok := terminalPath(w, r)
 	if !ok {
 		return
 	}
@@ -110,11 +106,7 @@ func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) revokeTerminal(w http.ResponseWriter, r *http.Request) {
-	store, ok := pathID(w, r, "store")
-	if !ok {
-		return
-	}
-	terminal, ok := pathID(w, r, "terminal")
+	store, terminal, ok := terminalPath(w, r)
 	if !ok {
 		return
 	}
@@ -143,4 +135,14 @@ func (a *api) enrollments(w http.ResponseWriter, r *http.Request) {
 		es = []ledger.Enrollment{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"enrollments": es})
+}
+
+// terminalPath reads {store} and {terminal} from the path, answering 400
+// when either is not an id.
+func terminalPath(w http.ResponseWriter, r *http.Request) (store, terminal string, ok bool) {
+	if store, ok = pathID(w, r, "store"); !ok {
+		return "", "", false
+	}
+	terminal, ok = pathID(w, r, "terminal")
+	return store, terminal, ok
 }
