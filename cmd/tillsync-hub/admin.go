@@ -510,19 +510,26 @@ func terminalCmd() *cobra.Command {
 		Use:   "terminal",
 		Short: "Register or list terminals (tills)",
 	}
-	return parent(c, terminalAddCmd(), terminalListCmd())
+	return parent(c, terminalAddCmd(), terminalTokenCmd(), terminalRevokeCmd(), terminalListCmd())
 }
 
 func terminalAddCmd() *cobra.Command {
 	var (
 		f               apiFlags
 		store, terminal string
+		noToken         bool
+		expiresIn       time.Duration
 	)
 	c := &cobra.Command{
-		Use:     "add --store S --terminal T",
-		Short:   "Register a terminal of a registered store",
-		Long:    `Register a terminal (till) of a registered store. Registering one twice is harmless.`,
-		Example: `  tillsync-hub terminal add --store gc-berlin-01 --terminal till-3`,
+		Use:   "add --store S --terminal T",
+		Short: "Register a terminal of a registered store and print its one-time enrollment token",
+		Long: `Register a terminal (till) of a registered store, and print a one-time
+enrollment token for it (unless --no-token): the till's installer runs
+"tillsync-agent enroll --token …" with it, once, before it expires.
+Registering a terminal twice is harmless; each run prints a new token, which
+replaces the previous one.`,
+		Example: `  tillsync-hub terminal add --store gc-berlin-01 --terminal till-3
+  tillsync-hub terminal add --store gc-berlin-01 --terminal till-3 --expires-in 72h`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if store == "" || terminal == "" {
@@ -542,17 +549,119 @@ func terminalAddCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("terminal %s/%s: %w", store, terminal, err)
 			}
-			if f.json {
-				return printJSON(c, raw)
+			if noToken {
+				if f.json {
+					return printJSON(c, raw)
+				}
+				fmt.Fprintf(c.OutOrStdout(), "Terminal %s of store %s registered.\n", terminal, store)
+				return nil
 			}
-			fmt.Fprintf(c.OutOrStdout(), "Terminal %s of store %s registered.\n", terminal, store)
-			return nil
+			return printEnrollmentToken(c, cl, f.json, store, terminal, expiresIn, "registered")
 		},
 	}
 	c.Flags().StringVar(&store, "store", "", "the registered store the terminal belongs to (required)")
 	c.Flags().StringVar(&terminal, "terminal", "", "the terminal's id (required)")
+	c.Flags().BoolVar(&noToken, "no-token", false, "register only; issue the enrollment token later with terminal token")
+	c.Flags().DurationVar(&expiresIn, "expires-in", 24*time.Hour, "how long the enrollment token is valid (1m to 720h)")
 	f.add(c, true)
 	return c
+}
+
+// printEnrollmentToken issues a terminal's enrollment token and prints it
+// with what to do with it.
+func printEnrollmentToken(c *cobra.Command, cl *client, asJSON bool, store, terminal string, expiresIn time.Duration, done string) error {
+	var tok httpapi.EnrollmentTokenAnswer
+	raw, err := cl.call("POST", "/v1/stores/"+store+"/terminals/"+terminal+"/enrollment-token", map[string]string{"expires_in": expiresIn.String()}, &tok)
+	if err != nil {
+		return fmt.Errorf("enrollment token for %s/%s: %w", store, terminal, err)
+	}
+	if asJSON {
+		return printJSON(c, raw)
+	}
+	out := c.OutOrStdout()
+	fmt.Fprintf(out, "Terminal %s of store %s %s. Its one-time enrollment token, valid until %s:\n\n  %s\n\n", terminal, store, done, tok.ExpiresAt.Format("2006-01-02 15:04Z"), tok.Token)
+	fmt.Fprintf(out, "On the till: tillsync-agent enroll --hub http://HUB:PORT --token %s\n", tok.Token)
+	return nil
+}
+
+func terminalTokenCmd() *cobra.Command {
+	var (
+		f               apiFlags
+		store, terminal string
+		expiresIn       time.Duration
+	)
+	c := &cobra.Command{
+		Use:     "token --store S --terminal T",
+		Short:   "Issue a new one-time enrollment token for a registered terminal",
+		Long:    `Issue a new one-time enrollment token for a registered terminal; it replaces one still pending. Needed to enroll a till again after a revoke or a lost token.`,
+		Example: `  tillsync-hub terminal token --store gc-berlin-01 --terminal till-3`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := terminalFlags(store, terminal); err != nil {
+				return err
+			}
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
+			return printEnrollmentToken(c, cl, f.json, store, terminal, expiresIn, "may enroll")
+		},
+	}
+	c.Flags().StringVar(&store, "store", "", "the terminal's store (required)")
+	c.Flags().StringVar(&terminal, "terminal", "", "the terminal's id (required)")
+	c.Flags().DurationVar(&expiresIn, "expires-in", 24*time.Hour, "how long the token is valid (1m to 720h)")
+	f.add(c, true)
+	return c
+}
+
+func terminalRevokeCmd() *cobra.Command {
+	var (
+		f               apiFlags
+		store, terminal string
+	)
+	c := &cobra.Command{
+		Use:   "revoke --store S --terminal T",
+		Short: "Revoke a terminal's credentials: disconnected at once, refused from then on",
+		Long: `Revoke a terminal's credentials (and any pending enrollment token). A
+connected till is disconnected at once and cannot connect again; what it
+still holds stays in its outbox. Enrolling it again needs a new token
+(terminal token).`,
+		Example: `  tillsync-hub terminal revoke --store gc-berlin-01 --terminal till-3`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := terminalFlags(store, terminal); err != nil {
+				return err
+			}
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
+			raw, err := cl.call("POST", "/v1/stores/"+store+"/terminals/"+terminal+"/revoke", nil, nil)
+			if err != nil {
+				return fmt.Errorf("revoke %s/%s: %w", store, terminal, err)
+			}
+			if f.json {
+				return printJSON(c, raw)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "Terminal %s of store %s revoked: disconnected, and refused from now on.\n", terminal, store)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&store, "store", "", "the terminal's store (required)")
+	c.Flags().StringVar(&terminal, "terminal", "", "the terminal's id (required)")
+	f.add(c, true)
+	return c
+}
+
+// terminalFlags checks --store and --terminal.
+func terminalFlags(store, terminal string) error {
+	if store == "" || terminal == "" {
+		return cli.Usagef("--store and --terminal are both required")
+	}
+	if err := checkID("--store", store); err != nil {
+		return err
+	}
+	return checkID("--terminal", terminal)
 }
 
 func terminalListCmd() *cobra.Command {

@@ -67,7 +67,7 @@ func versionCmd() *cobra.Command {
 func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
-		mqttTLS                                                               bool
+		mqttTLS, requireEnrollment                                            bool
 		tlsNames                                                              []string
 		logf                                                                  cli.LogFlags
 	)
@@ -97,7 +97,7 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			if err != nil {
 				return err
 			}
-			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey}
+			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment}
 			if broker != "" {
 				if c.Flags().Changed("mqtt-listen") {
 					return cli.Usagef("--broker and --mqtt-listen exclude each other: the hub either embeds a broker or uses yours")
@@ -129,6 +129,7 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 					return err
 				}
 				o.MQTTTLS = p.ServerTLSConfig()
+				o.CAPEM, o.CAFingerprint = p.CACertPEM(), p.CAFingerprint()
 			}
 			if broker == "" {
 				if o.MQTTListener, err = cli.Listen("MQTT", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"); err != nil {
@@ -170,6 +171,7 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 	c.Flags().StringVar(&dataDir, "data-dir", cli.DefaultDataDir("hub"), "directory for the ledger (created owner-only)")
 	c.Flags().StringVar(&mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
 	c.Flags().BoolVar(&mqttTLS, "mqtt-tls", false, "serve MQTT over TLS with the hub's own certificate (made in <data-dir>/pki at the first start; agents use tls://HOST:PORT and the CA from `tillsync-hub tls ca`)")
+	c.Flags().BoolVar(&requireEnrollment, "require-enrollment", false, "refuse every MQTT client without an enrolled terminal's credentials (enrolled terminals must use theirs in any case)")
 	c.Flags().StringSliceVar(&tlsNames, "tls-name", nil, "a DNS name or IP address tills reach the hub by, for its certificate (repeatable; localhost and 127.0.0.1 are always in)")
 	c.Flags().StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	c.Flags().StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
