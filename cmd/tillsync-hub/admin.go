@@ -530,7 +530,7 @@ Registering a terminal twice is harmless; each run prints a new token, which
 replaces the previous one.`,
 		Example: `  tillsync-hub terminal add --store gc-berlin-01 --terminal till-3
   tillsync-hub terminal add --store gc-berlin-01 --terminal till-3 --expires-in 72h`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if store == "" || terminal == "" {
 				return cli.Usagef("--store and --terminal are both required")
