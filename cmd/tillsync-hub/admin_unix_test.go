@@ -159,3 +159,36 @@ func TestServeSeed(t *testing.T) {
 	p.WaitFor(t, 5*time.Second, "the seed to be loaded", func() bool { return strings.Contains(p.Output(), "seed loaded") })
 	contains(t, "hub log at the second start", p.Output(), "partners=0 stores=0 terminals=0 rules=0")
 }
+
+// TestTerminalEnrollmentCommands: terminal add prints a one-time token
+// (and --no-token none), terminal token replaces it, terminal revoke
+// revokes; mistakes get one line each.
+func TestTerminalEnrollmentCommands(t *testing.T) {
+	t.Parallel()
+	p, addr := startHub(t, t.TempDir())
+	hub := "http://" + addr
+	admin := func(args ...string) string { t.Helper(); return run(t, append(args, "--hub", hub)...).OK(t) }
+	admin("seed", demoSeed(t))
+	out := admin("terminal", "add", "--store", "gc-berlin-01", "--terminal", "till-7", "--expires-in", "2h")
+	contains(t, "terminal add", out, "Terminal till-7 of store gc-berlin-01 registered", "valid until", "TSE1.", "tillsync-agent enroll")
+	first := strings.Fields(out[strings.Index(out, "TSE1."):])[0]
+	if _, _, _, err := protocol.ParseEnrollmentToken(first); err != nil {
+		t.Fatalf("terminal add printed %q: %v", first, err)
+	}
+	out = admin("terminal", "add", "--store", "gc-berlin-01", "--terminal", "till-8", "--no-token")
+	if strings.Contains(out, "TSE1.") {
+		t.Errorf("terminal add --no-token printed a token:\n%s", out)
+	}
+	out = admin("terminal", "token", "--store", "gc-berlin-01", "--terminal", "till-7")
+	second := strings.Fields(out[strings.Index(out, "TSE1."):])[0]
+	if second == first {
+		t.Error("terminal token printed the same token")
+	}
+	contains(t, "terminal revoke", admin("terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-7"), "revoked")
+	run(t, "terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-8", "--hub", hub).OneLine(t, 1, "not_found", "till-8")
+	run(t, "terminal", "token", "--store", "gc-berlin-01", "--terminal", "nope", "--hub", hub).OneLine(t, 1, "not_found", "terminal add")
+	run(t, "terminal", "token", "--store", "gc-berlin-01", "--hub", hub).OneLine(t, 2, "--store and --terminal")
+	run(t, "terminal", "add", "--store", "gc-berlin-01", "--terminal", "till-9", "--expires-in", "1s", "--hub", hub).OneLine(t, 1, "expires_in")
+	p.Signal(syscall.SIGTERM)
+	p.ExitCode(t, 5*time.Second)
+}
