@@ -27,6 +27,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/protocol"
 )
 
@@ -72,6 +73,8 @@ type EmbeddedOptions struct {
 	RequireEnrollment bool
 	// Logger receives the broker's own lines at WARN and above.
 	Logger *slog.Logger
+	// Clock paces the refusal log; default the system clock.
+	Clock clock.Clock
 }
 
 // Embedded is the in-process mochi broker. The hub talks to it through
@@ -102,7 +105,10 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	// packets before the broker buffers them.
 	caps.MaximumPacketSize = MaxPacketSize
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
-	acl := &terminalACL{auth: opts.Auth, require: opts.RequireEnrollment, log: log}
+	acl := &terminalACL{auth: opts.Auth, require: opts.RequireEnrollment, log: log, clock: opts.Clock, srv: srv}
+	if acl.clock == nil {
+		acl.clock = clock.Real{}
+	}
 	if err := srv.AddHook(acl, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -175,64 +181,142 @@ func (e *Embedded) Clients() int {
 //
 // It also authenticates clients at CONNECT. A client with a username must
 // connect as that username (its client id) and with that enrolled
-// terminal's password; an enrolled terminal's client id without
-// credentials is refused, so an enrolled terminal cannot be impersonated;
-// and with RequireEnrollment nobody connects without valid credentials.
-// Refusals are logged (never the password) and counted.
+// terminal's password; an enrolled (or revoked) terminal's client id
+// without credentials is refused, so an enrolled terminal cannot be
+// impersonated nor a revoked one come back anonymously; and with
+// RequireEnrollment nobody connects without valid credentials. The
+// credentials are checked again once the session is established, so a
+// revoke that lands while a client is connecting cannot miss it.
+//
+// Refusals are counted and logged at WARN without the password, at most
+// once a minute per client id (a till with a wrong password retries every
+// few seconds); the line says how many were not logged since.
 type terminalACL struct {
 	mochi.HookBase
 	auth    Authenticator
 	require bool
 	log     *slog.Logger
+	clock   clock.Clock
+	srv     *mochi.Server
 	refused atomic.Int64
+
+	mu     sync.Mutex
+	logged map[string]refusalLog // by client id
 }
+
+// refusalLog is when a client id's refusal was last logged, and how many
+// were not logged since.
+type refusalLog struct {
+	at         time.Time
+	suppressed int
+}
+
+// Refusals of one client id are logged at most once per refusalLogEvery;
+// at most refusalLogIDs ids are remembered (a flood of made-up ids forgets
+// the oldest).
+const (
+	refusalLogEvery = time.Minute
+	refusalLogIDs   = 4096
+)
 
 // Authenticator is what the broker needs of the ledger's enrollment
 // (ledger.Store has both methods).
 type Authenticator interface {
+	// AuthenticateTerminal checks a terminal's username and password: ok,
+	// or why not, for the log (never the password).
 	AuthenticateTerminal(username string, password []byte) (ok bool, reason string)
+	// Enrolled reports whether the terminal enrolled (revoked or not): its
+	// client id is then refused without credentials.
 	Enrolled(store, terminal string) bool
 }
 
 func (*terminalACL) ID() string { return "tillsync-terminal-acl" }
 func (*terminalACL) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnSessionEstablished
 }
 
 func (h *terminalACL) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if cl.Net.Inline {
 		return true
 	}
-	user := string(pk.Connect.Username)
-	refuse := func(why string) bool {
-		n := h.refused.Add(1)
-		h.log.Warn("MQTT connection refused", "client", cl.ID, "remote", cl.Net.Remote, "why", why, "refused", n)
+	if why := h.check(cl.ID, pk.Connect.Username, pk.Connect.Password); why != "" {
+		h.refuse(cl, why)
 		return false
-	}
-	switch {
-	case user != "" && user != cl.ID:
-		return refuse("the username is not the client id")
-	case user != "" && h.auth == nil:
-		return refuse("no terminal is enrolled at this hub")
-	case user != "":
-		if ok, why := h.auth.AuthenticateTerminal(user, pk.Connect.Password); !ok {
-			return refuse(why)
-		}
-		return true
-	case h.require:
-		return refuse("no credentials; enroll the terminal (tillsync-agent enroll)")
-	}
-	if store, terminal, ok := protocol.ParseAgentClientID(cl.ID); ok && h.auth != nil && h.auth.Enrolled(store, terminal) {
-		return refuse("an enrolled terminal's client id without its credentials")
 	}
 	return true
 }
 
-// Refused counts the connections refused at CONNECT.
+// OnSessionEstablished checks a credentialed client again, now that it is
+// in the broker's client list where Disconnect finds it: a revoke committed
+// between its CONNECT and now drops it here.
+func (h *terminalACL) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
+	if cl.Net.Inline || len(pk.Connect.Username) == 0 || h.auth == nil {
+		return
+	}
+	if ok, why := h.auth.AuthenticateTerminal(string(pk.Connect.Username), pk.Connect.Password); !ok {
+		h.refuse(cl, why)
+		_ = h.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+}
+
+// check says why a client may not connect with these credentials, or "".
+func (h *terminalACL) check(id string, username, password []byte) string {
+	user := string(username)
+	switch {
+	case user != "" && user != id:
+		return "the username is not the client id"
+	case user != "" && h.auth == nil:
+		return "no terminal is enrolled at this hub"
+	case user != "":
+		if ok, why := h.auth.AuthenticateTerminal(user, password); !ok {
+			return why
+		}
+		return ""
+	case len(password) > 0:
+		return "a password without a username"
+	case h.require:
+		return "no credentials; enroll the terminal (tillsync-agent enroll)"
+	}
+	if store, terminal, ok := protocol.ParseAgentClientID(id); ok && h.auth != nil && h.auth.Enrolled(store, terminal) {
+		return "an enrolled terminal's client id without its credentials"
+	}
+	return ""
+}
+
+// refuse counts a refusal and logs it, paced per client id.
+func (h *terminalACL) refuse(cl *mochi.Client, why string) {
+	n := h.refused.Add(1)
+	now := h.clock.Now()
+	h.mu.Lock()
+	last, seen := h.logged[cl.ID]
+	if seen && now.Sub(last.at) < refusalLogEvery {
+		last.suppressed++
+		h.logged[cl.ID] = last
+		h.mu.Unlock()
+		return
+	}
+	if h.logged == nil || len(h.logged) >= refusalLogIDs {
+		for id, l := range h.logged {
+			if now.Sub(l.at) >= refusalLogEvery {
+				delete(h.logged, id)
+			}
+		}
+		if h.logged == nil || len(h.logged) >= refusalLogIDs {
+			h.logged = make(map[string]refusalLog)
+		}
+	}
+	h.logged[cl.ID] = refusalLog{at: now}
+	h.mu.Unlock()
+	h.log.Warn("MQTT connection refused", "client", cl.ID, "remote", cl.Net.Remote, "why", why,
+		"refused", n, "not_logged", last.suppressed)
+}
+
+// Refused counts the connections refused (at CONNECT, or right after for
+// credentials revoked meanwhile).
 func (e *Embedded) Refused() int64 { return e.acl.refused.Load() }
 
-// Disconnect drops the client with id at once (a revoked terminal); its
-// reconnects then fail authentication.
+// Disconnect drops the client with id at once (a revoked terminal, or one
+// whose credentials changed); a reconnect must then authenticate anew.
 func (e *Embedded) Disconnect(id string) {
 	if cl, ok := e.srv.Clients.Get(id); ok && !cl.Closed() {
 		_ = e.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
@@ -268,10 +352,26 @@ func agentStore(id string) (store string, ok bool) {
 	return store, ok
 }
 
-// levelFloor drops records below a level.
+// levelFloor drops records below a level, and mochi's own line for a
+// connection refused at CONNECT (its listener logs each at WARN): the
+// terminalACL hook has logged it, paced and with the reason.
 type levelFloor struct {
 	slog.Handler
 	min slog.Level
+}
+
+func (l levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	refusal := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, packets.ErrBadUsernameOrPassword) {
+			refusal = true
+		}
+		return !refusal
+	})
+	if refusal {
+		return nil
+	}
+	return l.Handler.Handle(ctx, r)
 }
 
 func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {

@@ -202,8 +202,10 @@ func (s *BoltStore) AuthenticateTerminal(username string, password []byte) (ok b
 	return true, ""
 }
 
-// Enrolled reports whether the terminal has enrolled credentials that are
-// not revoked; a terminal that has must always present them.
+// Enrolled reports whether the terminal has enrolled, revoked since or
+// not: its client id must then always come with its credentials, so that
+// nobody can connect as it without them, and a revoked till cannot come
+// back by dropping its credentials.
 func (s *BoltStore) Enrolled(store, terminal string) bool {
 	var rec enrollRec
 	err := s.db.View(func(tx *bolt.Tx) error {
