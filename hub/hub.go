@@ -209,7 +209,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		bus, err = broker.DialExternal(ctx, broker.ExternalOptions{URL: h.o.BrokerURL, ClientID: h.o.BrokerClientID, Logger: h.log})
 	} else {
 		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS,
-			Auth: h.ledger, RequireEnrollment: h.o.RequireEnrollment, Logger: h.log})
+			Auth: h.ledger, RequireEnrollment: h.o.RequireEnrollment, Logger: h.log, Clock: h.o.Clock})
 	}
 	if err != nil {
 		return err
@@ -260,12 +260,12 @@ func (h *Hub) Run(ctx context.Context) error {
 					Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
 					MemberTokenKey: h.tokenKey, MemberTokenTTL: h.o.MemberTokenTTL,
 					CAPEM: h.o.CAPEM, CAFingerprint: h.o.CAFingerprint,
-					OnRevoke: func(store, terminal string) {
+					OnCredentials: func(store, terminal string) {
 						if e, ok := bus.(*broker.Embedded); ok {
 							e.Disconnect(protocol.AgentClientID(store, terminal))
 						}
 					},
-					Logger: h.log, Clock: h.o.Clock,
+					MQTTRefused: mqttRefused(bus), Logger: h.log, Clock: h.o.Clock,
 				})
 			})
 		}
@@ -449,4 +449,13 @@ func (h *Hub) expirePoints() {
 	if rep.Lots > 0 || rep.Points > 0 {
 		h.log.Info("points expired", "as_of", rep.AsOf, "lots", rep.Lots, "members", rep.Members, "points", rep.Points)
 	}
+}
+
+// mqttRefused counts the embedded broker's refused connections; nil for an
+// external broker, which keeps its own.
+func mqttRefused(bus broker.Bus) func() int64 {
+	if e, ok := bus.(*broker.Embedded); ok {
+		return e.Refused
+	}
+	return nil
 }

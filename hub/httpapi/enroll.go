@@ -11,6 +11,11 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
+// MaxEnrollBody bounds POST /v1/enroll, the one request anybody may send
+// without an operator's say: a token and a public key take a few hundred
+// bytes.
+const MaxEnrollBody = 4 << 10
+
 // EnrollmentTokenAnswer answers POST /v1/stores/{s}/terminals/{t}/enrollment-token.
 type EnrollmentTokenAnswer struct {
 	Store     string    `json:"store"`
@@ -70,9 +75,21 @@ func (a *api) enrollmentToken(w http.ResponseWriter, r *http.Request) {
 		Token: protocol.FormatEnrollmentToken(tok.ID, tok.Secret, a.o.CAFingerprint), ExpiresAt: tok.ExpiresAt})
 }
 
+// enroll redeems an enrollment token. It is authenticated by the token
+// alone: the body is size-limited before it is read, the secret is compared
+// in constant time (by the ledger, against its hash), and every refusal is
+// counted (health: enrollments_refused) and logged with its code, never
+// with the token.
 func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
+	done := false
+	defer func() {
+		if !done {
+			n := a.enrollRefused.Add(1)
+			a.o.Logger.Warn("enrollment refused", "remote", r.RemoteAddr, "refused", n)
+		}
+	}()
 	var b EnrollRequest
-	if !decodeBody(w, r, MaxSmallBody, false, &b) {
+	if !decodeBody(w, r, MaxEnrollBody, false, &b) {
 		return
 	}
 	id, secret, _, err := protocol.ParseEnrollmentToken(b.Token)
@@ -91,11 +108,18 @@ func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
 	creds, err := a.o.Store.Enroll(id, secret, pub, a.o.Clock.Now())
 	if err != nil {
 		// Never the token itself: it may be a real one, mistyped.
-		a.o.Logger.Warn("enrollment refused", "code", protocol.CodeOf(err), "remote", r.RemoteAddr)
+		a.o.Logger.Info("enrollment token refused", "code", protocol.CodeOf(err), "token_id", id)
 		a.fail(w, r, err)
 		return
 	}
+	done = true
 	a.o.Logger.Info("terminal enrolled", "store", creds.Store, "terminal", creds.Terminal)
+	// A client still connected as this terminal (without credentials, or
+	// with those of an earlier enrollment) goes; the till reconnects with
+	// the new ones.
+	if a.o.OnCredentials != nil {
+		a.o.OnCredentials(creds.Store, creds.Terminal)
+	}
 	ans := EnrollAnswer{Store: creds.Store, Terminal: creds.Terminal, Partner: creds.Partner,
 		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM)}
 	if a.o.MemberTokenKey != nil {
@@ -119,8 +143,8 @@ func (a *api) revokeTerminal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.o.Logger.Warn("terminal revoked", "store", store, "terminal", terminal)
-	if a.o.OnRevoke != nil {
-		a.o.OnRevoke(store, terminal)
+	if a.o.OnCredentials != nil {
+		a.o.OnCredentials(store, terminal)
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"store": store, "terminal": terminal, "revoked": true})
 }

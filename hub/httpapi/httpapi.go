@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tillsync/tillsync/hub/ledger"
@@ -72,11 +73,16 @@ type Options struct {
 	// till can pin the hub; both empty when the hub has no CA.
 	CAPEM         []byte
 	CAFingerprint string
-	// OnRevoke is called after a terminal is revoked, to disconnect it at
-	// once. It must not block. May be nil.
-	OnRevoke func(store, terminal string)
-	Logger   *slog.Logger
-	Clock    clock.Clock
+	// OnCredentials is called after a terminal's credentials change (it
+	// enrolled, or was revoked), to disconnect at once the client connected
+	// with the old ones (or with none). It must not block. May be nil.
+	OnCredentials func(store, terminal string)
+	// MQTTRefused counts the MQTT connections the embedded broker refused
+	// (health: mqtt_refused); nil without one.
+	MQTTRefused func() int64
+
+	Logger *slog.Logger
+	Clock  clock.Clock
 }
 
 // MemberBalance answers GET /v1/members/{member}/balance.
@@ -186,6 +192,8 @@ func Serve(ctx context.Context, l net.Listener, o Options) error {
 
 type api struct {
 	o Options
+	// enrollRefused counts refused POST /v1/enroll requests.
+	enrollRefused atomic.Int64
 	// rulesMu serialises the read-modify-write of a campaign, which adds a
 	// version built from the one in force.
 	rulesMu sync.Mutex
@@ -310,9 +318,12 @@ func (a *api) stores(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) health(w http.ResponseWriter, r *http.Request) {
-	body := map[string]any{"ok": true}
+	body := map[string]any{"ok": true, "enrollments_refused": a.enrollRefused.Load()}
 	if a.o.Stats != nil {
 		body["ingest"] = a.o.Stats()
+	}
+	if a.o.MQTTRefused != nil {
+		body["mqtt_refused"] = a.o.MQTTRefused()
 	}
 	httpx.WriteJSON(w, http.StatusOK, body)
 }

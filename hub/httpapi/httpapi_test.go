@@ -453,7 +453,7 @@ func TestEmptyLedger(t *testing.T) {
 	for path, want := range map[string]string{
 		"/v1/stores":  `{"stores":[]}`,
 		"/v1/members": `{"members":{}}`,
-		"/v1/health":  `{"ok":true}`,
+		"/v1/health":  `{"enrollments_refused":0,"ok":true}`,
 	} {
 		r := get(t, srv.URL+path)
 		if r.status != 200 || strings.TrimSpace(string(r.body)) != want {
@@ -485,7 +485,7 @@ func TestHealth(t *testing.T) {
 		f := newFixture(t, httpapi.Options{})
 		var got map[string]any
 		decodeOK(t, get(t, f.url+"/v1/health"), &got)
-		if !reflect.DeepEqual(got, map[string]any{"ok": true}) {
+		if !reflect.DeepEqual(got, map[string]any{"ok": true, "enrollments_refused": 0.0}) {
 			t.Fatalf("health %v", got)
 		}
 	})
@@ -498,8 +498,9 @@ func TestHealth(t *testing.T) {
 		f := newFixture(t, httpapi.Options{Stats: func() any { n++; return stats{Applied: n, Refused: 2} }})
 		for want := int64(1); want <= 2; want++ {
 			var got struct {
-				OK     bool  `json:"ok"`
-				Ingest stats `json:"ingest"`
+				OK      bool  `json:"ok"`
+				Ingest  stats `json:"ingest"`
+				Refused int64 `json:"enrollments_refused"`
 			}
 			decodeOK(t, get(t, f.url+"/v1/health"), &got)
 			if !got.OK || got.Ingest != (stats{Applied: want, Refused: 2}) {
