@@ -49,9 +49,11 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -86,8 +88,14 @@ type Options struct {
 	// chain to on a TLS broker (the hub's own CA, from enrollment or
 	// `tillsync-hub tls ca`). Empty: the system's roots.
 	HubCA []byte
-	// Store, Terminal and Partner identify this till and its brand.
+	// Store, Terminal and Partner identify this till and its brand. In an
+	// enrolled data dir (EnrollmentFile) Store and Terminal must be the
+	// enrolled ones; left out, all three come from the enrollment.
 	Store, Terminal, Partner string
+	// Username and Password are the till's MQTT credentials. Left out, an
+	// enrolled till uses those in its data dir (EnrollmentFile); a till
+	// that has not enrolled connects without any.
+	Username, Password string
 	// EarnRate is the points earned per 100 minor units of the purchase
 	// (1 point per euro at the default of 1; 0 means the default), rounded
 	// down, while the till has no earn rules from the hub (no config yet, or
@@ -134,12 +142,15 @@ type Options struct {
 
 // Agent is one till's agent. Make it with New, run it with Run.
 type Agent struct {
-	o   Options
-	log *slog.Logger
-	clk clock.Clock
-	ob  *outbox.Outbox
-	up  *uplink.Uplink
-	ids idGen
+	o Options
+	// enrollKeys are the member token keys from enrollment, for until the
+	// hub's config arrives with its own.
+	enrollKeys []ed25519.PublicKey
+	log        *slog.Logger
+	clk        clock.Clock
+	ob         *outbox.Outbox
+	up         *uplink.Uplink
+	ids        idGen
 
 	wmu     sync.Mutex
 	waiters map[string]chan protocol.Ack // burn id -> its verdict
@@ -167,13 +178,34 @@ type Agent struct {
 // New checks the options and opens the outbox. The error names the problem
 // in one line.
 func New(o Options) (*Agent, error) {
+	if o.DataDir == "" {
+		return nil, errors.New("agent: no data dir")
+	}
+	enr, enrolled, err := LoadEnrollment(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if enrolled {
+		// An enrolled till is the terminal it enrolled as: what the
+		// options leave out comes from the enrollment, and what they name
+		// must agree with it.
+		if o.Store == "" && o.Terminal == "" {
+			o.Store, o.Terminal = enr.Store, enr.Terminal
+		}
+		if o.Partner == "" {
+			o.Partner = enr.Partner
+		}
+		if enr.Store != o.Store || enr.Terminal != o.Terminal {
+			return nil, fmt.Errorf("agent: the data dir is enrolled as %s/%s, not %s/%s; use the store and terminal it enrolled as, or another data dir", enr.Store, enr.Terminal, o.Store, o.Terminal)
+		}
+		if o.Username == "" {
+			o.Username, o.Password = enr.Username, enr.Password
+		}
+	}
 	for _, f := range [...]struct{ name, v string }{{"store", o.Store}, {"terminal", o.Terminal}, {"partner", o.Partner}} {
 		if !protocol.ValidID(f.v) {
 			return nil, fmt.Errorf("agent: %s %q is not a valid id (1-64 characters of A-Z a-z 0-9 . _ -)", f.name, f.v)
 		}
-	}
-	if o.DataDir == "" {
-		return nil, errors.New("agent: no data dir")
 	}
 	if o.POSListener == nil {
 		return nil, errors.New("agent: no POS API listener")
@@ -230,28 +262,17 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.off.load(offline)
-	// An enrolled till connects with its own credentials, and as the
-	// terminal it enrolled as.
-	enr, enrolled, err := LoadEnrollment(o.DataDir)
-	if err == nil && enrolled && (enr.Store != o.Store || enr.Terminal != o.Terminal) {
-		err = fmt.Errorf("agent: the data dir is enrolled as %s/%s, not %s/%s; use the store and terminal it enrolled as, or another data dir", enr.Store, enr.Terminal, o.Store, o.Terminal)
-	}
-	if err == nil && enrolled && len(o.HubCA) == 0 {
-		if ca, rerr := os.ReadFile(filepath.Join(o.DataDir, HubCAFile)); rerr == nil && IsTLSBroker(o.Broker) {
-			o.HubCA = ca
-		}
-	}
-	if err != nil {
+	if err := a.useEnrollment(enr, enrolled); err != nil {
 		ob.Close()
 		return nil, err
 	}
-	tlsCfg, err := HubTLSConfig(o.Broker, o.HubCA)
+	tlsCfg, err := HubTLSConfig(o.Broker, a.o.HubCA)
 	if err != nil {
 		ob.Close()
 		return nil, err
 	}
 	a.up, err = uplink.New(uplink.Options{
-		Broker: o.Broker, TLS: tlsCfg, Username: enr.Username, Password: enr.Password, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
+		Broker: o.Broker, TLS: tlsCfg, Username: a.o.Username, Password: a.o.Password, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
 		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
 	})
@@ -805,6 +826,7 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	h.HubRejections, h.LastHubRejection = a.rejected, a.lastRejct
 	h.HubHeld, h.LastHubHeld = a.held, a.lastHeld
 	a.rmu.Unlock()
+	h.MemberTokenKeys = len(a.enrollKeys)
 	if cfg := a.config(); cfg != nil {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
 		h.MemberTokenKeys = len(cfg.MemberTokenKeys)
@@ -867,4 +889,31 @@ func errOr(err error, msg string) error {
 		return err
 	}
 	return errors.New(msg)
+}
+
+// useEnrollment takes what an enrolled till needs from its data dir
+// besides the credentials New took already: the hub's CA, when the broker
+// is TLS and the options name none, and the member token keys handed out
+// at enrollment, used until the hub's config brings its own.
+func (a *Agent) useEnrollment(enr Enrollment, enrolled bool) error {
+	if !enrolled {
+		return nil
+	}
+	if len(a.o.HubCA) == 0 && IsTLSBroker(a.o.Broker) {
+		ca, err := os.ReadFile(filepath.Join(a.o.DataDir, HubCAFile))
+		switch {
+		case err == nil:
+			a.o.HubCA = ca
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("agent: the hub's CA from enrollment: %w", err)
+		}
+	}
+	if len(enr.MemberTokenKeys) > 0 {
+		keys, err := protocol.ParseTokenKeys(enr.MemberTokenKeys)
+		if err != nil {
+			return fmt.Errorf("agent: %s: member_token_keys: %w", EnrollmentFile, err)
+		}
+		a.enrollKeys = keys
+	}
+	return nil
 }

@@ -33,6 +33,10 @@ type Enrollment struct {
 	Password string `json:"mqtt_password"`
 	// Hub is the hub address the till enrolled with, for people.
 	Hub string `json:"hub,omitempty"`
+	// MemberTokenKeys are the coalition's member token public keys
+	// (protocol.EncodeTokenKey) handed out at enrollment: the till verifies
+	// member QR codes with them until the hub's config brings its own.
+	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
 }
 
 // LoadEnrollment reads the enrollment in dir; found is false when the till
@@ -55,6 +59,12 @@ func LoadEnrollment(dir string) (e Enrollment, found bool, err error) {
 // (when given) into dir, owner-only, each atomically.
 func SaveEnrollment(dir string, e Enrollment, key ed25519.PrivateKey, caPEM []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	// A data dir made before (by hand, or by an installer) may be readable
+	// by others: the secrets' files are owner-only anyway, the dir becomes
+	// so too.
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)

@@ -70,6 +70,9 @@ func (a *Agent) verifyToken(token string) (protocol.MemberToken, error) {
 	if cfg := a.config(); cfg != nil {
 		keys, _ = cfg.TokenKeys() // valid: the config was checked when it arrived
 	}
+	if len(keys) == 0 && a.config() == nil {
+		keys = a.enrollKeys
+	}
 	if len(keys) == 0 {
 		return protocol.MemberToken{}, protocol.Errorf(protocol.CodeTokenUnverifiable, "token", "this till has no member token keys from the hub yet")
 	}

@@ -80,7 +80,7 @@ token before anything is sent.`,
 				return err
 			}
 			e := agent.Enrollment{Store: ans.Store, Terminal: ans.Terminal, Partner: ans.Partner,
-				Username: ans.MQTTUsername, Password: ans.MQTTPassword, Hub: hub}
+				Username: ans.MQTTUsername, Password: ans.MQTTPassword, Hub: hub, MemberTokenKeys: ans.MemberTokenKeys}
 			if err := agent.SaveEnrollment(dataDir, e, priv, []byte(ans.CAPEM)); err != nil {
 				return err
 			}
@@ -133,6 +133,9 @@ func postEnroll(u *url.URL, fingerprint, token string, pub ed25519.PublicKey) (e
 	}
 	if err := json.Unmarshal(data, &ans); err != nil || ans.MQTTPassword == "" || !protocol.ValidID(ans.Store) || !protocol.ValidID(ans.Terminal) {
 		return ans, errors.New("the hub's answer to the enrollment is not readable; is --hub the hub's HTTP API?")
+	}
+	if _, err := protocol.ParseTokenKeys(ans.MemberTokenKeys); err != nil {
+		return ans, fmt.Errorf("the hub's answer to the enrollment: %w", err)
 	}
 	return ans, nil
 }
