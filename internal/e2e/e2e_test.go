@@ -75,6 +75,8 @@ type env struct {
 	pki *pki.PKI
 	// requireEnrollment makes the hub refuse clients without credentials.
 	requireEnrollment bool
+	// log, when set, is the hub's logger instead of logger(t).
+	log *slog.Logger
 }
 
 // The coalition every e2e hub runs: one partner whose rules earn what the
@@ -141,6 +143,9 @@ func (e *env) startHub() *hubProc {
 	t := e.t
 	t.Helper()
 	o := hub.Options{DataDir: e.hubDir, Logger: logger(t).With("side", "hub"), BrokerURL: e.external, BrokerClientID: e.clientID}
+	if e.log != nil {
+		o.Logger = e.log
+	}
 	if e.external == "" {
 		// The port was ours a moment ago (or the previous hub's): wait for it.
 		var l net.Listener

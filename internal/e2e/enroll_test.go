@@ -5,9 +5,12 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +141,107 @@ func TestEnrollment(t *testing.T) {
 	if got, _ := h.balance(t, member); got != 30 {
 		t.Fatalf("hub balance after the revoked till's earn: %d", got)
 	}
+}
+
+// TestEnrollmentNotRequired: with enrollment not required (the default
+// for now), a till that has not enrolled still syncs anonymously; once it
+// enrolls, its anonymous connection is dropped and its client id is
+// refused without the credentials, which it then syncs with, earns made
+// meanwhile included; revoked, it is dropped and gets back in neither with
+// its credentials nor without. Neither the hub's nor the till's log, at
+// DEBUG, ever holds the token or the password.
+func TestEnrollmentNotRequired(t *testing.T) {
+	var logs testkit.Buffer
+	debug := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnv(t, "embedded")
+	if e.external != "" {
+		t.Skip("the embedded broker authenticates terminals; an external one does its own")
+	}
+	e.httpAddr, e.log = testkit.FreePort(t), debug.With("side", "hub")
+	h := startHubOnce(t, e)
+	store := e.store("enr-")
+	if err := h.h.Ledger().AddTerminal(store, "till-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	member := store + "-m1"
+	a := startTill(t, agent.Options{DataDir: dir, Broker: e.brokerURL(), Store: store, Logger: debug.With("side", "agent")})
+	a.earn(t, member, 1000)
+	a.waitDrained(t)
+
+	var tok httpapi.EnrollmentTokenAnswer
+	if st, code := hubPost(t, e, "/v1/stores/"+store+"/terminals/till-1/enrollment-token", nil, &tok); st != http.StatusCreated {
+		t.Fatalf("enrollment token: HTTP %d %s", st, code)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	var ans httpapi.EnrollAnswer
+	if st, code := hubPost(t, e, "/v1/enroll", map[string]string{"token": tok.Token, "public_key": base64.StdEncoding.EncodeToString(pub)}, &ans); st != http.StatusCreated {
+		t.Fatalf("enroll: HTTP %d %s", st, code)
+	}
+	// The anonymous connection goes at once, and cannot come back.
+	a.waitConnected(t, false)
+	a.earn(t, member, 2000)
+	waitRefused(t, e, 2)
+	if hl := a.health(t); hl.HubConnected || hl.Backlog != 1 {
+		t.Fatalf("the till without its credentials after enrolling: %+v; want refused, its earn kept", hl)
+	}
+	a.stop(t)
+	if err := agent.SaveEnrollment(dir, agent.Enrollment{Store: ans.Store, Terminal: ans.Terminal, Partner: ans.Partner,
+		Username: ans.MQTTUsername, Password: ans.MQTTPassword, MemberTokenKeys: ans.MemberTokenKeys}, priv, []byte(ans.CAPEM)); err != nil {
+		t.Fatal(err)
+	}
+	a = a.reopen(t)
+	a.waitDrained(t)
+	if got, _ := h.balance(t, member); got != 30 {
+		t.Fatalf("hub balance once the enrolled till synced: %d, want 30", got)
+	}
+
+	if st, code := hubPost(t, e, "/v1/stores/"+store+"/terminals/till-1/revoke", nil, nil); st != http.StatusOK {
+		t.Fatalf("revoke: HTTP %d %s", st, code)
+	}
+	a.waitConnected(t, false)
+	anon := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store, Logger: debug.With("side", "impostor")})
+	waitRefused(t, e, 4) // both, at least twice
+	if a.health(t).HubConnected || anon.health(t).HubConnected {
+		t.Fatal("the revoked terminal got back in")
+	}
+
+	_, secret, _, _ := protocol.ParseEnrollmentToken(tok.Token)
+	out := logs.String()
+	for name, s := range map[string]string{
+		"the token":          tok.Token,
+		"the token's secret": base64.RawURLEncoding.EncodeToString(secret),
+		"the MQTT password":  ans.MQTTPassword,
+	} {
+		if strings.Contains(out, s) {
+			t.Errorf("the log holds %s", name)
+		}
+	}
+	for _, want := range []string{"terminal enrolled", "terminal revoked", "MQTT connection refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log does not say %q", want)
+		}
+	}
+}
+
+// waitRefused waits for the hub's broker to have refused n more MQTT
+// connections (health: mqtt_refused) than when it is called.
+func waitRefused(t *testing.T, e *env, n int64) {
+	t.Helper()
+	refused := func() int64 {
+		var h struct {
+			MQTTRefused int64 `json:"mqtt_refused"`
+		}
+		resp, err := http.Get("http://" + e.httpAddr + "/v1/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h.MQTTRefused
+	}
+	from := refused()
+	testkit.WaitFor(t, waitLong, fmt.Sprintf("%d more refused MQTT connections", n), func() bool { return refused() >= from+n })
 }
