@@ -505,6 +505,23 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// enrollmentState is a terminal's ENROLLED column in terminal list.
+func enrollmentState(e ledger.Enrollment, now time.Time) string {
+	switch {
+	case !e.RevokedAt.IsZero() && now.Before(e.TokenExpires):
+		return "revoked " + when(e.RevokedAt) + "; token until " + when(e.TokenExpires)
+	case !e.RevokedAt.IsZero():
+		return "revoked " + when(e.RevokedAt)
+	case !e.EnrolledAt.IsZero():
+		return "yes, " + when(e.EnrolledAt)
+	case e.TokenExpires.IsZero():
+		return "no"
+	case !now.Before(e.TokenExpires):
+		return "no (token expired)"
+	}
+	return "token until " + when(e.TokenExpires)
+}
+
 func terminalCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "terminal",
@@ -673,8 +690,10 @@ func terminalListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List terminals: registered, and any that sent transactions",
 		Long: `List every terminal the hub knows: registered ones and any that sent
-transactions, with when the hub last heard from it and how many transactions
-its outbox held then (backlog).`,
+transactions, whether it enrolled (yes; revoked; a token pending until when
+it expires; no), when the hub last heard from it and how many transactions
+its outbox held then (backlog). --json prints GET /v1/stores; the
+enrollment states are GET /v1/enrollments.`,
 		Example: `  tillsync-hub terminal list
   tillsync-hub terminal list --store gc-berlin-01`,
 		Args: cobra.NoArgs,
@@ -687,12 +706,22 @@ its outbox held then (backlog).`,
 			var out struct {
 				Stores []httpapi.Store `json:"stores"`
 			}
-			_, done, err := f.show(c, "/v1/stores", &out)
+			cl, done, err := f.show(c, "/v1/stores", &out)
 			if done || err != nil {
 				return err
 			}
+			var enr struct {
+				Enrollments []ledger.Enrollment `json:"enrollments"`
+			}
+			if _, err := cl.get("/v1/enrollments", &enr); err != nil {
+				return err
+			}
+			enrolled := make(map[string]ledger.Enrollment, len(enr.Enrollments))
+			for _, e := range enr.Enrollments {
+				enrolled[e.Store+"/"+e.Terminal] = e
+			}
 			now := time.Now()
-			t := newTable(c, "STORE", "TERMINAL", "REGISTERED", "LAST SEEN", "BACKLOG", "IN SYNC", "APPLIED")
+			t := newTable(c, "STORE", "TERMINAL", "REGISTERED", "ENROLLED", "LAST SEEN", "BACKLOG", "IN SYNC", "APPLIED")
 			n := 0
 			for _, s := range out.Stores {
 				if store != "" && s.Store != store {
@@ -706,7 +735,7 @@ its outbox held then (backlog).`,
 					} else if tm.Quiet {
 						seen += " (quiet)"
 					}
-					t.row(tm.Store, tm.Terminal.Terminal, yesNo(tm.Registered), seen, strconv.FormatInt(tm.Backlog, 10), yesNo(tm.InSync), strconv.FormatInt(tm.Applied, 10))
+					t.row(tm.Store, tm.Terminal.Terminal, yesNo(tm.Registered), enrollmentState(enrolled[tm.Store+"/"+tm.Terminal.Terminal], now), seen, strconv.FormatInt(tm.Backlog, 10), yesNo(tm.InSync), strconv.FormatInt(tm.Applied, 10))
 				}
 			}
 			if n == 0 {

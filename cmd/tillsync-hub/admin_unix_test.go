@@ -3,7 +3,11 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,7 +188,28 @@ func TestTerminalEnrollmentCommands(t *testing.T) {
 	if second == first {
 		t.Error("terminal token printed the same token")
 	}
+	list := func(term string) string {
+		t.Helper()
+		for _, l := range strings.Split(admin("terminal", "list", "--store", "gc-berlin-01"), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[1] == term {
+				return l
+			}
+		}
+		t.Fatalf("terminal list does not show %s", term)
+		return ""
+	}
+	contains(t, "terminal list, a token pending", list("till-7"), "token until")
+	contains(t, "terminal list, no token", list("till-8"), " no ")
+	pub, _, _ := ed25519.GenerateKey(nil)
+	body, _ := json.Marshal(map[string]string{"token": second, "public_key": base64.StdEncoding.EncodeToString(pub)})
+	resp, err := http.Post(hub+"/v1/enroll", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enroll with the token terminal token printed: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	contains(t, "terminal list, enrolled", list("till-7"), "yes, ")
 	contains(t, "terminal revoke", admin("terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-7"), "revoked")
+	contains(t, "terminal list, revoked", list("till-7"), "revoked ")
 	run(t, "terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-8", "--hub", hub).OneLine(t, 1, "not_found", "till-8")
 	run(t, "terminal", "token", "--store", "gc-berlin-01", "--terminal", "nope", "--hub", hub).OneLine(t, 1, "not_found", "terminal add")
 	run(t, "terminal", "token", "--store", "gc-berlin-01", "--hub", hub).OneLine(t, 2, "--store and --terminal")
