@@ -16,6 +16,9 @@
 // them), exactly as the hub will book them; until the first config arrives,
 // with the local EarnRate.
 //
+// An enrolled till (tillsync-agent enroll; enrollment.go) connects with
+// the MQTT credentials of its enrollment, as the terminal it enrolled as.
+//
 // A scan gives the POS a member: from a member card, or from a member QR
 // token (the member app's signed, rotating code), which the till verifies
 // offline with the coalition's keys from the same config and refuses when

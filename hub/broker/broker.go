@@ -6,6 +6,11 @@
 // Handlers run on the broker's or paho's goroutines and must hand work off
 // without blocking (ARCHITECTURE.md, invariant 6).
 //
+// The embedded broker authenticates terminals and confines each to its own
+// topics (terminalACL): an enrolled terminal connects with the credentials
+// of its enrollment, checked through an Authenticator (the ledger), and its
+// client id is refused without them; Disconnect drops a revoked one.
+//
 // Never call mochi's Server.Close directly: in v2.7.9 it can deadlock when a
 // client connects or leaves while it runs (mochi-mqtt/server#488). Shutdown
 // (shutdown.go) closes a mochi server safely; the embedded broker and the
