@@ -4,6 +4,13 @@
 // (agent/uplink), and holds the till's rules for earning, burning and
 // reversing points.
 //
+// The uplink speaks MQTT over TLS to a tls:// hub and verifies the hub's
+// certificate against Options.HubCA (HubTLSConfig; never skipped). Which
+// hubs may be reached in plain MQTT is the configuration's rule
+// (agent/config), not this package's: tests run plain on loopback. Health
+// carries why the hub is unreachable (hub_error), e.g. a certificate the
+// till does not trust.
+//
 // The path of a transaction: the POS calls the API; the agent validates and
 // prices it, commits it to the outbox (fsync) and only then answers; the
 // uplink publishes the outbox and deletes an entry when the hub's ack for
@@ -813,6 +820,9 @@ func (a *Agent) Balance(ctx context.Context, member string) (posapi.Balance, err
 // Health reports the hub connection, the backlog and the scanner.
 func (a *Agent) Health(ctx context.Context) posapi.Health {
 	h := posapi.Health{Store: a.o.Store, Terminal: a.o.Terminal, Version: a.o.Version, HubConnected: a.up.Connected()}
+	if !h.HubConnected {
+		h.HubError = a.up.LastError()
+	}
 	n, oldest, err := a.ob.Stats()
 	if err != nil {
 		a.log.Error("outbox stats", "err", err)

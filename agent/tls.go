@@ -27,7 +27,8 @@ func IsTLSBroker(broker string) bool {
 
 // HubTLSConfig is the TLS configuration for broker: nil for plain MQTT; for TLS,
 // verification of the hub's certificate against caPEM (the system's roots
-// when empty), TLS 1.2 or later.
+// when empty) for the broker's host name, TLS 1.2 or later. It never skips
+// verification.
 func HubTLSConfig(broker string, caPEM []byte) (*tls.Config, error) {
 	if !IsTLSBroker(broker) {
 		if len(caPEM) > 0 {
@@ -35,7 +36,10 @@ func HubTLSConfig(broker string, caPEM []byte) (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	u, _ := url.Parse(broker)
+	// ServerName set here, not left to the dialer: paho's proxy path
+	// (all_proxy) does not derive it from the address.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	if len(caPEM) > 0 {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(caPEM) {

@@ -18,6 +18,14 @@
 // mints them over its HTTP API for member apps, publishes the public key in
 // every store's config so that tills verify tokens offline, and records the
 // tills' sightings of tokens, flagging one accepted at two stores.
+//
+// Transport: the embedded broker serves MQTT over TLS with the certificate
+// the caller gives (Options.MQTTTLS, from hub/pki: the hub's own CA, or
+// the operator's files), and plain MQTT only on a listener given for it
+// (Options.MQTTPlainListener); the HTTP API can be served over TLS too
+// (Options.HTTPSListener). Which addresses may be plain is the command's
+// rule (loopback unless the operator insists), not this package's: tests
+// run the hub on plain loopback listeners.
 package hub
 
 import (
@@ -32,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,15 +56,17 @@ import (
 // LedgerFile is the ledger's file name inside the data dir.
 const LedgerFile = "ledger.db"
 
-// Options configures a Hub. DataDir is required, and exactly one of
-// MQTTListener (embedded broker) and BrokerURL (external broker).
+// Options configures a Hub. DataDir is required, and either an MQTT
+// listener for the embedded broker (MQTTListener, MQTTPlainListener or
+// both) or BrokerURL (an external broker).
 type Options struct {
 	// DataDir holds the ledger; created owner-only if missing.
 	DataDir string
 	// MQTTListener is where the embedded broker serves MQTT clients.
 	MQTTListener net.Listener
 	// MQTTTLS, when set, makes the embedded broker serve MQTTListener over
-	// TLS (hub/pki's ServerTLSConfig).
+	// TLS (hub/pki's ServerTLSConfig). tillsync-hub serve always sets it;
+	// tests may leave it out and get plain MQTT.
 	MQTTTLS *tls.Config
 	// CAPEM and CAFingerprint are the hub's CA certificate and its SHA-256
 	// (hex), handed to tills at enrollment; empty without a CA.
@@ -64,12 +75,19 @@ type Options struct {
 	// RequireEnrollment makes the embedded broker refuse every client
 	// without an enrolled terminal's credentials.
 	RequireEnrollment bool
+	// MQTTPlainListener, when set, serves plain MQTT besides MQTTListener
+	// (serve's --mqtt-plain-listen, loopback unless the operator insists).
+	MQTTPlainListener net.Listener
 	// BrokerURL names an external broker to use instead, e.g. tcp://127.0.0.1:1883.
 	BrokerURL string
 	// BrokerClientID is the hub's client id at an external broker; default "tillsync-hub".
 	BrokerClientID string
-	// HTTPListener serves the HTTP API; nil for none.
+	// HTTPListener serves the HTTP API, plain; nil for none.
 	HTTPListener net.Listener
+	// HTTPSListener serves the same API over TLS with HTTPSTLS (both or
+	// neither); nil for none.
+	HTTPSListener net.Listener
+	HTTPSTLS      *tls.Config
 	// Seed, when set, is loaded into the ledger by Open (ledger.Store.LoadSeed:
 	// loading the same seed again changes nothing).
 	Seed *ledger.Seed
@@ -120,8 +138,11 @@ func Open(o Options) (*Hub, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("hub: no data dir")
 	}
-	if (o.MQTTListener == nil) == (o.BrokerURL == "") {
+	if embedded := o.MQTTListener != nil || o.MQTTPlainListener != nil; embedded == (o.BrokerURL != "") {
 		return nil, errors.New("hub: need either an MQTT listener for the embedded broker or an external broker URL")
+	}
+	if (o.HTTPSListener == nil) != (o.HTTPSTLS == nil) {
+		return nil, errors.New("hub: an HTTPS listener needs its TLS configuration, and the other way round")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -208,7 +229,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.o.BrokerURL != "" {
 		bus, err = broker.DialExternal(ctx, broker.ExternalOptions{URL: h.o.BrokerURL, ClientID: h.o.BrokerClientID, Logger: h.log})
 	} else {
-		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS,
+		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS, PlainListener: h.o.MQTTPlainListener,
 			Auth: h.ledger, RequireEnrollment: h.o.RequireEnrollment, Logger: h.log, Clock: h.o.Clock})
 	}
 	if err != nil {
@@ -240,34 +261,45 @@ func (h *Hub) Run(ctx context.Context) error {
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
 	defer stopUpkeep()
 	if err = subscribe(); err == nil {
-		where := h.o.BrokerURL
-		if h.o.MQTTListener != nil {
-			where = "mqtt://" + h.o.MQTTListener.Addr().String() + " (embedded)"
+		var where []string
+		if h.o.BrokerURL != "" {
+			where = append(where, h.o.BrokerURL)
+		}
+		if l := h.o.MQTTListener; l != nil {
 			if h.o.MQTTTLS != nil {
-				where = "mqtts://" + h.o.MQTTListener.Addr().String() + " (embedded, TLS)"
+				where = append(where, "tls://"+l.Addr().String()+" (embedded, TLS)")
+			} else {
+				where = append(where, "tcp://"+l.Addr().String()+" (embedded, plain)")
 			}
 		}
-		h.log.Info("hub running", "broker", where, "ledger", filepath.Join(h.o.DataDir, LedgerFile))
+		if l := h.o.MQTTPlainListener; l != nil {
+			where = append(where, "tcp://"+l.Addr().String()+" (embedded, plain)")
+		}
+		h.log.Info("hub running", "broker", strings.Join(where, ", "), "ledger", filepath.Join(h.o.DataDir, LedgerFile))
 		h.logTokenKey()
 		close(h.ready)
 		upkeep.Go(func() { h.configLoop(upkeepCtx, bus) })
 		upkeep.Go(func() { h.maintain(upkeepCtx) })
-		errc := make(chan error, 1)
+		errc := make(chan error, 2)
+		api := httpapi.Options{
+			Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
+			MemberTokenKey: h.tokenKey, MemberTokenTTL: h.o.MemberTokenTTL,
+			CAPEM: h.o.CAPEM, CAFingerprint: h.o.CAFingerprint,
+			OnCredentials: func(store, terminal string) {
+				if e, ok := bus.(*broker.Embedded); ok {
+					e.Disconnect(protocol.AgentClientID(store, terminal))
+				}
+			},
+			MQTTRefused: mqttRefused(bus), Logger: h.log, Clock: h.o.Clock,
+		}
 		if h.o.HTTPListener != nil {
 			h.log.Info("http api listening", "addr", "http://"+h.o.HTTPListener.Addr().String())
-			wg.Go(func() {
-				errc <- httpapi.Serve(ctx, h.o.HTTPListener, httpapi.Options{
-					Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
-					MemberTokenKey: h.tokenKey, MemberTokenTTL: h.o.MemberTokenTTL,
-					CAPEM: h.o.CAPEM, CAFingerprint: h.o.CAFingerprint,
-					OnCredentials: func(store, terminal string) {
-						if e, ok := bus.(*broker.Embedded); ok {
-							e.Disconnect(protocol.AgentClientID(store, terminal))
-						}
-					},
-					MQTTRefused: mqttRefused(bus), Logger: h.log, Clock: h.o.Clock,
-				})
-			})
+			wg.Go(func() { errc <- httpapi.Serve(upkeepCtx, h.o.HTTPListener, api) })
+		}
+		if h.o.HTTPSListener != nil {
+			h.log.Info("http api listening", "addr", "https://"+h.o.HTTPSListener.Addr().String())
+			// upkeepCtx: when one server fails, stopUpkeep stops the other.
+			wg.Go(func() { errc <- httpapi.Serve(upkeepCtx, tls.NewListener(h.o.HTTPSListener, h.o.HTTPSTLS), api) })
 		}
 		select {
 		case <-ctx.Done():

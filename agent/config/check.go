@@ -46,6 +46,30 @@ func ParseHub(s string) (string, error) {
 	return "", errors.New("want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883")
 }
 
+// HubOnLoopback reports whether a hub address (as ParseHub returns it)
+// names this machine: localhost or a loopback IP.
+func HubOnLoopback(hub string) bool {
+	u, err := url.Parse(hub)
+	return err == nil && loopback(u.Hostname())
+}
+
+// HubCAPath is the hub CA file the agent uses: hub_ca when set, else
+// DefaultHubCAFile in the data dir when it exists; "" for none (the
+// system's roots). isDefault tells the second case.
+func (c *Config) HubCAPath() (path string, isDefault bool) {
+	if c.HubCA != "" {
+		return c.HubCA, false
+	}
+	if c.DataDir == "" {
+		return "", false
+	}
+	p := filepath.Join(c.DataDir, DefaultHubCAFile)
+	if _, err := os.Stat(p); err == nil {
+		return p, true
+	}
+	return "", false
+}
+
 // ReadHubCA reads the PEM certificate of the hub's CA at path.
 func ReadHubCA(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
@@ -81,9 +105,13 @@ func (c *Config) Check() []Problem {
 	}
 
 	if c.Hub == "" {
-		probs = append(probs, c.missing("hub", "the hub's MQTT address, e.g. tcp://hub.example.com:1883"))
-	} else if _, err := ParseHub(c.Hub); err != nil {
+		probs = append(probs, c.missing("hub", "the hub's MQTT address, e.g. tls://hub.example.com:8883"))
+	} else if hub, err := ParseHub(c.Hub); err != nil {
 		add("hub", err.Error())
+	} else if !agent.IsTLSBroker(hub) && !HubOnLoopback(hub) && !c.HubPlain {
+		add("hub", "plain MQTT to a hub on another machine: anyone on the network can read and forge the till's transactions; use tls://HOST:PORT (and hub_ca), or set hub_plain: true on a network you trust")
+	} else if agent.IsTLSBroker(hub) && c.HubPlain {
+		warn("hub_plain", "has no effect: hub is tls://")
 	}
 
 	for _, id := range [...]struct{ key, what string }{
@@ -172,7 +200,8 @@ func (c *Config) Check() []Problem {
 }
 
 // CheckHost looks at the machine: that the data dir (and so the log dir in
-// it) exists and is writable, or can be created. It creates nothing.
+// it) exists and is writable, or can be created, and whether a tls:// hub
+// has a CA to be verified against. It creates nothing.
 func (c *Config) CheckHost() []Problem {
 	if c.DataDir == "" {
 		return nil
@@ -180,6 +209,16 @@ func (c *Config) CheckHost() []Problem {
 	if err := checkDir(c.DataDir); err != nil {
 		return []Problem{{Key: "data_dir", Src: c.src["data_dir"], Value: c.show("data_dir"),
 			Msg: fmt.Sprintf("%v; check as the user the agent runs as (a service: root or administrator), or choose a writable directory with %s", err, c.FixWith("data_dir"))}}
+	}
+	if hub, err := ParseHub(c.Hub); err == nil && agent.IsTLSBroker(hub) {
+		if path, isDefault := c.HubCAPath(); path == "" {
+			return []Problem{{Key: "hub_ca", Src: c.src["hub_ca"], Warning: true,
+				Msg: fmt.Sprintf("not set, and no %s in the data dir: the hub's certificate must then chain to the system's root CAs, which a hub with its own CA does not; set hub_ca (or %s) to the hub's CA from tillsync-hub tls ca", DefaultHubCAFile, c.FixWith("hub_ca"))}}
+		} else if isDefault {
+			if _, err := ReadHubCA(path); err != nil {
+				return []Problem{{Key: "hub_ca", Msg: err.Error()}}
+			}
+		}
 	}
 	return nil
 }
@@ -316,8 +355,8 @@ func (c *Config) AgentOptions() (agent.Options, error) {
 	if o.MemberCheck, err = scanner.ParseCheckDigit(c.Scanner.CheckDigit); err != nil {
 		return agent.Options{}, fmt.Errorf("scanner.%w", err)
 	}
-	if c.HubCA != "" {
-		if o.HubCA, err = ReadHubCA(c.HubCA); err != nil {
+	if path, isDefault := c.HubCAPath(); path != "" && (!isDefault || agent.IsTLSBroker(broker)) {
+		if o.HubCA, err = ReadHubCA(path); err != nil {
 			return agent.Options{}, fmt.Errorf("hub_ca: %w", err)
 		}
 	}

@@ -14,6 +14,11 @@
 // Environment variables are named after the key: TILLSYNC_AGENT_ and the
 // key's path in upper case with "_" for ".", e.g. TILLSYNC_AGENT_HUB,
 // TILLSYNC_AGENT_SCANNER_PORT, TILLSYNC_AGENT_OFFLINE_STORE_CAP.
+//
+// The hub is reached over TLS by default (tls://127.0.0.1:8883), its
+// certificate verified against hub_ca, or DefaultHubCAFile in the data dir
+// when hub_ca is not set. Plain MQTT (tcp://) is accepted for a hub on this
+// machine, and for another machine only with hub_plain: true.
 package config
 
 import (
@@ -36,6 +41,10 @@ import (
 	"github.com/tillsync/tillsync/internal/cli"
 )
 
+// DefaultHubCAFile is the hub's CA certificate in the data dir, used when
+// hub_ca is not set: where enrollment puts it.
+const DefaultHubCAFile = "hub-ca.pem"
+
 // MaxBytes is the largest config file read (1 MiB); a config is a page.
 const MaxBytes = 1 << 20
 
@@ -51,11 +60,18 @@ const EnvConfig = EnvPrefix + "CONFIG"
 type File struct {
 	// DataDir holds the outbox and the log files.
 	DataDir string `yaml:"data_dir"`
-	// Hub is the hub's MQTT address, tcp://host:port.
+	// Hub is the hub's MQTT address: tls://host:port (MQTT over TLS), or
+	// tcp://host:port (plain MQTT: a hub on this machine, or HubPlain).
 	Hub string `yaml:"hub"`
 	// HubCA is the PEM file of the CA the hub's certificate must chain to
-	// when hub is tls:// (tillsync-hub tls ca); empty: the system's roots.
+	// when hub is tls:// (tillsync-hub tls ca). Empty: DefaultHubCAFile in
+	// the data dir when it exists (enrollment writes it there), else the
+	// system's roots.
 	HubCA string `yaml:"hub_ca"`
+	// HubPlain allows plain MQTT (tcp://) to a hub on another machine,
+	// which anyone on the network between can read and forge: only for a
+	// network the coalition trusts. A hub on loopback needs no permission.
+	HubPlain bool `yaml:"hub_plain"`
 	// Store, Terminal and Partner identify this till and its brand.
 	Store    string `yaml:"store"`
 	Terminal string `yaml:"terminal"`
@@ -116,7 +132,7 @@ type Log struct {
 func Default() File {
 	return File{
 		DataDir:     cli.DefaultDataDir("agent"),
-		Hub:         "tcp://127.0.0.1:1883",
+		Hub:         "tls://127.0.0.1:8883",
 		EarnRate:    1,
 		BurnTimeout: 3 * time.Second,
 		POS:         POS{Listen: "127.0.0.1:8081"},

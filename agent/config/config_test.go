@@ -18,7 +18,7 @@ import (
 // flagNames is how tillsync-agent run names the flags of the keys it has
 // flags for.
 var flagNames = map[string]string{
-	"data_dir": "--data-dir", "hub": "--hub", "store": "--store", "terminal": "--terminal", "partner": "--partner",
+	"data_dir": "--data-dir", "hub": "--hub", "hub_ca": "--hub-ca", "hub_plain": "--hub-plain", "store": "--store", "terminal": "--terminal", "partner": "--partner",
 	"pos.listen": "--pos-listen", "scanner.port": "--scanner", "scanner.usb": "--scanner-usb", "scanner.baud": "--scanner-baud",
 	"scanner.check_digit": "--scanner-check-digit", "earn_rate": "--earn-rate", "burn_timeout": "--burn-timeout",
 	"log.level": "--log-level", "log.format": "--log-format",
@@ -83,7 +83,7 @@ func TestExample(t *testing.T) {
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := config.Keys()
 	want := []string{
-		"data_dir", "hub", "hub_ca", "store", "terminal", "partner", "earn_rate", "burn_timeout", "pos.listen", "pos.secret_file",
+		"data_dir", "hub", "hub_ca", "hub_plain", "store", "terminal", "partner", "earn_rate", "burn_timeout", "pos.listen", "pos.secret_file",
 		"scanner.port", "scanner.usb", "scanner.baud", "scanner.check_digit",
 		"offline.member_allowance", "offline.store_cap", "offline.store_tills", "offline.max_balance_age", "offline.alert_after",
 		"log.level", "log.format", "log.file", "log.max_size_mb", "log.max_files",
@@ -202,10 +202,10 @@ hub:
 		c.Log.File == nil || *c.Log.File || c.Log.Level != "debug" || c.Offline.StoreTills != 3 || c.Hub != "" || c.Scanner.Port != "" {
 		t.Errorf("read as %+v", c.File)
 	}
-	if got := lines(c.Check()); !reflect.DeepEqual(got, []string{"line 11: hub: missing; set hub: to the hub's MQTT address, e.g. tcp://hub.example.com:1883"}) {
+	if got := lines(c.Check()); !reflect.DeepEqual(got, []string{"line 11: hub: missing; set hub: to the hub's MQTT address, e.g. tls://hub.example.com:8883"}) {
 		t.Errorf("Check() = %q", got)
 	}
-	c.Hub = "mqtt://hub:1883"
+	c.Hub, c.HubPlain = "mqtt://hub:1883", true
 	o, err := c.AgentOptions()
 	if err != nil {
 		t.Fatal(err)
@@ -246,15 +246,15 @@ func TestProblems(t *testing.T) {
 			"--partner: empty; give the brand this store trades as (e.g. greencross)",
 		}},
 		{name: "unknown key", file: ok + "hubb: tcp://x:1883\n", want: []string{
-			"line 4: hubb: unknown key; did you mean hub? (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 4: hubb: unknown key; did you mean hub? (the top level takes data_dir, hub, hub_ca, hub_plain, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
 		}},
 		{name: "unknown key in a section", file: ok + "scanner:\n  prot: COM3\n", want: []string{
 			"line 5: scanner.prot: unknown key; did you mean scanner.port? (scanner takes port, usb, baud, check_digit)",
 		}},
 		{name: "key in the wrong place", file: ok + "baud: 9600\npos_listen: 127.0.0.1:1\nsecret: x\n", want: []string{
-			"line 4: baud: unknown key; did you mean scanner.baud? (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
-			"line 5: pos_listen: unknown key; did you mean pos.listen? (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
-			"line 6: secret: unknown key (the top level takes data_dir, hub, hub_ca, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 4: baud: unknown key; did you mean scanner.baud? (the top level takes data_dir, hub, hub_ca, hub_plain, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 5: pos_listen: unknown key; did you mean pos.listen? (the top level takes data_dir, hub, hub_ca, hub_plain, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
+			"line 6: secret: unknown key (the top level takes data_dir, hub, hub_ca, hub_plain, store, terminal, partner, earn_rate, burn_timeout, pos, scanner, offline, log)",
 		}},
 		{name: "twice", file: ok + "store: s2\n", want: []string{"line 4: store: set twice (also on line 1); keep one"}},
 		{name: "section as a value", file: ok + "scanner: COM3\n", want: []string{
@@ -379,7 +379,7 @@ func TestCheckHost(t *testing.T) {
 		{file, `--data-dir "` + file + `": not a directory; check as the user the agent runs as (a service: root or administrator), or choose a writable directory with --data-dir`},
 		{filepath.Join(file, "agent"), `--data-dir "` + filepath.Join(file, "agent") + `": cannot be created: ` + file + ` is not a directory; check as the user the agent runs as (a service: root or administrator), or choose a writable directory with --data-dir`},
 	} {
-		c, _ := load(t, "", nil, flag("data_dir", tc.dir))
+		c, _ := load(t, "", nil, flag("data_dir", tc.dir), flag("hub", "tcp://127.0.0.1:1883"))
 		got := strings.Join(lines(c.CheckHost()), "\n")
 		if got != tc.want {
 			t.Errorf("CheckHost(%s):\n  %s\nwant\n  %s", tc.dir, got, tc.want)

@@ -147,6 +147,11 @@ type Health struct {
 	Terminal     string `json:"terminal"`
 	Version      string `json:"version"`
 	HubConnected bool   `json:"hub_connected"`
+	// HubError says why the till is not connected to the hub: the last
+	// connection attempt's error, with what to do when it is one retrying
+	// cannot cure (e.g. "certificate signed by unknown authority": the
+	// till does not trust the hub's CA). Empty while connected.
+	HubError string `json:"hub_error,omitempty"`
 	// Backlog is the number of transactions accepted and not yet acked by the hub.
 	Backlog int64 `json:"backlog"`
 	// OldestUnsyncedSeconds is the age of the oldest of them (0 when none).

@@ -30,6 +30,12 @@
 // the outbox: best effort, QoS 0, only while connected, and dropped
 // otherwise. They are evidence for the hub's fraud flags, not
 // transactions, and a scan never waits for one.
+//
+// Over TLS (a tls://, ssl:// or mqtts:// broker with Options.TLS) paho
+// verifies the hub's certificate during the connection attempt. A failure
+// there is no network weather: LastError and the log say what to fix
+// (TLSHint: a CA the till does not trust, a name the certificate lacks),
+// logged at ERROR, while the till keeps working offline and retrying.
 package uplink
 
 import (
@@ -125,6 +131,7 @@ type Uplink struct {
 	sightings chan []byte // encoded Sightings for the current connection
 	connected atomic.Bool
 	dropped   atomic.Int64
+	lastErr   atomic.Pointer[string] // why the hub is not reachable; nil while connected
 
 	qmu     sync.Mutex
 	client  mqtt.Client // current connection, nil when down; for queries
@@ -199,6 +206,28 @@ func New(opts Options) (*Uplink, error) {
 // Connected reports whether the uplink has a live connection to the broker.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
 
+// LastError says why the last attempt to reach the hub failed, or why the
+// connection dropped, with TLSHint's advice when there is some; "" while
+// connected and before the first attempt.
+func (u *Uplink) LastError() string {
+	if p := u.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (u *Uplink) setLastError(err error) {
+	if err == nil {
+		u.lastErr.Store(nil)
+		return
+	}
+	msg := err.Error()
+	if hint := TLSHint(err); hint != "" {
+		msg += " (" + hint + ")"
+	}
+	u.lastErr.Store(&msg)
+}
+
 // Kick tells the uplink the outbox has new entries. It never blocks.
 // Urgent asks for tx, just appended to the outbox, to go to the hub at once,
 // ahead of any backlog: a burn's hold, with a cashier waiting. Only a
@@ -265,11 +294,20 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if err != nil {
 			attempt++
 			wait := u.backoff(attempt)
+			u.setLastError(err)
 			lvl := slog.LevelDebug
 			if attempt == 1 || attempt%20 == 0 {
 				lvl = slog.LevelWarn
 			}
-			u.o.Logger.Log(ctx, lvl, "hub unreachable, working offline", "broker", u.o.Broker, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
+			msg := "hub unreachable, working offline"
+			if hint := TLSHint(err); hint != "" {
+				// Retrying will not fix it: someone must act.
+				msg = "hub refused at TLS, working offline: " + hint
+				if lvl == slog.LevelWarn {
+					lvl = slog.LevelError
+				}
+			}
+			u.o.Logger.Log(ctx, lvl, msg, "broker", u.o.Broker, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -277,9 +315,13 @@ func (u *Uplink) Run(ctx context.Context) error {
 			continue
 		}
 		attempt = 0
+		u.setLastError(nil)
 		u.setState(true, nil, c)
 		u.o.Logger.Info("connected to hub", "broker", u.o.Broker)
 		err = u.session(ctx, c, lost)
+		if ctx.Err() == nil {
+			u.setLastError(fmt.Errorf("connection lost: %w", errOr(err, "closed")))
+		}
 		u.setState(false, err, nil)
 		c.Disconnect(250)
 		u.dropSightings() // offline sightings are dropped, not sent at the next connect

@@ -178,7 +178,7 @@ func TestRunConfigProblems(t *testing.T) {
 // broken one, listing every problem.
 func TestInstallRefusesBrokenConfig(t *testing.T) {
 	t.Parallel()
-	p := writeConfig(t, "data_dir: relative/dir\nhub: tcp://hub:1883\nstore: gc-berlin-01\nterminal: till-1\n")
+	p := writeConfig(t, "data_dir: relative/dir\nhub: tls://hub:8883\nstore: gc-berlin-01\nterminal: till-1\n")
 	stderrLines(t, []string{"install", "--config", p}, 1,
 		"partner: missing; set partner: to the brand this store trades as (e.g. greencross)",
 		`line 1: data_dir "relative/dir": a service needs an absolute path (it does not start in this directory)`,

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/config"
 	"github.com/tillsync/tillsync/internal/cli"
 )
@@ -115,7 +116,8 @@ func reportCheck(stdout, stderr io.Writer, cfg *config.Config, probs []config.Pr
 func summary(cfg *config.Config) [][2]string {
 	out := [][2]string{
 		{"till", fmt.Sprintf("store %s, terminal %s, partner %s", cfg.Store, cfg.Terminal, cfg.Partner)},
-		{"hub", cfg.Hub + " (is it reachable? tillsync-agent ping --hub " + cfg.Hub + ")"},
+		{"hub", cfg.Hub + " (is it reachable? " + pingLine(cfg) + ")"},
+		{"transport", transport(cfg)},
 		{"POS API", cfg.POS.Listen},
 	}
 	scanner := "none"
@@ -231,4 +233,36 @@ directory) and refuses to replace one unless --force.`,
 	c.Flags().StringVarP(&output, "output", "o", "", "write the example to this file instead of stdout")
 	c.Flags().BoolVar(&force, "force", false, "replace the --output file if it exists")
 	return c
+}
+
+// pingLine is the ping command that checks the hub as run would reach it.
+func pingLine(cfg *config.Config) string {
+	line := "tillsync-agent ping --hub " + cfg.Hub
+	hub, _ := config.ParseHub(cfg.Hub)
+	if path, _ := cfg.HubCAPath(); path != "" && agent.IsTLSBroker(hub) {
+		line += " --hub-ca " + path
+	}
+	if cfg.HubPlain && !agent.IsTLSBroker(hub) && !config.HubOnLoopback(hub) {
+		line += " --hub-plain"
+	}
+	return line
+}
+
+// transport says in one line how the agent reaches the hub and whom it trusts.
+func transport(cfg *config.Config) string {
+	hub, _ := config.ParseHub(cfg.Hub)
+	switch {
+	case !agent.IsTLSBroker(hub) && config.HubOnLoopback(hub):
+		return "plain MQTT to a hub on this machine (nothing crosses the network)"
+	case !agent.IsTLSBroker(hub):
+		return "plain MQTT across the network (hub_plain): anyone on it can read and forge this till's traffic"
+	}
+	switch path, isDefault := cfg.HubCAPath(); {
+	case path == "":
+		return "MQTT over TLS; the hub's certificate must chain to the system's root CAs (no hub_ca)"
+	case isDefault:
+		return "MQTT over TLS; the hub's certificate is verified against " + path + " (from the data dir)"
+	default:
+		return "MQTT over TLS; the hub's certificate is verified against " + path + " (hub_ca)"
+	}
 }

@@ -19,6 +19,7 @@ var flagKeys = []struct{ flag, key string }{
 	{"data-dir", "data_dir"},
 	{"hub", "hub"},
 	{"hub-ca", "hub_ca"},
+	{"hub-plain", "hub_plain"},
 	{"store", "store"},
 	{"terminal", "terminal"},
 	{"partner", "partner"},
@@ -56,7 +57,8 @@ func (af *agentFlags) add(c *cobra.Command) {
 	f.StringVar(&af.config, "config", "", fmt.Sprintf("the config file (default: $%s, else %s if it exists)", config.EnvConfig, config.DefaultPath()))
 	f.String("data-dir", d.DataDir, "directory for the outbox and the log files (created owner-only)")
 	f.String("hub", d.Hub, "the hub's MQTT address: tls://HOST:PORT (MQTT over TLS) or tcp://HOST:PORT")
-	f.String("hub-ca", d.HubCA, "the hub's CA certificate (PEM file) for a tls:// hub; from tillsync-hub tls ca")
+	f.String("hub-ca", d.HubCA, "the hub's CA certificate (PEM file) for a tls:// hub, from tillsync-hub tls ca (default: hub-ca.pem in the data dir, if there)")
+	f.Bool("hub-plain", d.HubPlain, "allow plain MQTT (tcp://) to a hub on another machine, on a network you trust")
 	f.String("store", d.Store, "this store's id (required)")
 	f.String("terminal", d.Terminal, "this till's id within the store (required)")
 	f.String("partner", d.Partner, "the brand this store trades as (required)")

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/config"
 	"github.com/tillsync/tillsync/agent/outbox"
+	"github.com/tillsync/tillsync/agent/uplink"
 	"github.com/tillsync/tillsync/internal/cli"
 )
 
@@ -168,17 +170,21 @@ func runAgent(c *cobra.Command, af *agentFlags) (err error) {
 
 func pingCmd() *cobra.Command {
 	var hub, hubCA string
+	var plain bool
 	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "ping",
-		Short: "Check that the hub's broker can be reached",
-		Example: `  tillsync-agent ping --hub tcp://hub.example.com:1883
-  tillsync-agent ping --hub tls://hub.example.com:8883 --hub-ca hub-ca.pem`,
+		Short: "Check that the hub's broker can be reached (and, over TLS, trusted)",
+		Example: `  tillsync-agent ping --hub tls://hub.example.com:8883 --hub-ca hub-ca.pem
+  tillsync-agent ping --hub tcp://127.0.0.1:1883`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			u, err := hubURL(hub)
 			if err != nil {
 				return err
+			}
+			if !agent.IsTLSBroker(u) && !config.HubOnLoopback(u) && !plain {
+				return cli.Usagef("--hub %s: plain MQTT to a hub on another machine; use tls://HOST:PORT with --hub-ca, or add --hub-plain on a network you trust", hub)
 			}
 			var ca []byte
 			if hubCA != "" {
@@ -201,15 +207,23 @@ func pingCmd() *cobra.Command {
 				if tok.Error() != nil {
 					why = tok.Error().Error()
 				}
+				if hint := uplink.TLSHint(tok.Error()); hint != "" {
+					return fmt.Errorf("hub at %s refused at TLS (%s): %s", u, why, strings.Replace(hint, "hub_ca", "--hub-ca", 1))
+				}
 				return fmt.Errorf("hub at %s is unreachable (%s); check the address given with --hub and that tillsync-hub is running", u, why)
 			}
 			mc.Disconnect(100)
-			fmt.Fprintf(c.OutOrStdout(), "hub at %s reachable in %s\n", u, time.Since(start).Round(time.Millisecond))
+			how := "plain MQTT"
+			if tlsCfg != nil {
+				how = "TLS, certificate verified"
+			}
+			fmt.Fprintf(c.OutOrStdout(), "hub at %s reachable in %s (%s)\n", u, time.Since(start).Round(time.Millisecond), how)
 			return nil
 		},
 	}
-	c.Flags().StringVar(&hub, "hub", "tcp://127.0.0.1:1883", "the hub's MQTT address: tls://HOST:PORT or tcp://HOST:PORT")
-	c.Flags().StringVar(&hubCA, "hub-ca", "", "the hub's CA certificate (PEM file) for a tls:// hub")
+	c.Flags().StringVar(&hub, "hub", config.Default().Hub, "the hub's MQTT address: tls://HOST:PORT or tcp://HOST:PORT")
+	c.Flags().StringVar(&hubCA, "hub-ca", "", "the hub's CA certificate (PEM file) for a tls:// hub (default: the system's roots)")
+	c.Flags().BoolVar(&plain, "hub-plain", false, "allow plain MQTT (tcp://) to a hub on another machine")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to try")
 	return c
 }

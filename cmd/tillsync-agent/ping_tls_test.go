@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tillsync/tillsync/hub/broker"
@@ -31,7 +32,11 @@ func TestPingOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	hub := "tls://" + l.Addr().String()
-	run(t, "ping", "--hub", hub, "--hub-ca", caFile).OK(t)
+	if out := run(t, "ping", "--hub", hub, "--hub-ca", caFile).OK(t); !strings.Contains(out, "TLS, certificate verified") {
+		t.Errorf("ping over TLS said %q", out)
+	}
+	run(t, "ping", "--hub", hub, "--timeout", "2s").OneLine(t, 1, "refused at TLS", "unknown authority", "--hub-ca")
+	run(t, "ping", "--hub", "tcp://hub.example.com:1883").OneLine(t, 2, "plain MQTT", "--hub-plain")
 
 	other, err := pki.LoadOrCreate(filepath.Join(t.TempDir(), "other"), pki.Options{})
 	if err != nil {
@@ -41,6 +46,6 @@ func TestPingOverTLS(t *testing.T) {
 	if err := os.WriteFile(otherFile, other.CACertPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "ping", "--hub", hub, "--hub-ca", otherFile, "--timeout", "2s").OneLine(t, 1, "unreachable", "unknown authority")
+	run(t, "ping", "--hub", hub, "--hub-ca", otherFile, "--timeout", "2s").OneLine(t, 1, "refused at TLS", "unknown authority", "give the till the hub's CA")
 	run(t, "ping", "--hub", hub, "--hub-ca", caFile+".missing").OneLine(t, 1, "--hub-ca", "cannot read")
 }

@@ -10,11 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tillsync/tillsync/hub/pki"
+	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -67,8 +67,9 @@ func versionCmd() *cobra.Command {
 func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
-		mqttTLS, requireEnrollment                                            bool
-		tlsNames                                                              []string
+		mqttPlainListen, httpsListen                                          string
+		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment                bool
+		tf                                                                    tlsFlags
 		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
@@ -77,6 +78,17 @@ func serveCmd() *cobra.Command {
 		Long: `Run the hub: open the ledger in the data dir, start the embedded MQTT broker
 (or connect to the external one given by --broker), and serve the HTTP API.
 Stops cleanly on Ctrl-C or SIGTERM: what was received is committed and acked.
+
+The embedded broker serves MQTT over TLS (--mqtt-listen, 127.0.0.1:8883 by
+default). At its first start the hub makes its own certificate authority and
+server certificate (ECDSA P-256) in <data-dir>/pki; give the tills the CA
+(tillsync-hub tls ca) and name every address they reach the hub by with
+--tls-name, or the tills refuse the hub. With --tls-cert, --tls-key and
+--tls-ca the hub uses an operator's certificate instead and makes nothing.
+Plain MQTT is off unless --mqtt-plain-listen is given, and then only on a
+loopback address unless --mqtt-plain-any-interface says otherwise. The HTTP
+API is plain on --http-listen (loopback only, unless
+--http-plain-any-interface) and over TLS on --https-listen.
 
 With --seed it loads a seed file (coalition, partners, stores, terminals and
 earn rules, YAML or JSON) into the ledger before it starts; loading the same
@@ -88,8 +100,10 @@ At its first start it makes the coalition's member token key (the key that
 signs member QR codes, see "member token") in the data dir, or where
 --member-token-key says, and uses it from then on. Back it up with the
 ledger: with a new key, the tokens the old one signed are refused.`,
-		Example: `  tillsync-hub serve --data-dir ./hub-data --mqtt-listen 127.0.0.1:18830 --http-listen 127.0.0.1:8080
-  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
+		Example: `  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
+  tillsync-hub serve --data-dir ./hub-data --mqtt-listen 0.0.0.0:8883 --tls-name hub.example.com --tls-name 10.0.0.5
+  tillsync-hub serve --data-dir ./hub-data --mqtt-plain-listen 127.0.0.1:1883
+  tillsync-hub serve --data-dir ./hub-data --tls-cert hub.pem --tls-key hub.key --tls-ca corp-ca.pem
   tillsync-hub serve --data-dir ./hub-data --broker tcp://127.0.0.1:1883`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -99,14 +113,32 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			}
 			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment}
 			if broker != "" {
-				if c.Flags().Changed("mqtt-listen") {
-					return cli.Usagef("--broker and --mqtt-listen exclude each other: the hub either embeds a broker or uses yours")
+				for _, f := range []string{"mqtt-listen", "mqtt-plain-listen"} {
+					if c.Flags().Changed(f) {
+						return cli.Usagef("--broker and --%s exclude each other: the hub either embeds a broker or uses yours", f)
+					}
 				}
 				u, err := url.Parse(broker)
 				if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" {
 					return cli.Usagef("--broker %q: want tcp://host:port", broker)
 				}
 				o.BrokerURL = "tcp://" + u.Host
+				mqttListen = ""
+			}
+			if mqttTLS && broker != "" {
+				return cli.Usagef("--mqtt-tls is for the embedded broker; an external broker (--broker) does its own TLS")
+			}
+			if broker == "" && mqttListen == "" && mqttPlainListen == "" {
+				return cli.Usagef("no MQTT listener: give --mqtt-listen (TLS), or use a running broker with --broker tcp://HOST:PORT")
+			}
+			if err := plainOnLoopback("MQTT", mqttPlainListen, "--mqtt-plain-listen", "--mqtt-listen (TLS)", "--mqtt-plain-any-interface", mqttPlainAny); err != nil {
+				return err
+			}
+			if err := plainOnLoopback("HTTP API", httpListen, "--http-listen", "--https-listen", "--http-plain-any-interface", httpPlainAny); err != nil {
+				return err
+			}
+			if err := tf.check(); err != nil {
+				return err
 			}
 			if seedFile != "" {
 				data, err := readFile("--seed", seedFile)
@@ -120,28 +152,63 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
 				return err
 			}
-			if mqttTLS && broker != "" {
-				return cli.Usagef("--mqtt-tls is for the embedded broker; an external broker (--broker) does its own TLS")
-			}
-			if mqttTLS {
-				p, err := pki.LoadOrCreate(filepath.Join(dataDir, "pki"), pki.Options{Names: tlsNames, Logger: log})
+			var ls []net.Listener
+			listen := func(dst *net.Listener, what, addr, fix string) error {
+				if addr == "" {
+					return nil
+				}
+				l, err := cli.Listen(what, addr, fix)
 				if err != nil {
+					for _, l := range ls {
+						l.Close()
+					}
 					return err
 				}
-				o.MQTTTLS = p.ServerTLSConfig()
+				ls = append(ls, l)
+				*dst = l
+				return nil
+			}
+			for _, l := range []struct {
+				dst             *net.Listener
+				what, addr, fix string
+			}{
+				{&o.MQTTListener, "MQTT (TLS)", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"},
+				{&o.MQTTPlainListener, "plain MQTT", mqttPlainListen, "--mqtt-plain-listen"},
+				{&o.HTTPListener, "HTTP API", httpListen, "--http-listen"},
+				{&o.HTTPSListener, "HTTPS API", httpsListen, "--https-listen"},
+			} {
+				if err := listen(l.dst, l.what, l.addr, l.fix); err != nil {
+					return err
+				}
+			}
+			// What the PKI logs (a CA made, a certificate renewed) is said
+			// once the hub opened: a start that fails says only why.
+			pkiLog := &heldLog{Handler: log.Handler()}
+			if o.MQTTListener != nil || o.HTTPSListener != nil {
+				p, err := tf.load(dataDir, slog.New(pkiLog))
+				if err != nil {
+					for _, l := range ls {
+						l.Close()
+					}
+					return err
+				}
+				tlsCfg := p.ServerTLSConfig()
 				o.CAPEM, o.CAFingerprint = p.CACertPEM(), p.CAFingerprint()
-			}
-			if broker == "" {
-				if o.MQTTListener, err = cli.Listen("MQTT", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"); err != nil {
-					return err
+				if o.MQTTListener != nil {
+					o.MQTTTLS = tlsCfg
 				}
-			}
-			if httpListen != "" {
-				if o.HTTPListener, err = cli.Listen("HTTP API", httpListen, "--http-listen"); err != nil {
-					return err
+				if o.HTTPSListener != nil {
+					o.HTTPSTLS = tlsCfg
 				}
 			}
 			h, err := hub.Open(o)
+			if err != nil {
+				for _, l := range ls {
+					l.Close()
+				}
+			} else {
+				pkiLog.release()
+			}
 			if errors.Is(err, ledger.ErrLocked) {
 				return fmt.Errorf("%w; stop that hub or choose another --data-dir", err)
 			}
@@ -168,16 +235,52 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			return err
 		},
 	}
-	c.Flags().StringVar(&dataDir, "data-dir", cli.DefaultDataDir("hub"), "directory for the ledger (created owner-only)")
-	c.Flags().StringVar(&mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
-	c.Flags().BoolVar(&mqttTLS, "mqtt-tls", false, "serve MQTT over TLS with the hub's own certificate (made in <data-dir>/pki at the first start; agents use tls://HOST:PORT and the CA from `tillsync-hub tls ca`)")
-	c.Flags().BoolVar(&requireEnrollment, "require-enrollment", false, "refuse every MQTT client without an enrolled terminal's credentials (enrolled terminals must use theirs in any case)")
-	c.Flags().StringSliceVar(&tlsNames, "tls-name", nil, "a DNS name or IP address tills reach the hub by, for its certificate (repeatable; localhost and 127.0.0.1 are always in)")
-	c.Flags().StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
-	c.Flags().StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
-	c.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API (empty to disable)")
-	c.Flags().StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
-	c.Flags().StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
+	f := c.Flags()
+	f.StringVar(&dataDir, "data-dir", cli.DefaultDataDir("hub"), "directory for the ledger and the hub's own CA in pki/ (created owner-only)")
+	f.StringVar(&mqttListen, "mqtt-listen", "127.0.0.1:8883", "address of the embedded MQTT broker, over TLS (empty for none)")
+	f.StringVar(&mqttPlainListen, "mqtt-plain-listen", "", "also serve plain, unencrypted MQTT here (loopback only unless --mqtt-plain-any-interface)")
+	f.BoolVar(&mqttPlainAny, "mqtt-plain-any-interface", false, "allow --mqtt-plain-listen on an address other than loopback (a network you trust: tills' traffic is readable there)")
+	f.BoolVar(&mqttTLS, "mqtt-tls", false, "MQTT over TLS (the default now)")
+	f.MarkDeprecated("mqtt-tls", "MQTT over TLS is the default now; drop the flag")
+	f.BoolVar(&requireEnrollment, "require-enrollment", false, "refuse every MQTT client without an enrolled terminal's credentials (enrolled terminals must use theirs in any case)")
+	tf.add(c, true)
+	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
+	f.StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
+	f.StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API, plain (loopback only unless --http-plain-any-interface; empty to disable)")
+	f.BoolVar(&httpPlainAny, "http-plain-any-interface", false, "allow --http-listen on an address other than loopback (the API has no authentication yet)")
+	f.StringVar(&httpsListen, "https-listen", "", "also serve the HTTP API over TLS here, with the hub's certificate")
+	f.StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
+	f.StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
 	logf.Add(c)
 	return c
+}
+
+// plainOnLoopback refuses a plain (unencrypted) listener address that is
+// not loopback, unless the operator said so with anyFlag.
+func plainOnLoopback(what, addr, flag, tlsFlag, anyFlag string, anyOK bool) error {
+	if addr == "" || anyOK || cli.LoopbackAddr(addr) {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil // cli.Listen explains it
+	}
+	return cli.Usagef("%s %s: plain %s on an address other than loopback is readable and forgeable on the network; use %s, keep it on 127.0.0.1, or add %s on a network you trust", flag, addr, what, tlsFlag, anyFlag)
+}
+
+// heldLog keeps records until release hands them to Handler.
+type heldLog struct {
+	slog.Handler
+	held []slog.Record
+}
+
+func (h *heldLog) Handle(_ context.Context, r slog.Record) error {
+	h.held = append(h.held, r.Clone())
+	return nil
+}
+
+func (h *heldLog) release() {
+	for _, r := range h.held {
+		h.Handler.Handle(context.Background(), r)
+	}
+	h.held = nil
 }

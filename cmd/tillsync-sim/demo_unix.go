@@ -8,6 +8,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/tillsync/tillsync/hub/pki"
 )
 
 // demoCoalition is the seed the demo's hub starts with: three partners,
@@ -85,22 +88,31 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	}
 	defer d.stopAll()
 
-	d.step("Picking free loopback ports (1883 may well be taken by another broker)")
+	d.step("Picking free loopback ports (the default ones may well be taken)")
 	d.mqtt, d.hubHTTP = freePort(), freePort()
 	d.tills = map[string]*till{
 		pharmacy: {name: "pharmacy", store: "gc-berlin-01", terminal: "till-1", partner: pharmacy, pos: freePort()},
 		cafe:     {name: "cafe", store: "bb-central", terminal: "pos-1", partner: cafe, pos: freePort()},
 	}
-	d.say("hub MQTT %s, hub API http://%s, POS APIs http://%s (pharmacy) and http://%s (cafe)", d.mqtt, d.hubHTTP, d.tills[pharmacy].pos, d.tills[cafe].pos)
+	d.say("hub MQTT over TLS tls://%s, hub API http://%s, POS APIs http://%s (pharmacy) and http://%s (cafe)", d.mqtt, d.hubHTTP, d.tills[pharmacy].pos, d.tills[cafe].pos)
 
 	seed := filepath.Join(d.dir, "demo-coalition.yaml")
 	if err := os.WriteFile(seed, demoCoalition, 0o600); err != nil {
 		return err
 	}
-	d.step("Starting tillsync-hub (embedded MQTT broker + bbolt ledger) with the coalition in %s", seed)
+	d.step("Starting tillsync-hub (embedded MQTT broker over TLS + bbolt ledger) with the coalition in %s", seed)
 	if err := d.startHub("--seed", seed); err != nil {
 		return err
 	}
+	caPEM, err := os.ReadFile(d.hubCA())
+	if err != nil {
+		return fmt.Errorf("the hub's CA: %w", err)
+	}
+	block, _ := pem.Decode(caPEM)
+	if block == nil {
+		return fmt.Errorf("the hub's CA %s holds no certificate", d.hubCA())
+	}
+	d.say("the hub made its own CA at its first start: %s (sha256 %s…); the tills get it as --hub-ca and verify the hub's certificate against it", d.hubCA(), pki.Fingerprint(block.Bytes)[:16])
 	if err := d.showCoalition(); err != nil {
 		return err
 	}
@@ -129,7 +141,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 		}); err != nil {
 			return err
 		}
-		d.say("%s till: connected, pricing with %s rules version 1 pushed by the hub", tl.name, tl.partner)
+		d.say("%s till: connected over TLS (hub certificate verified), pricing with %s rules version 1 pushed by the hub", tl.name, tl.partner)
 	}
 
 	d.step("Cashier scans member cards; the POS earns and burns through the agents")
@@ -219,7 +231,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 		d.say("%s till backlog: %d transactions, oldest unsynced %.1fs ago, hub connected: %v", tl.name, h.Backlog, h.OldestUnsyncedSeconds, h.HubConnected)
 	}
 
-	d.step("Bringing the hub back")
+	d.step("Bringing the hub back (it reloads its CA and certificate from its data dir)")
 	if err := d.startHub(); err != nil {
 		return err
 	}
@@ -302,9 +314,12 @@ func (d *demo) startHub(extra ...string) error {
 	return fmt.Errorf("the hub did not come up within 15s; see %s", filepath.Join(d.dir, "tillsync-hub.log"))
 }
 
+// hubCA is the CA certificate the hub makes in its data dir at its first start.
+func (d *demo) hubCA() string { return filepath.Join(d.dir, "hub", "pki", "ca.pem") }
+
 func (d *demo) startAgent(tl *till, extra ...string) error {
 	args := append([]string{"run", "--data-dir", filepath.Join(d.dir, "agent-"+tl.name),
-		"--hub", "tcp://" + d.mqtt, "--store", tl.store, "--terminal", tl.terminal, "--partner", tl.partner,
+		"--hub", "tls://" + d.mqtt, "--hub-ca", d.hubCA(), "--store", tl.store, "--terminal", tl.terminal, "--partner", tl.partner,
 		"--pos-listen", tl.pos, "--burn-timeout", "3s"}, extra...)
 	cmd, err := d.start("tillsync-agent-"+tl.name, "tillsync-agent", args...)
 	if err != nil {

@@ -32,8 +32,9 @@ func demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run a hub and a store agent, scan cards, earn and burn, survive an outage",
 		Long: `Run the main job end to end on embedded defaults, with the real binaries:
-a hub (embedded MQTT broker and ledger) and one store agent in a temporary
-data dir, on free loopback ports; a simulated serial scanner (a
+a hub (embedded MQTT broker over TLS with its own CA, and the ledger) and
+store agents that verify its certificate, in a temporary data dir, on free
+loopback ports; a simulated serial scanner (a
 pseudo-terminal) the demo types member cards into; earns and burns through the
 agent's POS API; the hub cut off for a few seconds while the till keeps
 accepting earns; then the catch-up, and every member's balance as the hub's

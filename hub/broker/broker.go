@@ -76,6 +76,10 @@ type EmbeddedOptions struct {
 	// Off, a client without credentials may still connect — unless its
 	// client id is that of an enrolled terminal.
 	RequireEnrollment bool
+	// PlainListener, when set, serves plain MQTT besides (or, with no
+	// Listener, instead of) Listener, whatever TLS says. At least one of
+	// the two is required.
+	PlainListener net.Listener
 	// Logger receives the broker's own lines at WARN and above.
 	Logger *slog.Logger
 	// Clock paces the refusal log; default the system clock.
@@ -94,9 +98,9 @@ type Embedded struct {
 
 var _ Bus = (*Embedded)(nil)
 
-// StartEmbedded starts a broker serving on opts.Listener.
+// StartEmbedded starts a broker serving on opts.Listener and opts.PlainListener.
 func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
-	if opts.Listener == nil {
+	if opts.Listener == nil && opts.PlainListener == nil {
 		return nil, errors.New("broker: no listener for the embedded broker")
 	}
 	log := opts.Logger
@@ -117,12 +121,21 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if err := srv.AddHook(acl, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	l := opts.Listener
-	if opts.TLS != nil {
-		l = tls.NewListener(l, opts.TLS)
+	if l := opts.Listener; l != nil {
+		id := "mqtt"
+		if opts.TLS != nil {
+			// The handshake runs on the connection's goroutine (mochi
+			// serves each accepted conn on its own), not in Accept.
+			l, id = tls.NewListener(l, opts.TLS), "mqtts"
+		}
+		if err := srv.AddListener(listeners.NewNet(id, l)); err != nil {
+			return nil, fmt.Errorf("broker: listen: %w", err)
+		}
 	}
-	if err := srv.AddListener(listeners.NewNet("mqtt", l)); err != nil {
-		return nil, fmt.Errorf("broker: listen: %w", err)
+	if opts.PlainListener != nil {
+		if err := srv.AddListener(listeners.NewNet("mqtt-plain", opts.PlainListener)); err != nil {
+			return nil, fmt.Errorf("broker: listen: %w", err)
+		}
 	}
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("broker: serve: %w", err)

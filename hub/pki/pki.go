@@ -12,6 +12,15 @@
 // atomically, and never logged. CAFingerprint, the SHA-256 of the CA
 // certificate, lets a till pin the hub before it has the CA itself (the
 // enrollment token carries it).
+//
+// An operator who runs a CA of their own gives LoadFiles its certificate
+// and the hub's certificate and key instead: then nothing is created, and
+// the files are checked (the key belongs to the certificate, the
+// certificate chains to the CA for server use) before the hub serves with
+// them. Load reads the hub's own files without changing anything, for
+// `tillsync-hub tls show`.
+//
+// Only the standard library's crypto is used.
 package pki
 
 import (
@@ -70,11 +79,34 @@ type Options struct {
 
 // PKI is the hub's CA and server certificate, loaded.
 type PKI struct {
-	dir    string
+	paths  Paths
 	caCert *x509.Certificate
 	caPEM  []byte
 	server tls.Certificate
 	leaf   *x509.Certificate
+}
+
+// Paths are the files a PKI was loaded from.
+type Paths struct {
+	// Dir is the hub's PKI directory; empty for operator-supplied files.
+	Dir string
+	// CACert and ServerCert are the certificates (PEM), ServerKey the
+	// server's private key.
+	CACert, ServerCert, ServerKey string
+	// CAKey is the CA's private key; empty for operator-supplied files
+	// (the hub then signs nothing).
+	CAKey string
+}
+
+// Files names operator-supplied PEM files, used instead of the hub's own CA.
+type Files struct {
+	// Cert is the hub's server certificate, optionally followed by the
+	// intermediate certificates between it and CA.
+	Cert string
+	// Key is the server certificate's private key (PKCS #8, PKCS #1 or SEC 1).
+	Key string
+	// CA is the certificate of the CA tills verify the hub against.
+	CA string
 }
 
 // LoadOrCreate loads the PKI in dir, creating what is missing and renewing
@@ -95,7 +127,7 @@ func LoadOrCreate(dir string, o Options) (*PKI, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
-	p := &PKI{dir: dir}
+	p := &PKI{paths: ownPaths(dir)}
 	caKey, err := p.loadOrCreateCA(o)
 	if err != nil {
 		return nil, err
@@ -106,7 +138,129 @@ func LoadOrCreate(dir string, o Options) (*PKI, error) {
 	return p, nil
 }
 
-func (p *PKI) path(name string) string { return filepath.Join(p.dir, name) }
+// Load reads the hub's own CA and server certificate from dir and checks
+// them, creating and renewing nothing. It returns an error wrapping
+// fs.ErrNotExist when dir holds no CA yet.
+func Load(dir string) (*PKI, error) {
+	p := &PKI{paths: ownPaths(dir)}
+	read := func(path string) ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		return b, nil
+	}
+	caPEM, err := read(p.paths.CACert)
+	if err != nil {
+		return nil, err
+	}
+	caKeyPEM, err := read(p.paths.CAKey)
+	if err != nil {
+		return nil, err
+	}
+	if p.caCert, _, err = parsePair(caPEM, caKeyPEM); err != nil {
+		return nil, fmt.Errorf("pki: the CA in %s: %w", dir, err)
+	}
+	p.caPEM = caPEM
+	certPEM, err := read(p.paths.ServerCert)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := read(p.paths.ServerKey)
+	if err != nil {
+		return nil, err
+	}
+	if p.leaf, _, err = parsePair(certPEM, keyPEM); err != nil {
+		return nil, fmt.Errorf("pki: the server certificate in %s: %w", dir, err)
+	}
+	if p.server, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return nil, fmt.Errorf("pki: the server certificate in %s: %w", dir, err)
+	}
+	return p, nil
+}
+
+// LoadFiles loads operator-supplied files instead of the hub's own CA and
+// checks them: the key belongs to the certificate, and the certificate
+// (with the intermediates after it in its file) chains to the CA and may
+// serve TLS at o.Now. Names the certificate does not cover are logged at
+// WARN: tills reaching the hub by such a name will refuse it.
+func LoadFiles(f Files, o Options) (*PKI, error) {
+	if f.Cert == "" || f.Key == "" || f.CA == "" {
+		return nil, errors.New("pki: operator-supplied TLS needs all three files: the certificate, its key and the CA")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &PKI{paths: Paths{CACert: f.CA, ServerCert: f.Cert, ServerKey: f.Key}}
+	caPEM, err := os.ReadFile(f.CA)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	cb, _ := pem.Decode(caPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("pki: %s holds no PEM certificate", f.CA)
+	}
+	if p.caCert, err = x509.ParseCertificate(cb.Bytes); err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", f.CA, err)
+	}
+	p.caPEM = pem.EncodeToMemory(cb)
+	certPEM, err := os.ReadFile(f.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	keyPEM, err := os.ReadFile(f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if p.server, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		// crypto/tls never quotes key material in its errors.
+		return nil, fmt.Errorf("pki: %s and %s: %v", f.Cert, f.Key, err)
+	}
+	p.leaf = p.server.Leaf
+	if p.leaf.IsCA {
+		return nil, fmt.Errorf("pki: %s is a CA certificate; give the hub's server certificate, and the CA with its own flag", f.Cert)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(p.caCert)
+	for _, der := range p.server.Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("pki: %s: %w", f.Cert, err)
+		}
+		inter.AddCert(c)
+	}
+	if _, err := p.leaf.Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: inter, CurrentTime: o.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return nil, fmt.Errorf("pki: %s does not verify against the CA %s for a TLS server: %v", f.Cert, f.CA, err)
+	}
+	if fi, err := os.Stat(f.Key); err == nil && keyOpen(fi) {
+		o.Logger.Warn("the TLS key can be read by other users; chmod 600 it", "path", f.Key, "mode", fi.Mode().Perm().String())
+	}
+	var missing []string
+	for _, n := range serverNames(o.Names) {
+		if p.leaf.VerifyHostname(n) != nil {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		o.Logger.Warn("the TLS certificate does not name every name tills may use; they will refuse the hub by these", "cert", f.Cert, "missing", strings.Join(missing, ","))
+	}
+	return p, nil
+}
+
+func ownPaths(dir string) Paths {
+	return Paths{
+		Dir: dir, CACert: filepath.Join(dir, CACertFile), CAKey: filepath.Join(dir, CAKeyFile),
+		ServerCert: filepath.Join(dir, ServerCertFile), ServerKey: filepath.Join(dir, ServerKeyFile),
+	}
+}
+
+func (p *PKI) path(name string) string { return filepath.Join(p.paths.Dir, name) }
 
 func (p *PKI) loadOrCreateCA(o Options) (*ecdsa.PrivateKey, error) {
 	certPEM, certErr := os.ReadFile(p.path(CACertFile))
@@ -115,7 +269,7 @@ func (p *PKI) loadOrCreateCA(o Options) (*ecdsa.PrivateKey, error) {
 	case certErr == nil && keyErr == nil:
 		cert, key, err := parsePair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("pki: the CA in %s: %w", p.dir, err)
+			return nil, fmt.Errorf("pki: the CA in %s: %w", p.paths.Dir, err)
 		}
 		if !cert.IsCA {
 			return nil, fmt.Errorf("pki: %s is not a CA certificate", p.path(CACertFile))
@@ -128,7 +282,7 @@ func (p *PKI) loadOrCreateCA(o Options) (*ecdsa.PrivateKey, error) {
 	case keyErr != nil && !errors.Is(keyErr, os.ErrNotExist):
 		return nil, fmt.Errorf("pki: %w", keyErr)
 	default:
-		return nil, fmt.Errorf("pki: %s holds only one of %s and %s; restore the other, or remove both to make a new CA (every till must then enroll again)", p.dir, CACertFile, CAKeyFile)
+		return nil, fmt.Errorf("pki: %s holds only one of %s and %s; restore the other, or remove both to make a new CA (every till must then enroll again)", p.paths.Dir, CACertFile, CAKeyFile)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -158,7 +312,7 @@ func (p *PKI) loadOrCreateCA(o Options) (*ecdsa.PrivateKey, error) {
 	}
 	p.caCert, _ = x509.ParseCertificate(der)
 	p.caPEM = certPEM
-	o.Logger.Info("created the hub's certificate authority", "dir", p.dir, "fingerprint", p.CAFingerprint(), "expires", p.caCert.NotAfter)
+	o.Logger.Info("created the hub's certificate authority", "dir", p.paths.Dir, "fingerprint", p.CAFingerprint(), "expires", p.caCert.NotAfter)
 	return key, nil
 }
 
@@ -170,7 +324,7 @@ func (p *PKI) loadOrIssueServer(o Options, caKey *ecdsa.PrivateKey) error {
 	if certErr == nil && keyErr == nil {
 		cert, _, err := parsePair(certPEM, keyPEM)
 		if err != nil {
-			return fmt.Errorf("pki: the server certificate in %s: %w", p.dir, err)
+			return fmt.Errorf("pki: the server certificate in %s: %w", p.paths.Dir, err)
 		}
 		switch {
 		case cert.CheckSignatureFrom(p.caCert) != nil:
@@ -182,7 +336,7 @@ func (p *PKI) loadOrIssueServer(o Options, caKey *ecdsa.PrivateKey) error {
 		default:
 			pair, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
-				return fmt.Errorf("pki: the server certificate in %s: %w", p.dir, err)
+				return fmt.Errorf("pki: the server certificate in %s: %w", p.paths.Dir, err)
 			}
 			p.server, p.leaf = pair, cert
 			return nil
@@ -233,6 +387,16 @@ func (p *PKI) loadOrIssueServer(o Options, caKey *ecdsa.PrivateKey) error {
 	return nil
 }
 
+// Paths returns the files the PKI was loaded from.
+func (p *PKI) Paths() Paths { return p.paths }
+
+// Operator reports whether the files are operator-supplied (LoadFiles)
+// rather than the hub's own CA.
+func (p *PKI) Operator() bool { return p.paths.CAKey == "" }
+
+// CACertificate is the CA's certificate.
+func (p *PKI) CACertificate() *x509.Certificate { return p.caCert }
+
 // CACertPEM is the CA certificate, PEM: what tills verify the hub with.
 func (p *PKI) CACertPEM() []byte { return bytes.Clone(p.caPEM) }
 
@@ -243,11 +407,23 @@ func (p *PKI) CAFingerprint() string { return Fingerprint(p.caCert.Raw) }
 func (p *PKI) ServerCertificate() *x509.Certificate { return p.leaf }
 
 // ServerTLSConfig is the TLS configuration the hub serves with: its server
-// certificate (with the CA in the chain), TLS 1.2 or later.
+// certificate (with the CA in the chain), TLS 1.2 or later, key exchange
+// with X25519 (post-quantum hybrid first) or P-256, and for TLS 1.2 only
+// forward-secret AEAD cipher suites.
 func (p *PKI) ServerTLSConfig() *tls.Config {
 	cert := p.server
 	cert.Certificate = append(slices.Clone(cert.Certificate), p.caCert.Raw)
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return &tls.Config{
+		Certificates:     []tls.Certificate{cert},
+		MinVersion:       tls.VersionTLS12,
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
+		CipherSuites: []uint16{ // TLS 1.2; TLS 1.3 chooses its own
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+	}
 }
 
 // Fingerprint is the SHA-256 of a certificate's DER, in hex.

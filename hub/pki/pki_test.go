@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -175,4 +180,121 @@ func TestTLSHandshake(t *testing.T) {
 	if err := dial(other.CACertPEM(), "localhost"); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Errorf("a client trusting another CA: %v, want unknown authority", err)
 	}
+}
+
+// TestOperatorFiles: operator-supplied files are used as they are (the
+// hub makes nothing), and a key of another certificate, a certificate of
+// another CA or a missing file is refused with one line.
+func TestOperatorFiles(t *testing.T) {
+	own := t.TempDir()
+	if _, err := pki.LoadOrCreate(own, pki.Options{Names: []string{"hub.example.com"}, Now: at(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if _, err := pki.LoadOrCreate(other, pki.Options{Now: at(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	f := pki.Files{Cert: filepath.Join(own, pki.ServerCertFile), Key: filepath.Join(own, pki.ServerKeyFile), CA: filepath.Join(own, pki.CACertFile)}
+	p, err := pki.LoadFiles(f, pki.Options{Names: []string{"hub.example.com"}, Now: at(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Operator() || p.Paths().CAKey != "" || p.Paths().ServerCert != f.Cert {
+		t.Errorf("paths %+v, operator %v", p.Paths(), p.Operator())
+	}
+	if !bytes.Equal(p.CACertPEM(), read(t, own, pki.CACertFile)) {
+		t.Error("CACertPEM is not the operator's CA")
+	}
+	if err := handshake(t, p, p.CACertPEM(), "hub.example.com"); err != nil {
+		t.Errorf("a client trusting the operator's CA: %v", err)
+	}
+
+	for name, c := range map[string]struct {
+		f    pki.Files
+		want string
+	}{
+		"key of another certificate": {pki.Files{Cert: f.Cert, Key: filepath.Join(other, pki.ServerKeyFile), CA: f.CA}, "private key does not match public key"},
+		"certificate of another CA":  {pki.Files{Cert: f.Cert, Key: f.Key, CA: filepath.Join(other, pki.CACertFile)}, "does not verify against the CA"},
+		"the CA as server":           {pki.Files{Cert: f.CA, Key: filepath.Join(own, pki.CAKeyFile), CA: f.CA}, "is a CA certificate"},
+		"no such file":               {pki.Files{Cert: f.Cert + ".missing", Key: f.Key, CA: f.CA}, "no such file"},
+		"a file left out":            {pki.Files{Cert: f.Cert, CA: f.CA}, "all three files"},
+		"garbage key":                {pki.Files{Cert: f.Cert, Key: f.Cert, CA: f.CA}, "server.pem"},
+	} {
+		_, err := pki.LoadFiles(c.f, pki.Options{Now: at(t0)})
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("%s: %v; want one line with %q", name, err, c.want)
+		}
+	}
+}
+
+// TestLoadChangesNothing: Load reads the hub's own files without creating
+// or renewing anything, and says when there are none.
+func TestLoadChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.Load(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of an empty dir: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("Load created %d files", len(entries))
+	}
+	p, err := pki.LoadOrCreate(dir, pki.Options{Now: at(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := read(t, dir, pki.ServerCertFile)
+	q, err := pki.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.CAFingerprint() != p.CAFingerprint() || q.Operator() || q.Paths().Dir != dir || !bytes.Equal(before, read(t, dir, pki.ServerCertFile)) {
+		t.Errorf("Load: fingerprint %s (want %s), paths %+v", q.CAFingerprint(), p.CAFingerprint(), q.Paths())
+	}
+}
+
+// TestNoKeyMaterialLogged: what LoadOrCreate logs never holds a key.
+func TestNoKeyMaterialLogged(t *testing.T) {
+	var buf bytes.Buffer
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if _, err := pki.LoadOrCreate(dir, pki.Options{Logger: log, Now: at(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.LoadOrCreate(dir, pki.Options{Names: []string{"hub.example.com"}, Logger: log, Now: at(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "created the hub's certificate authority") || !strings.Contains(out, "does not name all of") {
+		t.Errorf("log lacks the creation or the reason for the renewal:\n%s", out)
+	}
+	for _, name := range []string{pki.CAKeyFile, pki.ServerKeyFile} {
+		b, _ := pem.Decode(read(t, dir, name))
+		if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, base64.StdEncoding.EncodeToString(b.Bytes)[:24]) {
+			t.Fatalf("the log holds key material:\n%s", out)
+		}
+	}
+}
+
+func handshake(t *testing.T, p *pki.PKI, ca []byte, name string) error {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", p.ServerTLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: name})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = io.ReadAll(c)
+	return err
 }

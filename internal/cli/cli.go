@@ -129,3 +129,18 @@ func rootCause(err error) error {
 	}
 	return err
 }
+
+// LoopbackAddr reports whether a host:port address listens on loopback
+// only: localhost or a loopback IP. An empty host (all interfaces) or any
+// other name is not.
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -57,6 +57,9 @@ func startTill(t *testing.T, o agent.Options) *till {
 	if o.Logger == nil {
 		o.Logger = logger(t).With("side", "agent")
 	}
+	if o.HubCA == nil {
+		o.HubCA = hubCA(o.Broker)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,4 +4,9 @@
 // by TILLSYNC_TEST_MQTT when set — with each side stopped and restarted
 // mid-stream. The checks are on the full history: what the POS API was told
 // against what the ledger holds.
+//
+// TLS: TestOverTLS and the embedded-tls run of the outage test put the
+// embedded broker on TLS with the hub's own CA (hub/pki), the tills
+// verifying it; with TILLSYNC_E2E_TLS=1 every test on the embedded broker
+// runs over TLS.
 package e2e

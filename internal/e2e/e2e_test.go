@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/tillsync/tillsync/hub/pki"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/tillsync/tillsync/agent/posapi"
 	"github.com/tillsync/tillsync/hub"
 	"github.com/tillsync/tillsync/hub/ledger"
+	"github.com/tillsync/tillsync/hub/pki"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 )
@@ -70,8 +70,8 @@ type env struct {
 	// registers one with the running hub too.
 	stores  []string
 	running ledger.Store
-	// pki, when set, makes the embedded broker serve MQTT over TLS with the
-	// hub's own certificate (brokerURL is then tls://).
+	// pki, when set (useTLS), makes the embedded broker serve MQTT over TLS
+	// with the hub's own certificate (brokerURL is then tls://).
 	pki *pki.PKI
 	// requireEnrollment makes the hub refuse clients without credentials.
 	requireEnrollment bool
@@ -121,12 +121,46 @@ func (e *env) store(prefix string) string {
 
 func newEnv(t *testing.T, broker string) *env {
 	e := &env{t: t, hubDir: filepath.Join(t.TempDir(), "hub"), clientID: randomID("tillsync-hub-e2e-")}
-	if broker != "embedded" {
-		e.external = broker
-	} else {
+	switch broker {
+	case "embedded", "embedded-tls":
 		e.mqttAddr = testkit.FreePort(t)
+		if broker == "embedded-tls" || os.Getenv(EnvTLS) != "" {
+			e.useTLS()
+		}
+	default:
+		e.external = broker
 	}
 	return e
+}
+
+// EnvTLS, when set (TILLSYNC_E2E_TLS=1 go test ./internal/e2e), runs every
+// end-to-end test on the embedded broker over TLS with the hub's own CA,
+// as tillsync-hub serve does; unset, only the TLS tests do.
+const EnvTLS = "TILLSYNC_E2E_TLS"
+
+// hubCAs maps the tls:// broker URL of an env's hub to its CA certificate,
+// so that startTill gives a till the CA of the hub it connects to without
+// every test passing it along.
+var hubCAs sync.Map
+
+// useTLS makes the env's embedded broker serve MQTT over TLS with a CA of
+// its own, made in the hub's data dir as serve makes it.
+func (e *env) useTLS() {
+	p, err := pki.LoadOrCreate(filepath.Join(e.hubDir, "pki"), pki.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.pki = p
+	url := e.brokerURL()
+	hubCAs.Store(url, p.CACertPEM())
+	e.t.Cleanup(func() { hubCAs.Delete(url) })
+}
+
+// hubCA is the CA of the env hub at broker, nil when it is not one over TLS.
+func hubCA(broker string) []byte {
+	ca, _ := hubCAs.Load(broker)
+	b, _ := ca.([]byte)
+	return b
 }
 
 func (e *env) brokerURL() string {
@@ -156,8 +190,14 @@ func (e *env) startHub() *hubProc {
 		})
 		o.MQTTListener = l
 		if e.pki != nil {
-			o.MQTTTLS = e.pki.ServerTLSConfig()
-			o.CAPEM, o.CAFingerprint = e.pki.CACertPEM(), e.pki.CAFingerprint()
+			// As serve does at every start: load the hub's CA from its data
+			// dir, which must be the one the tills already trust.
+			p, err := pki.LoadOrCreate(filepath.Join(e.hubDir, "pki"), pki.Options{})
+			if err != nil || p.CAFingerprint() != e.pki.CAFingerprint() {
+				t.Fatalf("the hub's CA at restart: %v (fingerprint %s, was %s)", err, p.CAFingerprint(), e.pki.CAFingerprint())
+			}
+			o.MQTTTLS = p.ServerTLSConfig()
+			o.CAPEM, o.CAFingerprint = p.CACertPEM(), p.CAFingerprint()
 		}
 		o.RequireEnrollment = e.requireEnrollment
 	}

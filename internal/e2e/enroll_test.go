@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/hub/httpapi"
-	"github.com/tillsync/tillsync/hub/pki"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 )
@@ -51,13 +49,10 @@ func hubPost(t *testing.T, e *env, path string, body any, v any) (int, protocol.
 // is refused a second time; without credentials nobody connects; revoking
 // the terminal drops it at once and for good.
 func TestEnrollment(t *testing.T) {
-	e := newEnv(t, "embedded")
+	e := newEnv(t, "embedded-tls")
 	e.httpAddr = testkit.FreePort(t)
-	p, err := pki.LoadOrCreate(filepath.Join(t.TempDir(), "pki"), pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.pki, e.requireEnrollment = p, true
+	p := e.pki
+	e.requireEnrollment = true
 	h := startHubOnce(t, e)
 	store := e.store("enr-")
 	if err := h.h.Ledger().AddTerminal(store, "till-1", time.Now()); err != nil {

@@ -23,10 +23,13 @@ func TestThousandTransactionsAcrossOutages(t *testing.T) {
 			runOutages(t, broker, 1000)
 		})
 	}
+	// The same over TLS, as tillsync-hub serve runs: the hub's CA is
+	// reloaded from its data dir at the restart.
+	t.Run("embedded-tls", func(t *testing.T) { runOutages(t, "embedded-tls", 1000) })
 }
 
 func brokerName(b string) string {
-	if b == "embedded" {
+	if b == "embedded" || b == "embedded-tls" {
 		return b
 	}
 	return "external"

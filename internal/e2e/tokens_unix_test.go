@@ -124,6 +124,8 @@ func TestMemberTokenAcrossStores(t *testing.T) {
 				f.Elsewhere.Store != storeB || f.Elsewhere.Terminal != "till-1" || f.Sightings != 3 || !f.ExpiresAt.Equal(minted.ExpiresAt) {
 				t.Fatalf("token flag %+v (elsewhere %+v)", f, f.Elsewhere)
 			}
+			// The ledger commits the flag before the counter moves.
+			testkit.WaitFor(t, waitLong, "the flag to be counted", func() bool { return h.h.Stats().TokenFlags == 1 })
 			if st := h.h.Stats(); st.TokenFlags != 1 || st.Refused != 0 {
 				t.Errorf("hub stats %+v", st)
 			}
