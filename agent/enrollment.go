@@ -33,6 +33,9 @@ type Enrollment struct {
 	Password string `json:"mqtt_password"`
 	// Hub is the hub address the till enrolled with, for people.
 	Hub string `json:"hub,omitempty"`
+	// MQTT is the hub's broker address the hub gave at enrollment
+	// (tls://HOST:PORT): the agent's hub unless its config names one.
+	MQTT string `json:"mqtt,omitempty"`
 	// MemberTokenKeys are the coalition's member token public keys
 	// (protocol.EncodeTokenKey) handed out at enrollment: the till verifies
 	// member QR codes with them until the hub's config brings its own.

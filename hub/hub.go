@@ -78,6 +78,11 @@ type Options struct {
 	// MQTTPlainListener, when set, serves plain MQTT besides MQTTListener
 	// (serve's --mqtt-plain-listen, loopback unless the operator insists).
 	MQTTPlainListener net.Listener
+	// MQTTAdvertise is the broker address tills are told at enrollment,
+	// e.g. tls://hub.example.com:8883. Empty: the embedded broker's port on
+	// the host name the till reached the HTTP API by (nothing with an
+	// external broker).
+	MQTTAdvertise string
 	// BrokerURL names an external broker to use instead, e.g. tcp://127.0.0.1:1883.
 	BrokerURL string
 	// BrokerClientID is the hub's client id at an external broker; default "tillsync-hub".
@@ -290,7 +295,18 @@ func (h *Hub) Run(ctx context.Context) error {
 					e.Disconnect(protocol.AgentClientID(store, terminal))
 				}
 			},
-			MQTTRefused: mqttRefused(bus), Logger: h.log, Clock: h.o.Clock,
+			MQTTRefused: mqttRefused(bus), MQTTAdvertise: h.o.MQTTAdvertise, Logger: h.log, Clock: h.o.Clock,
+		}
+		switch {
+		case h.o.MQTTListener != nil && h.o.MQTTTLS != nil:
+			_, api.MQTTPort, _ = net.SplitHostPort(h.o.MQTTListener.Addr().String())
+			api.MQTTScheme = "tls"
+		case h.o.MQTTListener != nil:
+			_, api.MQTTPort, _ = net.SplitHostPort(h.o.MQTTListener.Addr().String())
+			api.MQTTScheme = "tcp"
+		case h.o.MQTTPlainListener != nil:
+			_, api.MQTTPort, _ = net.SplitHostPort(h.o.MQTTPlainListener.Addr().String())
+			api.MQTTScheme = "tcp"
 		}
 		if h.o.HTTPListener != nil {
 			h.log.Info("http api listening", "addr", "http://"+h.o.HTTPListener.Addr().String())

@@ -122,7 +122,11 @@ func (c *Config) Check() []Problem {
 		v := c.value(byKey[id.key]).String()
 		switch {
 		case v == "":
-			probs = append(probs, c.missing(id.key, id.what))
+			p := c.missing(id.key, id.what)
+			if c.src[id.key].Kind == FromDefault {
+				p.Msg += "; or enroll the till (tillsync-agent enroll), which names it"
+			}
+			probs = append(probs, p)
 		case !protocol.ValidID(v):
 			add(id.key, fmt.Sprintf("use 1-%d characters of A-Z a-z 0-9 . _ - for %s", protocol.MaxIDLen, id.what))
 		}

@@ -147,6 +147,9 @@ type SourceKind int
 // The sources, weakest first.
 const (
 	FromDefault SourceKind = iota
+	// FromEnrollment: the enrolled data dir's store, terminal, partner
+	// and the broker address the hub gave, when nothing else names them.
+	FromEnrollment
 	FromFile
 	FromEnv
 	FromFlag
@@ -167,6 +170,8 @@ func (s Source) String() string {
 		return "line " + strconv.Itoa(s.Line)
 	case FromEnv, FromFlag:
 		return s.Name
+	case FromEnrollment:
+		return "enrollment"
 	}
 	return "default"
 }
@@ -282,7 +287,26 @@ func Load(o Options) (*Config, []Problem, error) {
 			probs = append(probs, *p)
 		}
 	}
+	c.fromEnrollment()
 	return c, probs, nil
+}
+
+// fromEnrollment fills what an enrolled data dir says and nothing else
+// does: the store, terminal and partner it enrolled as, and the hub's
+// broker address. An unreadable enrollment is agent.New's to report.
+func (c *Config) fromEnrollment() {
+	e, found, err := agent.LoadEnrollment(c.DataDir)
+	if err != nil || !found {
+		return
+	}
+	for _, v := range []struct {
+		key       string
+		val, from *string
+	}{{"store", &c.Store, &e.Store}, {"terminal", &c.Terminal, &e.Terminal}, {"partner", &c.Partner, &e.Partner}, {"hub", &c.Hub, &e.MQTT}} {
+		if c.src[v.key].Kind == FromDefault && *v.from != "" {
+			*v.val, c.src[v.key] = *v.from, Source{Kind: FromEnrollment}
+		}
+	}
 }
 
 func readFile(path string) ([]byte, error) {

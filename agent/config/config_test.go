@@ -2,9 +2,11 @@ package config_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -62,10 +64,27 @@ func lines(probs []config.Problem) []string {
 	return out
 }
 
-// The example file is valid, sets every key (so it documents every key),
-// and the strict decoder agrees with the schema about every one of them.
+// The example file is valid with an enrolled data dir; with its
+// commented-out keys (those enrollment fills) given, it sets every key (so
+// it documents every key), and the strict decoder agrees with the schema
+// about every one of them.
 func TestExample(t *testing.T) {
-	c, probs := load(t, string(config.Example), nil)
+	dir := t.TempDir()
+	_, key, _ := ed25519.GenerateKey(nil)
+	if err := agent.SaveEnrollment(dir, agent.Enrollment{Store: "gc-berlin-01", Terminal: "till-1", Partner: "greencross", MQTT: "tls://hub.example.com:8883"}, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, probs := load(t, string(config.Example), nil, flag("data_dir", dir))
+	if probs = append(probs, config.Errors(c.Check())...); len(probs) > 0 {
+		t.Fatalf("the example with an enrolled data dir has problems:\n%s", strings.Join(lines(probs), "\n"))
+	}
+	// Without enrollment it says what is missing, and how to get it.
+	c, _ = load(t, string(config.Example), nil, flag("data_dir", t.TempDir()))
+	if errs := config.Errors(c.Check()); len(errs) != 3 || !strings.Contains(errs[0].String(), "tillsync-agent enroll") {
+		t.Errorf("the example without enrollment: %q", lines(errs))
+	}
+	uncommented := regexp.MustCompile(`(?m)^#([a-z_]+: )`).ReplaceAllString(string(config.Example), "$1")
+	c, probs = load(t, uncommented, nil)
 	probs = append(probs, config.Errors(c.Check())...)
 	if len(probs) > 0 {
 		t.Fatalf("the example has problems:\n%s", strings.Join(lines(probs), "\n"))
@@ -111,9 +130,9 @@ func TestDefaults(t *testing.T) {
 	}
 	// The defaults lack only what no default can give: who this till is.
 	if got := lines(c.Check()); !reflect.DeepEqual(got, []string{
-		"--store: missing; give this store's id (e.g. gc-berlin-01)",
-		"--terminal: missing; give this till's id within the store (e.g. till-1)",
-		"--partner: missing; give the brand this store trades as (e.g. greencross)",
+		"--store: missing; give this store's id (e.g. gc-berlin-01); or enroll the till (tillsync-agent enroll), which names it",
+		"--terminal: missing; give this till's id within the store (e.g. till-1); or enroll the till (tillsync-agent enroll), which names it",
+		"--partner: missing; give the brand this store trades as (e.g. greencross); or enroll the till (tillsync-agent enroll), which names it",
 	}) {
 		t.Errorf("Check() of the defaults = %q", got)
 	}
@@ -228,13 +247,13 @@ func TestProblems(t *testing.T) {
 	}{
 		{name: "valid", file: ok},
 		{name: "empty file", file: "# nothing yet\n", want: []string{
-			"store: missing; set store: to this store's id (e.g. gc-berlin-01)",
-			"terminal: missing; set terminal: to this till's id within the store (e.g. till-1)",
-			"partner: missing; set partner: to the brand this store trades as (e.g. greencross)",
+			"store: missing; set store: to this store's id (e.g. gc-berlin-01); or enroll the till (tillsync-agent enroll), which names it",
+			"terminal: missing; set terminal: to this till's id within the store (e.g. till-1); or enroll the till (tillsync-agent enroll), which names it",
+			"partner: missing; set partner: to the brand this store trades as (e.g. greencross); or enroll the till (tillsync-agent enroll), which names it",
 		}},
 		{name: "flags only", flags: []config.Flag{flag("store", "s1")}, want: []string{
-			"--terminal: missing; give this till's id within the store (e.g. till-1)",
-			"--partner: missing; give the brand this store trades as (e.g. greencross)",
+			"--terminal: missing; give this till's id within the store (e.g. till-1); or enroll the till (tillsync-agent enroll), which names it",
+			"--partner: missing; give the brand this store trades as (e.g. greencross); or enroll the till (tillsync-agent enroll), which names it",
 		}},
 		{name: "empty in file", file: ok + "pos:\n  listen: \n", want: []string{
 			"line 5: pos.listen: missing; set listen: under pos: to the POS API's address, e.g. 127.0.0.1:8081",
@@ -337,8 +356,8 @@ func TestProblems(t *testing.T) {
 		{name: "log level flag", file: ok, flags: []config.Flag{flag("log.level", "loud")}, want: []string{`--log-level "loud": want debug, info, warn or error`}},
 		{name: "several", file: "hub: http://x\nstore: s1\nscanner:\n  baud: -1\n", want: []string{
 			`line 1: hub "http://x": want tls://host:port (MQTT over TLS) or tcp://host:port, e.g. tls://hub.example.com:8883`,
-			"terminal: missing; set terminal: to this till's id within the store (e.g. till-1)",
-			"partner: missing; set partner: to the brand this store trades as (e.g. greencross)",
+			"terminal: missing; set terminal: to this till's id within the store (e.g. till-1); or enroll the till (tillsync-agent enroll), which names it",
+			"partner: missing; set partner: to the brand this store trades as (e.g. greencross); or enroll the till (tillsync-agent enroll), which names it",
 			"line 4: scanner.baud -1: want the scanner's baud rate, e.g. 9600 or 115200 (0 means 9600)",
 		}},
 	} {
@@ -481,5 +500,40 @@ func TestReadSecret(t *testing.T) {
 		if _, err := config.ReadSecret(open); err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("config.ReadSecret(a world-readable file) = %v", err)
 		}
+	}
+}
+
+// TestEnrolledDataDir: an enrolled data dir names the store, terminal,
+// partner and the hub's broker, each shown as coming from the enrollment;
+// what the file, the environment or a flag says still wins.
+func TestEnrolledDataDir(t *testing.T) {
+	dir := t.TempDir()
+	e := agent.Enrollment{Store: "s-enr", Terminal: "t-enr", Partner: "p-enr", Username: "u", Password: "secret-password", MQTT: "tls://hub.example.com:8883"}
+	_, key, _ := ed25519.GenerateKey(nil)
+	if err := agent.SaveEnrollment(dir, e, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, probs := load(t, "data_dir: "+dir+"\nterminal: t-enr\n", []string{"TILLSYNC_AGENT_PARTNER=p-enr"})
+	if errs := config.Errors(append(probs, c.Check()...)); len(errs) > 0 {
+		t.Fatalf("problems: %q", lines(errs))
+	}
+	for _, tc := range []struct{ key, got, want, src string }{
+		{"store", c.Store, "s-enr", "enrollment"},
+		{"hub", c.Hub, "tls://hub.example.com:8883", "enrollment"},
+		{"terminal", c.Terminal, "t-enr", "line 2"},
+		{"partner", c.Partner, "p-enr", "TILLSYNC_AGENT_PARTNER"},
+	} {
+		if tc.got != tc.want || c.Source(tc.key).String() != tc.src {
+			t.Errorf("%s = %q from %s, want %q from %s", tc.key, tc.got, c.Source(tc.key), tc.want, tc.src)
+		}
+	}
+	c, _ = load(t, "", nil, flag("data_dir", dir), flag("hub", "tls://other:8883"))
+	if c.Hub != "tls://other:8883" || c.Store != "s-enr" {
+		t.Errorf("with --hub: hub %q, store %q", c.Hub, c.Store)
+	}
+	// A data dir that has not enrolled leaves the defaults alone.
+	c, _ = load(t, "", nil, flag("data_dir", t.TempDir()))
+	if c.Hub != config.Default().Hub || c.Store != "" || c.Source("hub").String() != "default" {
+		t.Errorf("not enrolled: hub %q from %s, store %q", c.Hub, c.Source("hub"), c.Store)
 	}
 }

@@ -89,8 +89,8 @@ pos:
 
 	// Flags alone, as run takes them.
 	stderrLines(t, []string{"config", "check", "--store", "s1", "--data-dir", dir}, 1,
-		"--terminal: missing; give this till's id within the store (e.g. till-1)",
-		"--partner: missing; give the brand this store trades as (e.g. greencross)",
+		"--terminal: missing; give this till's id within the store (e.g. till-1); or enroll the till (tillsync-agent enroll), which names it",
+		"--partner: missing; give the brand this store trades as (e.g. greencross); or enroll the till (tillsync-agent enroll), which names it",
 		"tillsync-agent: the configuration (no file): 2 problems; fix them and check again",
 	)
 
@@ -180,7 +180,7 @@ func TestInstallRefusesBrokenConfig(t *testing.T) {
 	t.Parallel()
 	p := writeConfig(t, "data_dir: relative/dir\nhub: tls://hub:8883\nstore: gc-berlin-01\nterminal: till-1\n")
 	stderrLines(t, []string{"install", "--config", p}, 1,
-		"partner: missing; set partner: to the brand this store trades as (e.g. greencross)",
+		"partner: missing; set partner: to the brand this store trades as (e.g. greencross); or enroll the till (tillsync-agent enroll), which names it",
 		`line 1: data_dir "relative/dir": a service needs an absolute path (it does not start in this directory)`,
 		"tillsync-agent: config "+p+": 2 problems; not installed (fix, then: tillsync-agent config check --config "+p+")",
 	)

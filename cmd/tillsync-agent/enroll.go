@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/agent/config"
 	"github.com/tillsync/tillsync/hub/pki"
 	"github.com/tillsync/tillsync/internal/cli"
 	"github.com/tillsync/tillsync/protocol"
@@ -32,11 +33,12 @@ type enrollAnswer struct {
 	MQTTPassword    string   `json:"mqtt_password"`
 	CAPEM           string   `json:"ca_pem"`
 	MemberTokenKeys []string `json:"member_token_keys"`
+	MQTTURL         string   `json:"mqtt_url"`
 }
 
 func enrollCmd() *cobra.Command {
 	var hub, token, dataDir string
-	var force bool
+	var force, plain bool
 	c := &cobra.Command{
 		Use:   "enroll",
 		Short: "Enroll this till with the hub: its own key pair and MQTT credentials",
@@ -63,6 +65,9 @@ token before anything is sent.`,
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return cli.Usagef("--hub %q: want the hub's HTTP API address, e.g. https://hub.example.com:8443", hub)
 			}
+			if u.Scheme == "http" && !plain && !cli.LoopbackAddr(u.Host) {
+				return cli.Usagef("--hub %s: plain http to a hub on another machine carries the token and the terminal's password in clear; use https://HOST:PORT (the hub's --https-listen), or add --hub-plain on a network you trust", hub)
+			}
 			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
 				return err
 			}
@@ -81,18 +86,27 @@ token before anything is sent.`,
 			}
 			e := agent.Enrollment{Store: ans.Store, Terminal: ans.Terminal, Partner: ans.Partner,
 				Username: ans.MQTTUsername, Password: ans.MQTTPassword, Hub: hub, MemberTokenKeys: ans.MemberTokenKeys}
+			if _, err := config.ParseHub(ans.MQTTURL); err == nil {
+				e.MQTT = ans.MQTTURL
+			}
 			if err := agent.SaveEnrollment(dataDir, e, priv, []byte(ans.CAPEM)); err != nil {
 				return err
 			}
 			out := c.OutOrStdout()
 			fmt.Fprintf(out, "Enrolled as store %s, terminal %s (partner %s); credentials kept in %s.\n", e.Store, e.Terminal, e.Partner, dataDir)
-			fmt.Fprintf(out, "Run it with: tillsync-agent run --data-dir %s --store %s --terminal %s --partner %s --hub tls://HUB:PORT\n", dataDir, e.Store, e.Terminal, e.Partner)
+			if e.MQTT != "" {
+				fmt.Fprintf(out, "The hub's broker: %s (the agent uses it unless its config names another hub).\n", e.MQTT)
+				fmt.Fprintf(out, "Run it with: tillsync-agent run --data-dir %s\n", dataDir)
+			} else {
+				fmt.Fprintf(out, "Run it with: tillsync-agent run --data-dir %s --hub tls://HUB:PORT\n", dataDir)
+			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&hub, "hub", "http://127.0.0.1:8080", "the hub's HTTP API address (https:// pins the hub's certificate to the token's fingerprint)")
 	c.Flags().StringVar(&token, "token", "", "the one-time enrollment token (TSE1.…) from tillsync-hub terminal add")
 	c.Flags().StringVar(&dataDir, "data-dir", cli.DefaultDataDir("agent"), "the agent's data dir, where the credentials are kept (owner-only)")
+	c.Flags().BoolVar(&plain, "hub-plain", false, "allow http:// to a hub on another machine (the token and the credentials cross the network in clear)")
 	c.Flags().BoolVar(&force, "force", false, "enroll a data dir that is already enrolled, replacing its credentials")
 	return c
 }

@@ -45,7 +45,7 @@ func TestEnrollCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- httpapi.Serve(ctx, tls.NewListener(l, p.ServerTLSConfig()), httpapi.Options{Store: store, CAPEM: p.CACertPEM(), CAFingerprint: p.CAFingerprint()})
+		done <- httpapi.Serve(ctx, tls.NewListener(l, p.ServerTLSConfig()), httpapi.Options{Store: store, CAPEM: p.CACertPEM(), CAFingerprint: p.CAFingerprint(), MQTTScheme: "tls", MQTTPort: "8883"})
 	}()
 	defer func() { cancel(); <-done }()
 	hub := "https://" + l.Addr().String()
@@ -70,11 +70,12 @@ func TestEnrollCommand(t *testing.T) {
 	}
 
 	out := run(t, "enroll", "--hub", hub, "--data-dir", dir, "--token", protocol.FormatEnrollmentToken(tok.ID, tok.Secret, p.CAFingerprint())).OK(t)
-	if !strings.Contains(out, "Enrolled as store s1, terminal t1 (partner p1)") {
+	if !strings.Contains(out, "Enrolled as store s1, terminal t1 (partner p1)") || !strings.Contains(out, "tillsync-agent run --data-dir "+dir+"\n") {
 		t.Errorf("enroll said:\n%s", out)
 	}
 	e, found, err := agent.LoadEnrollment(dir)
-	if err != nil || !found || e.Username != protocol.AgentClientID("s1", "t1") || e.Password == "" {
+	// The hub tells the till its broker: the host the till reached it by, at the MQTT port.
+	if err != nil || !found || e.Username != protocol.AgentClientID("s1", "t1") || e.Password == "" || e.MQTT != "tls://127.0.0.1:8883" {
 		t.Fatalf("enrollment kept: %+v %v %v", e, found, err)
 	}
 	if strings.Contains(out, e.Password) {
@@ -98,4 +99,13 @@ func TestEnrollCommand(t *testing.T) {
 	run(t, "enroll", "--hub", hub, "--data-dir", dir, "--token", protocol.FormatEnrollmentToken(tok.ID, tok.Secret, p.CAFingerprint())).
 		OneLine(t, 1, "already enrolled", "--force")
 	run(t, "enroll", "--hub", hub, "--data-dir", t.TempDir(), "--token", "TSE1.nonsense").OneLine(t, 2, "--token")
+	// Plain http to another machine would carry the token and the
+	// password in clear: refused before anything is sent.
+	tok = issue()
+	plainDir := t.TempDir()
+	run(t, "enroll", "--hub", "http://192.0.2.7:8080", "--data-dir", plainDir, "--token", protocol.FormatEnrollmentToken(tok.ID, tok.Secret, p.CAFingerprint())).
+		OneLine(t, 2, "in clear", "https://", "--hub-plain")
+	if _, found, _ := agent.LoadEnrollment(plainDir); found {
+		t.Error("a refused plain enrollment left credentials")
+	}
 }

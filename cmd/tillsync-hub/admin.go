@@ -597,7 +597,7 @@ func printEnrollmentToken(c *cobra.Command, cl *client, asJSON bool, store, term
 	}
 	out := c.OutOrStdout()
 	fmt.Fprintf(out, "Terminal %s of store %s %s. Its one-time enrollment token, valid until %s:\n\n  %s\n\n", terminal, store, done, tok.ExpiresAt.Format("2006-01-02 15:04Z"), tok.Token)
-	fmt.Fprintf(out, "On the till: tillsync-agent enroll --hub http://HUB:PORT --token %s\n", tok.Token)
+	fmt.Fprintf(out, "On the till: tillsync-agent enroll --hub https://HUB:PORT --token %s\n(HUB:PORT is the hub's --https-listen; plain http only from the hub's own machine)\n", tok.Token)
 	return nil
 }
 

@@ -67,7 +67,7 @@ func versionCmd() *cobra.Command {
 func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
-		mqttPlainListen, httpsListen                                          string
+		mqttPlainListen, httpsListen, mqttAdvertise                           string
 		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment                bool
 		tf                                                                    tlsFlags
 		logf                                                                  cli.LogFlags
@@ -90,6 +90,11 @@ loopback address unless --mqtt-plain-any-interface says otherwise. The HTTP
 API is plain on --http-listen (loopback only, unless
 --http-plain-any-interface) and over TLS on --https-listen.
 
+Only enrolled terminals connect (tillsync-hub terminal add, then
+tillsync-agent enroll on the till), each with its own credentials and only
+to its own topics. --require-enrollment=false lets tills that have not
+enrolled connect without credentials, for a test bench.
+
 With --seed it loads a seed file (coalition, partners, stores, terminals and
 earn rules, YAML or JSON) into the ledger before it starts; loading the same
 file at every start changes nothing. The hub publishes every registered
@@ -111,7 +116,13 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			if err != nil {
 				return err
 			}
-			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment}
+			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment, MQTTAdvertise: mqttAdvertise}
+			if mqttAdvertise != "" {
+				u, err := url.Parse(mqttAdvertise)
+				if err != nil || (u.Scheme != "tls" && u.Scheme != "tcp") || u.Port() == "" || u.Hostname() == "" || u.Path != "" {
+					return cli.Usagef("--mqtt-advertise %q: want tls://HOST:PORT (or tcp://HOST:PORT), the address tills reach the broker by", mqttAdvertise)
+				}
+			}
 			if broker != "" {
 				for _, f := range []string{"mqtt-listen", "mqtt-plain-listen"} {
 					if c.Flags().Changed(f) {
@@ -242,7 +253,8 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 	f.BoolVar(&mqttPlainAny, "mqtt-plain-any-interface", false, "allow --mqtt-plain-listen on an address other than loopback (a network you trust: tills' traffic is readable there)")
 	f.BoolVar(&mqttTLS, "mqtt-tls", false, "MQTT over TLS (the default now)")
 	f.MarkDeprecated("mqtt-tls", "MQTT over TLS is the default now; drop the flag")
-	f.BoolVar(&requireEnrollment, "require-enrollment", false, "refuse every MQTT client without an enrolled terminal's credentials (enrolled terminals must use theirs in any case)")
+	f.BoolVar(&requireEnrollment, "require-enrollment", true, "refuse every MQTT client without an enrolled terminal's credentials; =false lets tills that have not enrolled connect anonymously (a test bench: they can claim any terminal that has not enrolled)")
+	f.StringVar(&mqttAdvertise, "mqtt-advertise", "", "the broker address tills are told at enrollment, e.g. tls://hub.example.com:8883 (default: --mqtt-listen's port on the host name the till enrolled through)")
 	tf.add(c, true)
 	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	f.StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")

@@ -80,8 +80,10 @@ func TestServeMQTTOverTLS(t *testing.T) {
 			t.Errorf("%s: %v, %v; want mode %v", name, fi.Mode().Perm(), err, want)
 		}
 	}
-	if err := connect("tls://"+mqttAddr, []byte(caPEM)); err != nil {
-		t.Errorf("a client trusting the hub's CA: %v", err)
+	// The TLS handshake passes; the broker then refuses a client that has
+	// not enrolled, which it does by default.
+	if err := connect("tls://"+mqttAddr, []byte(caPEM)); err == nil || !strings.Contains(err.Error(), "not Authorized") {
+		t.Errorf("a client trusting the hub's CA, without credentials: %v; want TLS to pass and the broker to refuse it", err)
 	}
 	other, err := pki.LoadOrCreate(t.TempDir(), pki.Options{})
 	if err != nil {
@@ -130,7 +132,7 @@ func TestServePlainMQTT(t *testing.T) {
 	}
 
 	plainAddr, httpAddr := freeAddr(t), freeAddr(t)
-	p := start(t, "serve", "--data-dir", dir, "--mqtt-listen", "", "--mqtt-plain-listen", plainAddr, "--http-listen", httpAddr)
+	p := start(t, "serve", "--data-dir", dir, "--mqtt-listen", "", "--mqtt-plain-listen", plainAddr, "--http-listen", httpAddr, "--require-enrollment=false")
 	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
 	defer stop(t, p)
 	if err := connect("tcp://"+plainAddr, nil); err != nil {
@@ -165,8 +167,8 @@ func TestServeOperatorFiles(t *testing.T) {
 	p := start(t, append([]string{"serve", "--data-dir", dir, "--mqtt-listen", mqttAddr, "--http-listen", httpAddr}, files...)...)
 	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
 	defer stop(t, p)
-	if err := connect("tls://"+mqttAddr, c.CACertPEM()); err != nil {
-		t.Errorf("a client trusting the operator's CA: %v", err)
+	if err := connect("tls://"+mqttAddr, c.CACertPEM()); err == nil || !strings.Contains(err.Error(), "not Authorized") {
+		t.Errorf("a client trusting the operator's CA, without credentials: %v; want TLS to pass and the broker to refuse it", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pki")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the hub made its own CA beside the operator's: %v", err)

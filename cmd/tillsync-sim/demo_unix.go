@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -112,7 +113,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	if block == nil {
 		return fmt.Errorf("the hub's CA %s holds no certificate", d.hubCA())
 	}
-	d.say("the hub made its own CA at its first start: %s (sha256 %s…); the tills get it as --hub-ca and verify the hub's certificate against it", d.hubCA(), pki.Fingerprint(block.Bytes)[:16])
+	d.say("the hub made its own CA at its first start: %s (sha256 %s…); an enrollment token carries its fingerprint, the tills receive it at enrollment and verify the hub's certificate against it", d.hubCA(), pki.Fingerprint(block.Bytes)[:16])
 	if err := d.showCoalition(); err != nil {
 		return err
 	}
@@ -128,6 +129,13 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	d.say("scanner port %s", slave.Name())
 
 	gc, bb := d.tills[pharmacy], d.tills[cafe]
+	d.step("Enrolling the two tills: a one-time token from the hub, redeemed on each till for its own credentials")
+	for _, tl := range []*till{gc, bb} {
+		if err := d.enroll(tl); err != nil {
+			return err
+		}
+	}
+
 	d.step("Starting two tills: %s/%s at GreenCross (with the scanner) and %s/%s at Bean Bar", gc.store, gc.terminal, bb.store, bb.terminal)
 	if err := d.startAgent(gc, "--scanner", slave.Name()); err != nil {
 		return err
@@ -141,7 +149,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 		}); err != nil {
 			return err
 		}
-		d.say("%s till: connected over TLS (hub certificate verified), pricing with %s rules version 1 pushed by the hub", tl.name, tl.partner)
+		d.say("%s till: connected over TLS as its enrolled terminal (hub certificate verified), pricing with %s rules version 1 pushed by the hub", tl.name, tl.partner)
 	}
 
 	d.step("Cashier scans member cards; the POS earns and burns through the agents")
@@ -318,9 +326,8 @@ func (d *demo) startHub(extra ...string) error {
 func (d *demo) hubCA() string { return filepath.Join(d.dir, "hub", "pki", "ca.pem") }
 
 func (d *demo) startAgent(tl *till, extra ...string) error {
-	args := append([]string{"run", "--data-dir", filepath.Join(d.dir, "agent-"+tl.name),
-		"--hub", "tls://" + d.mqtt, "--hub-ca", d.hubCA(), "--store", tl.store, "--terminal", tl.terminal, "--partner", tl.partner,
-		"--pos-listen", tl.pos, "--burn-timeout", "3s"}, extra...)
+	// The data dir names the terminal, the hub's broker and its CA: enrollment put them there.
+	args := append([]string{"run", "--data-dir", d.agentDir(tl), "--pos-listen", tl.pos, "--burn-timeout", "3s"}, extra...)
 	cmd, err := d.start("tillsync-agent-"+tl.name, "tillsync-agent", args...)
 	if err != nil {
 		return err
@@ -328,6 +335,46 @@ func (d *demo) startAgent(tl *till, extra ...string) error {
 	tl.cmd = cmd
 	d.say("%s agent up (pid %d)", tl.name, cmd.Process.Pid)
 	return nil
+}
+
+func (d *demo) agentDir(tl *till) string { return filepath.Join(d.dir, "agent-"+tl.name) }
+
+// enroll registers tl's terminal at the hub for a one-time token
+// (tillsync-hub terminal token) and redeems it on the till
+// (tillsync-agent enroll), as an installer would.
+func (d *demo) enroll(tl *till) error {
+	out, err := d.runCmd("tillsync-hub", "terminal", "token", "--hub", "http://"+d.hubHTTP,
+		"--store", tl.store, "--terminal", tl.terminal, "--expires-in", "10m")
+	if err != nil {
+		return err
+	}
+	tok := enrollTokenRE.FindString(out)
+	if tok == "" {
+		return fmt.Errorf("tillsync-hub terminal token printed no token:\n%s", out)
+	}
+	d.say("tillsync-hub terminal token --store %s --terminal %s  ->  %s…", tl.store, tl.terminal, tok[:min(len(tok), 20)])
+	if out, err = d.runCmd("tillsync-agent", "enroll", "--hub", "http://"+d.hubHTTP, "--token", tok, "--data-dir", d.agentDir(tl)); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		d.say("  %s", line)
+	}
+	return nil
+}
+
+// enrollTokenRE finds an enrollment token in terminal token's output.
+var enrollTokenRE = regexp.MustCompile(`TSE1\.[A-Za-z0-9._-]+`)
+
+// runCmd runs one of the demo's binaries to the end and returns what it
+// printed; a failure carries its output.
+func (d *demo) runCmd(name string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(d.o.Bin, name), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args[:2], " "), err, out.String())
+	}
+	return out.String(), nil
 }
 
 // stopAll stops what is still running, politely first.

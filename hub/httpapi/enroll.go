@@ -3,7 +3,9 @@ package httpapi
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tillsync/tillsync/hub/ledger"
@@ -43,6 +45,32 @@ type EnrollAnswer struct {
 	CAPEM string `json:"ca_pem,omitempty"`
 	// MemberTokenKeys are the coalition's member token public keys.
 	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
+	// MQTTURL is where the till should reach the hub's broker
+	// (tls://HOST:PORT); empty when the hub cannot tell.
+	MQTTURL string `json:"mqtt_url,omitempty"`
+}
+
+// mqttURL is the broker address to give a till enrolling through r.
+func (a *api) mqttURL(r *http.Request) string {
+	if a.o.MQTTAdvertise != "" {
+		return a.o.MQTTAdvertise
+	}
+	if a.o.MQTTPort == "" {
+		return ""
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" {
+		return ""
+	}
+	scheme := a.o.MQTTScheme
+	if scheme == "" {
+		scheme = "tls"
+	}
+	return scheme + "://" + net.JoinHostPort(host, a.o.MQTTPort)
 }
 
 func (a *api) enrollmentToken(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +149,8 @@ func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
 		a.o.OnCredentials(creds.Store, creds.Terminal)
 	}
 	ans := EnrollAnswer{Store: creds.Store, Terminal: creds.Terminal, Partner: creds.Partner,
-		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM)}
+		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM),
+		MQTTURL: a.mqttURL(r)}
 	if a.o.MemberTokenKey != nil {
 		ans.MemberTokenKeys = []string{protocol.EncodeTokenKey(a.o.MemberTokenKey.Public().(ed25519.PublicKey))}
 	}

@@ -80,6 +80,13 @@ type Options struct {
 	// MQTTRefused counts the MQTT connections the embedded broker refused
 	// (health: mqtt_refused); nil without one.
 	MQTTRefused func() int64
+	// MQTTAdvertise is the MQTT address enrolled tills are told to use
+	// (EnrollAnswer.MQTTURL), e.g. tls://hub.example.com:8883. Empty: when
+	// MQTTPort is set, the scheme MQTTScheme on the host name the till
+	// reached the API by, at MQTTPort; otherwise tills are told nothing.
+	MQTTAdvertise string
+	MQTTScheme    string
+	MQTTPort      string
 
 	Logger *slog.Logger
 	Clock  clock.Clock
