@@ -295,7 +295,7 @@ func (h *Hub) Run(ctx context.Context) error {
 					e.Disconnect(protocol.AgentClientID(store, terminal))
 				}
 			},
-			MQTTRefused: mqttRefused(bus), MQTTAdvertise: h.o.MQTTAdvertise, Logger: h.log, Clock: h.o.Clock,
+			MQTTRefused: mqttRefused(bus), MQTTDenied: mqttDenied(bus), MQTTAdvertise: h.o.MQTTAdvertise, Logger: h.log, Clock: h.o.Clock,
 		}
 		switch {
 		case h.o.MQTTListener != nil && h.o.MQTTTLS != nil:
@@ -499,8 +499,17 @@ func (h *Hub) expirePoints() {
 	}
 }
 
+// mqttDenied counts the publishes and subscriptions the embedded broker's
+// ACL refused; nil for an external broker, which keeps its own.
+func mqttDenied(bus broker.Bus) func() int64 {
+	if e, ok := bus.(*broker.Embedded); ok {
+		return e.Denied
+	}
+	return nil
+}
+
 // mqttRefused counts the embedded broker's refused connections; nil for an
-// external broker, which keeps its own.
+// external broker.
 func mqttRefused(bus broker.Bus) func() int64 {
 	if e, ok := bus.(*broker.Embedded); ok {
 		return e.Refused

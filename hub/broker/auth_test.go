@@ -203,3 +203,39 @@ func TestEmbeddedRefusalLogPaced(t *testing.T) {
 		t.Error("the log holds the password tried")
 	}
 }
+
+// TestEmbeddedDenialsLoggedAndCounted: an enrolled terminal publishing on
+// another terminal's topic or subscribing beyond its own is refused each
+// time, every refusal counted, and logged (topic and client, paced per
+// client and direction) where an operator looks.
+func TestEmbeddedDenialsLoggedAndCounted(t *testing.T) {
+	f := newAuthFixture(t, true)
+	t1 := protocol.AgentClientID("s1", "t1")
+	c, err := f.connect(t, t1, t1, f.creds.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, _ := protocol.TerminalTopic("s2", "t1", protocol.ChannelTx)
+	for range 3 { // QoS 0: dropped without a disconnect
+		if tok := c.Publish(victim, 0, false, []byte("{}")); !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	for _, filter := range []string{"#", "tillsync/v1/#", "tillsync/v1/stores/s2/terminals/t1/ack"} {
+		tok := c.Subscribe(filter, 1, func(mqtt.Client, mqtt.Message) {})
+		if !tok.WaitTimeout(wait) || tok.(*mqtt.SubscribeToken).Result()[filter] != 0x80 {
+			t.Fatalf("subscribe %s: %v", filter, tok.(*mqtt.SubscribeToken).Result())
+		}
+	}
+	testkit.WaitFor(t, wait, "6 denials counted", func() bool { return f.e.Denied() == 6 })
+	logs := f.logs.String()
+	if n := strings.Count(logs, "MQTT publish refused"); n != 1 || !strings.Contains(logs, "topic="+victim) {
+		t.Errorf("%d publish refusal lines (want 1, naming %s):\n%s", n, victim, logs)
+	}
+	if n := strings.Count(logs, "MQTT subscription refused"); n != 1 || !strings.Contains(logs, "topic=#") {
+		t.Errorf("%d subscription refusal lines (want 1, naming #):\n%s", n, logs)
+	}
+	if strings.Contains(logs, f.creds.Password) {
+		t.Error("the log holds the terminal's password")
+	}
+}

@@ -206,8 +206,9 @@ func (e *Embedded) Clients() int {
 // credentials are checked again once the session is established, so a
 // revoke that lands while a client is connecting cannot miss it.
 //
-// Refusals are counted and logged at WARN without the password, at most
-// once a minute per client id (a till with a wrong password retries every
+// Refusals — of a connection, a publish or a subscription — are counted
+// and logged at WARN without the password, at most once a minute per
+// client id (and direction, for publishes and subscriptions) (a till with a wrong password retries every
 // few seconds); the line says how many were not logged since.
 type terminalACL struct {
 	mochi.HookBase
@@ -217,6 +218,7 @@ type terminalACL struct {
 	clock   clock.Clock
 	srv     *mochi.Server
 	refused atomic.Int64
+	denied  atomic.Int64
 
 	mu     sync.Mutex
 	logged map[string]refusalLog // by client id
@@ -304,14 +306,38 @@ func (h *terminalACL) check(id string, username, password []byte) string {
 // refuse counts a refusal and logs it, paced per client id.
 func (h *terminalACL) refuse(cl *mochi.Client, why string) {
 	n := h.refused.Add(1)
+	if log, suppressed := h.pace(cl.ID); log {
+		h.log.Warn("MQTT connection refused", "client", cl.ID, "remote", cl.Net.Remote, "why", why,
+			"refused", n, "not_logged", suppressed)
+	}
+}
+
+// deny counts a publish or subscription the ACL refused and logs it,
+// paced per client id and direction.
+func (h *terminalACL) deny(cl *mochi.Client, topic string, write bool) {
+	n := h.denied.Add(1)
+	what, key := "MQTT subscription refused", "sub\x00"+cl.ID
+	if write {
+		what, key = "MQTT publish refused", "pub\x00"+cl.ID
+	}
+	if log, suppressed := h.pace(key); log {
+		h.log.Warn(what, "client", cl.ID, "remote", cl.Net.Remote, "topic", topic,
+			"why", "a terminal may publish only its own tx, query and scan topics and read only its own ack, reply and its store's config",
+			"denied", n, "not_logged", suppressed)
+	}
+}
+
+// pace says whether to log a refusal for key now, and how many were not
+// logged since the last line.
+func (h *terminalACL) pace(key string) (log bool, suppressed int) {
 	now := h.clock.Now()
 	h.mu.Lock()
-	last, seen := h.logged[cl.ID]
+	defer h.mu.Unlock()
+	last, seen := h.logged[key]
 	if seen && now.Sub(last.at) < refusalLogEvery {
 		last.suppressed++
-		h.logged[cl.ID] = last
-		h.mu.Unlock()
-		return
+		h.logged[key] = last
+		return false, 0
 	}
 	if h.logged == nil || len(h.logged) >= refusalLogIDs {
 		for id, l := range h.logged {
@@ -323,10 +349,8 @@ func (h *terminalACL) refuse(cl *mochi.Client, why string) {
 			h.logged = make(map[string]refusalLog)
 		}
 	}
-	h.logged[cl.ID] = refusalLog{at: now}
-	h.mu.Unlock()
-	h.log.Warn("MQTT connection refused", "client", cl.ID, "remote", cl.Net.Remote, "why", why,
-		"refused", n, "not_logged", last.suppressed)
+	h.logged[key] = refusalLog{at: now}
+	return true, last.suppressed
 }
 
 // Refused counts the connections refused (at CONNECT, or right after for
@@ -341,19 +365,30 @@ func (e *Embedded) Disconnect(id string) {
 	}
 }
 
-func (*terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
-	if cl.Net.Inline {
+// Denied counts the publishes and subscriptions the ACL refused.
+func (e *Embedded) Denied() int64 { return e.acl.denied.Load() }
+
+func (h *terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	if cl.Net.Inline || allowed(cl.ID, topic, write) {
 		return true
 	}
+	h.deny(cl, topic, write)
+	return false
+}
+
+// allowed is the terminal ACL: an agent's client id may publish only its
+// own terminal's tx, query and scan topics, and read only its own ack and
+// reply topics and its store's config.
+func allowed(id, topic string, write bool) bool {
 	if !write {
-		if store, ok := agentStore(cl.ID); ok {
+		if store, ok := agentStore(id); ok {
 			if cfg, err := protocol.ConfigTopic(store); err == nil && topic == cfg {
 				return true
 			}
 		}
 	}
 	store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
-	if err != nil || cl.ID != protocol.AgentClientID(store, terminal) {
+	if err != nil || id != protocol.AgentClientID(store, terminal) {
 		return false
 	}
 	if write {

@@ -463,6 +463,9 @@ func TestEmbeddedConfinesClientsToTheirTerminal(t *testing.T) {
 	if n := hubIn.len(); n != 0 {
 		t.Errorf("the hub received %d forged messages", n)
 	}
+	if n := e.Denied(); n != int64(len(refused)) {
+		t.Errorf("%d denials counted for %d attempts", n, len(refused))
+	}
 	select {
 	case p := <-got:
 		t.Errorf("the terminal received a forged ack %q", p)

@@ -80,6 +80,9 @@ type Options struct {
 	// MQTTRefused counts the MQTT connections the embedded broker refused
 	// (health: mqtt_refused); nil without one.
 	MQTTRefused func() int64
+	// MQTTDenied counts the publishes and subscriptions the embedded
+	// broker's ACL refused (health: mqtt_denied); nil without one.
+	MQTTDenied func() int64
 	// MQTTAdvertise is the MQTT address enrolled tills are told to use
 	// (EnrollAnswer.MQTTURL), e.g. tls://hub.example.com:8883. Empty: when
 	// MQTTPort is set, the scheme MQTTScheme on the host name the till
@@ -328,6 +331,9 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{"ok": true, "enrollments_refused": a.enrollRefused.Load()}
 	if a.o.Stats != nil {
 		body["ingest"] = a.o.Stats()
+	}
+	if a.o.MQTTDenied != nil {
+		body["mqtt_denied"] = a.o.MQTTDenied()
 	}
 	if a.o.MQTTRefused != nil {
 		body["mqtt_refused"] = a.o.MQTTRefused()
