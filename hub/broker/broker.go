@@ -91,6 +91,7 @@ type EmbeddedOptions struct {
 type Embedded struct {
 	acl   *terminalACL
 	srv   *mochi.Server
+	gates []*Gate
 	close sync.Once
 	mu    sync.Mutex
 	subs  int
@@ -121,8 +122,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if err := srv.AddHook(acl, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	var gates []*Gate
 	if l := opts.Listener; l != nil {
-		id := "mqtt"
+		g := NewGate(l)
+		gates = append(gates, g)
+		l, id := net.Listener(g), "mqtt"
 		if opts.TLS != nil {
 			// The handshake runs on the connection's goroutine (mochi
 			// serves each accepted conn on its own), not in Accept.
@@ -133,14 +137,16 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		}
 	}
 	if opts.PlainListener != nil {
-		if err := srv.AddListener(listeners.NewNet("mqtt-plain", opts.PlainListener)); err != nil {
+		g := NewGate(opts.PlainListener)
+		gates = append(gates, g)
+		if err := srv.AddListener(listeners.NewNet("mqtt-plain", g)); err != nil {
 			return nil, fmt.Errorf("broker: listen: %w", err)
 		}
 	}
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
-	return &Embedded{srv: srv, acl: acl}, nil
+	return &Embedded{srv: srv, acl: acl, gates: gates}, nil
 }
 
 // Subscribe adds an inline subscription.
@@ -171,7 +177,7 @@ func (e *Embedded) Publish(topic string, qos byte, retain bool, payload []byte) 
 // Calling it again does nothing.
 func (e *Embedded) Close() error {
 	var err error
-	e.close.Do(func() { err = Shutdown(e.srv) })
+	e.close.Do(func() { err = Shutdown(e.srv, e.gates...) })
 	return err
 }
 

@@ -1,22 +1,40 @@
 package broker
 
 import (
+	"net"
+	"sync"
+	"time"
+
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Shutdown stops a mochi server for good: listeners, clients, hooks.
+// Shutdown stops a mochi server for good: listeners, clients, hooks. The
+// gates are the listeners given to mochi (NewGate); closing them first
+// keeps shutdown clear of two faults of mochi v2.7.9:
 //
-// It works around a deadlock in mochi v2.7.9's Server.Close
-// (mochi-mqtt/server#488): Close finds each listener's clients with
-// Clients.GetByListener, which takes the clients' read lock twice, so a
-// client connecting or going away at that moment (a writer queued between
-// the two) hangs the server — and the hub's shutdown — for good. Shutdown
-// closes each listener first with its own closer, which lists the clients
-// under one read lock (Clients.GetAll) and disconnects them as Close would;
-// Close then finds every listener already closed and never calls
-// GetByListener.
-func Shutdown(srv *mochi.Server) error {
+//   - Server.Close finds each listener's clients with
+//     Clients.GetByListener, which takes the clients' read lock twice, so
+//     a client connecting or going away at that moment (a writer queued
+//     between the two) hangs the server — and the hub's shutdown — for
+//     good (mochi-mqtt/server#488). Shutdown closes each listener with its
+//     own closer, which lists the clients under one read lock
+//     (Clients.GetAll) and disconnects them as Close would; Close then
+//     finds every listener already closed and never calls GetByListener.
+//   - A connection accepted just before shutdown calls
+//     Listeners.ClientsWg.Add on its own goroutine, racing with the Wait
+//     in Listeners.CloseAll (a WaitGroup misuse the race detector
+//     reports, and a Wait that can return before that client is gone).
+//     A closed gate accepts nothing more, and Shutdown waits until every
+//     connection it let through has reached its first read, which mochi
+//     does only after its Add.
+func Shutdown(srv *mochi.Server, gates ...*Gate) error {
+	for _, g := range gates {
+		g.close()
+	}
+	for _, g := range gates {
+		g.settle(5 * time.Second)
+	}
 	srv.Listeners.CloseAll(func(listener string) {
 		for _, cl := range srv.Clients.GetAll() {
 			if cl.Net.Listener == listener && !cl.Closed() {
@@ -25,4 +43,76 @@ func Shutdown(srv *mochi.Server) error {
 		}
 	})
 	return srv.Close()
+}
+
+// Gate is a listener for mochi that Shutdown can close ahead of mochi's
+// own shutdown (see Shutdown). Wrap the raw listener, under any TLS.
+type Gate struct {
+	net.Listener
+	mu      sync.Mutex
+	closed  bool
+	pending sync.WaitGroup // accepted, not yet read from or closed
+}
+
+// NewGate wraps l.
+func NewGate(l net.Listener) *Gate { return &Gate{Listener: l} }
+
+// Accept hands out connections until the gate is closed.
+func (g *Gate) Accept() (net.Conn, error) {
+	c, err := g.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	g.pending.Add(1)
+	return &gatedConn{Conn: c, settled: g.pending.Done}, nil
+}
+
+// Close closes the gate and the listener.
+func (g *Gate) Close() error {
+	g.close()
+	return nil
+}
+
+func (g *Gate) close() {
+	g.mu.Lock()
+	first := !g.closed
+	g.closed = true
+	g.mu.Unlock()
+	if first {
+		g.Listener.Close()
+	}
+}
+
+// settle waits, at most d, until every connection the gate let through
+// has been read from or closed.
+func (g *Gate) settle(d time.Duration) {
+	done := make(chan struct{})
+	go func() { g.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// gatedConn tells its gate when mochi first reads from it (or closes it).
+type gatedConn struct {
+	net.Conn
+	once    sync.Once
+	settled func()
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	c.once.Do(c.settled)
+	return c.Conn.Read(p)
+}
+
+func (c *gatedConn) Close() error {
+	c.once.Do(c.settled)
+	return c.Conn.Close()
 }

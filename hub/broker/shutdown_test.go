@@ -1,11 +1,4 @@
-//go:build !race
-
 package broker_test
-
-// Not built with -race: the churn below also makes mochi's listener add to
-// its clients' WaitGroup while Close waits on it, a data race inside mochi
-// v2.7.9 that the race detector reports whichever way the broker is closed.
-// `make test` runs this file without -race.
 
 import (
 	"context"
@@ -26,6 +19,9 @@ import (
 // Clients.GetByListener, mochi-mqtt/server#488). The window is narrow: with
 // mochi's Close this test hung in each of three runs under the race
 // detector's timing, and passed without it. Close must return every time.
+// The same churn makes mochi's listener add to its clients' WaitGroup while
+// CloseAll waits on it, which the race detector reports unless the gates
+// (Gate) close first: run it with -race.
 func TestShutdownWhileClientsComeAndGo(t *testing.T) {
 	for round := range 40 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

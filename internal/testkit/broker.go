@@ -20,6 +20,7 @@ type Broker struct {
 	URL  string // tcp://127.0.0.1:N
 	Addr string // 127.0.0.1:N
 	srv  *mochi.Server
+	gate *broker.Gate
 	once sync.Once
 }
 
@@ -40,19 +41,20 @@ func StartBrokerAt(t testing.TB, addr string) *Broker {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddListener(listeners.NewNet("t", l)); err != nil {
+	gate := broker.NewGate(l)
+	if err := srv.AddListener(listeners.NewNet("t", gate)); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	b := &Broker{URL: "tcp://" + l.Addr().String(), Addr: l.Addr().String(), srv: srv}
+	b := &Broker{URL: "tcp://" + l.Addr().String(), Addr: l.Addr().String(), srv: srv, gate: gate}
 	t.Cleanup(func() { b.Close() })
 	return b
 }
 
 // Close stops the broker, dropping every connection. Calling it again does nothing.
-func (b *Broker) Close() { b.once.Do(func() { broker.Shutdown(b.srv) }) }
+func (b *Broker) Close() { b.once.Do(func() { broker.Shutdown(b.srv, b.gate) }) }
 
 // Clients counts the connected clients.
 func (b *Broker) Clients() int {
