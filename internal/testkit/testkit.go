@@ -27,6 +27,20 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// WaitUntil polls cond every 10 ms until it returns true or timeout
+// passes, and says which: for a test that counts an outcome rather than
+// failing on it.
+func WaitUntil(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // FreePort returns a loopback address "127.0.0.1:N" whose port was free a
 // moment ago. Prefer listening on port 0 where the code under test allows it.
 func FreePort(t testing.TB) string {

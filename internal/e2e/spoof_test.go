@@ -1,0 +1,474 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/hub/ledger/ledgertest"
+	"github.com/tillsync/tillsync/internal/testkit"
+	"github.com/tillsync/tillsync/protocol"
+)
+
+// spoofStores is how many enrolled stores attack each other.
+const spoofStores = 20
+
+// wait bounds one step of an attack (a SUBACK, a disconnect).
+const wait = 5 * time.Second
+
+// spoofer is one enrolled store of the spoofing suite: its till's
+// credentials, its live connection, and what it legitimately sent and got.
+type spoofer struct {
+	store, terminal string
+	id              string // MQTT client id = username
+	password        string
+	till            *ledgertest.Till
+	conn            mqtt.Client
+	batch           []byte // its first batch, as sent
+	txID            string // the transaction in it
+	ack             []byte // the hub's ack of it, as received
+	tokenID, secret string // its used enrollment token
+
+	mu   sync.Mutex
+	acks map[string][]protocol.Ack // by transaction id, every ack received
+	raw  map[string][]byte         // the first ack batch naming each id
+}
+
+// gotAck records an ack batch the till received.
+func (s *spoofer) gotAck(payload []byte) {
+	ab, err := protocol.DecodeAckBatch(payload)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range ab.Acks {
+		s.acks[a.ID] = append(s.acks[a.ID], a)
+		if s.raw[a.ID] == nil {
+			s.raw[a.ID] = payload
+		}
+	}
+}
+
+// waitAck waits for the n-th ack of transaction id.
+func (s *spoofer) waitAck(id string, n int) (protocol.Ack, bool) {
+	var a protocol.Ack
+	ok := testkit.WaitUntil(waitLong, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.acks[id]) < n {
+			return false
+		}
+		a = s.acks[id][n-1]
+		return true
+	})
+	return a, ok
+}
+
+// spoofTally counts attempts and refusals per kind of attack.
+type spoofTally struct {
+	mu    sync.Mutex
+	tried map[string]int
+	ok    map[string]int
+	order []string
+}
+
+func (s *spoofTally) add(kind string, refused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tried == nil {
+		s.tried, s.ok = map[string]int{}, map[string]int{}
+	}
+	if _, seen := s.tried[kind]; !seen {
+		s.order = append(s.order, kind)
+	}
+	s.tried[kind]++
+	if refused {
+		s.ok[kind]++
+	}
+}
+
+func (s *spoofTally) totals() (tried, refused int) {
+	for k, n := range s.tried {
+		tried += n
+		refused += s.ok[k]
+	}
+	return tried, refused
+}
+
+// TestSpoofing: 20 enrolled stores, each attacking all the others over the
+// embedded broker (MQTT over TLS, enrollment required): publishing on
+// their topics, forging their store and terminal in its own payloads,
+// connecting as them, subscribing to # and to their ack, reply and config
+// topics, ids with wildcards, replaying transactions and acks, revoked
+// credentials, used, expired and unknown enrollment tokens. Every attempt
+// is refused and counted by the hub (the health counters move by exactly
+// the attempts), each attacker is named in the hub's log, the victims stay
+// connected, and the ledger is as the legitimate traffic left it.
+func TestSpoofing(t *testing.T) {
+	var logs testkit.Buffer
+	e := newEnv(t, "embedded-tls")
+	e.httpAddr, e.requireEnrollment = testkit.FreePort(t), true
+	e.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("side", "hub")
+	h := startHubOnce(t, e)
+	st := h.h.Ledger()
+	ca := e.pki.CACertPEM()
+
+	// 20 stores, each with one enrolled till that sends one earn.
+	ss := make([]*spoofer, spoofStores)
+	for i := range ss {
+		store := e.store(fmt.Sprintf("sp%02d-", i))
+		s := &spoofer{store: store, terminal: "till-1", till: ledgertest.NewTill(store, "till-1", e2ePartner),
+			acks: map[string][]protocol.Ack{}, raw: map[string][]byte{}}
+		if err := st.AddTerminal(store, s.terminal, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := st.IssueEnrollmentToken(store, s.terminal, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _, _ := ed25519.GenerateKey(nil)
+		creds, err := st.Enroll(tok.ID, tok.Secret, pub, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.id, s.password = creds.Username, creds.Password
+		s.tokenID, s.secret = tok.ID, base64.RawURLEncoding.EncodeToString(tok.Secret)
+		ss[i] = s
+	}
+	connect := func(id, user, pass string) (mqtt.Client, error) {
+		// MQTT 3.1.1 only: without a version paho tries again with 3.1
+		// after a refusal, which would be a second attempt.
+		o := mqtt.NewClientOptions().AddBroker(e.brokerURL()).SetClientID(id).SetUsername(user).SetPassword(pass).SetProtocolVersion(4).
+			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetOrderMatters(false)
+		tc, err := agent.HubTLSConfig(e.brokerURL(), ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.SetTLSConfig(tc)
+		c := mqtt.NewClient(o)
+		tk := c.Connect()
+		if !tk.WaitTimeout(10 * time.Second) {
+			return nil, fmt.Errorf("connect %s: timed out", id)
+		}
+		if tk.Error() != nil {
+			return nil, tk.Error()
+		}
+		return c, nil
+	}
+	// (Re)connect a store's till with its own credentials, subscribed to
+	// its acks. A till has one connection: an attacker attacks with it.
+	reconnect := func(s *spoofer) {
+		if s.conn != nil {
+			s.conn.Disconnect(0)
+		}
+		c, err := connect(s.id, s.id, s.password)
+		if err != nil {
+			t.Fatalf("%s with its own credentials: %v", s.id, err)
+		}
+		s.conn = c
+		ackTopic, _ := protocol.TerminalTopic(s.store, s.terminal, protocol.ChannelAck)
+		if tk := c.Subscribe(ackTopic, 1, func(_ mqtt.Client, m mqtt.Message) { s.gotAck(m.Payload()) }); !tk.WaitTimeout(wait) || tk.Error() != nil {
+			t.Fatalf("%s subscribes to its acks: %v", s.id, tk.Error())
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range ss {
+			if s.conn != nil {
+				s.conn.Disconnect(0)
+			}
+		}
+	})
+	for _, s := range ss {
+		reconnect(s)
+		s.txID = randomID("sp-tx-")
+		b := s.till.Batch(t, s.till.Earn(s.txID, s.store+"-m", 10))
+		b.SentAt = time.Now()
+		s.batch, _ = protocol.Encode(b)
+		s.publish(t, protocol.ChannelTx, s.batch)
+	}
+	for _, s := range ss {
+		if a, ok := s.waitAck(s.txID, 1); !ok || a.Status != protocol.StatusApplied {
+			t.Fatalf("%s: ack of its earn %+v (received: %v)", s.id, a, ok)
+		}
+		s.ack = s.raw[s.txID]
+	}
+	before := spoofLedger(t, h, ss)
+	base := spoofCounters(t, e, h)
+
+	var tally spoofTally
+	var want struct{ refused, denied, ingestRefused, ingestRejected, enrollRefused int64 }
+	topic := func(s *spoofer, ch protocol.Channel) string {
+		tp, _ := protocol.TerminalTopic(s.store, s.terminal, ch)
+		return tp
+	}
+	// A denied publish at QoS 1 costs the attacker its connection (MQTT
+	// 3.1.1 has no negative PUBACK); it reconnects for the next attempt.
+	publishDenied := func(kind string, a *spoofer, topic string, payload []byte) {
+		a.conn.Publish(topic, 1, false, payload)
+		gone := testkit.WaitUntil(wait, func() bool { return !a.conn.IsConnectionOpen() })
+		tally.add(kind, gone)
+		want.denied++
+		reconnect(a)
+	}
+	subscribeDenied := func(kind string, c mqtt.Client, filter string) {
+		tk := c.Subscribe(filter, 1, func(mqtt.Client, mqtt.Message) {})
+		refused := tk.WaitTimeout(wait) && tk.(*mqtt.SubscribeToken).Result()[filter] == 0x80
+		tally.add(kind, refused)
+		want.denied++
+	}
+	connectRefused := func(kind, id, user, pass string) {
+		c, err := connect(id, user, pass)
+		if c != nil {
+			c.Disconnect(0)
+		}
+		tally.add(kind, err != nil && (strings.Contains(err.Error(), "not Authorized") || strings.Contains(err.Error(), "bad user name or password")))
+		want.refused++
+	}
+
+	for _, a := range ss {
+		for _, v := range ss {
+			if v == a {
+				continue
+			}
+			// Publishing on the victim's topics: its transactions, queries,
+			// member token sightings, and acks from the hub.
+			forged := v.till.Batch(t, v.till.Earn(randomID("sp-forged-"), v.store+"-m", 1000))
+			forgedBytes, _ := protocol.Encode(forged)
+			publishDenied("publish on another terminal's tx topic", a, topic(v, protocol.ChannelTx), forgedBytes)
+			publishDenied("replay another terminal's ack on its ack topic", a, topic(v, protocol.ChannelAck), v.ack)
+			// Forging the victim in its own payloads, on its own topic:
+			// the hub refuses what names another terminal than the topic.
+			a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), forgedBytes)
+			tally.add("payload naming another store (batch and transactions)", true)
+			want.ingestRefused++
+			// A batch of its own with one transaction in the victim's
+			// name: that transaction is rejected, and said so in an ack.
+			mixedID := randomID("sp-mixed-")
+			mixed := a.till.Batch(t, a.till.Earn(mixedID, v.store+"-m", 1000))
+			mixed.Txs[0].Store = v.store
+			mixedBytes, _ := protocol.Encode(mixed)
+			a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), mixedBytes)
+			ack, ok := a.waitAck(mixedID, 1)
+			tally.add("payload naming another store (one transaction)", ok && ack.Status == protocol.StatusRejected)
+			want.ingestRejected++
+			a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), v.batch)
+			tally.add("replay another terminal's batch on its own topic", true)
+			want.ingestRefused++
+			// Connecting as the victim.
+			connectRefused("connect with another terminal's client id", v.id, a.id, a.password)
+			connectRefused("connect with another terminal's client id", v.id, v.id, a.password)
+			connectRefused("connect with another terminal's client id", v.id, "", "")
+			// Reading the victim's traffic.
+			subscribeDenied("subscribe to another terminal's topics", a.conn, topic(v, protocol.ChannelAck))
+			subscribeDenied("subscribe to another terminal's topics", a.conn, topic(v, protocol.ChannelReply))
+			cfg, _ := protocol.ConfigTopic(v.store)
+			subscribeDenied("subscribe to another terminal's topics", a.conn, cfg)
+		}
+		for _, f := range []string{"#", "tillsync/#", "tillsync/v1/stores/+/terminals/+/ack", "$SYS/#"} {
+			subscribeDenied("subscribe to wildcards", a.conn, f)
+		}
+		// Its own ack topic is the hub's to publish on.
+		publishDenied("replay another terminal's ack on its ack topic", a, topic(a, protocol.ChannelAck), a.ack)
+		// Ids with wildcards, slashes or control characters.
+		for _, id := range []string{
+			protocol.AgentClientID(a.store+"+", "till-1"), "tillsync-agent:#:till-1", "tillsync-agent:" + a.store + "/x:till-1",
+			"tillsync-agent:" + a.store + ":till\x01", "+", "#",
+		} {
+			connectRefused("ids with wildcards or control characters", id, id, a.password)
+		}
+		// Its own batch again, as a replay: answered as the duplicate it
+		// is, changing nothing.
+		a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), a.batch)
+		ack, ok := a.waitAck(a.txID, 2)
+		tally.add("replay its own batch", ok && ack.Status == protocol.StatusDuplicate)
+	}
+
+	// Enrollment tokens: used, unknown and expired; ids with wildcards in
+	// the HTTP API's paths.
+	enroll := func(token string) protocol.Code {
+		pub, _, _ := ed25519.GenerateKey(nil)
+		st, code := hubPost(t, e, "/v1/enroll", map[string]string{"token": token, "public_key": base64.StdEncoding.EncodeToString(pub)}, nil)
+		if st < 400 {
+			return ""
+		}
+		return code
+	}
+	fp := e.pki.CAFingerprint()
+	for _, s := range ss {
+		sec, _ := base64.RawURLEncoding.DecodeString(s.secret)
+		tally.add("reused enrollment token", enroll(protocol.FormatEnrollmentToken(s.tokenID, sec, fp)) == protocol.CodeEnrollmentUsed)
+		want.enrollRefused++
+		other := make([]byte, len(sec))
+		tally.add("unknown enrollment token", enroll(protocol.FormatEnrollmentToken(s.tokenID+"x", other, fp)) == protocol.CodeEnrollmentUnknown)
+		want.enrollRefused++
+	}
+	for _, s := range ss[:5] {
+		if err := st.AddTerminal(s.store, "till-9", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := st.IssueEnrollmentToken(s.store, "till-9", time.Minute, time.Now().Add(-2*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tally.add("expired enrollment token", enroll(protocol.FormatEnrollmentToken(tok.ID, tok.Secret, fp)) == protocol.CodeEnrollmentExpired)
+		want.enrollRefused++
+	}
+	for _, path := range []string{"sp+x/terminals/till-1", "sp%23x/terminals/till-1", "sp00/terminals/till%2B1", "sp00/terminals/till%01"} {
+		code, _ := hubPost(t, e, "/v1/stores/"+path+"/enrollment-token", nil, nil)
+		tally.add("ids with wildcards or control characters", code == http.StatusBadRequest || code == http.StatusNotFound)
+	}
+
+	// Revoked: two stores' tills are dropped at once and get back in
+	// neither with their credentials nor without.
+	for _, s := range ss[:2] {
+		if code, _ := hubPost(t, e, "/v1/stores/"+s.store+"/terminals/"+s.terminal+"/revoke", nil, nil); code != http.StatusOK {
+			t.Fatalf("revoke %s: HTTP %d", s.id, code)
+		}
+		testkit.WaitFor(t, wait, s.id+" to be dropped", func() bool { return !s.conn.IsConnectionOpen() })
+		connectRefused("revoked credentials", s.id, s.id, s.password)
+		connectRefused("revoked credentials", s.id, "", "")
+	}
+
+	// The hub's counters moved by exactly the attempts.
+	var got spoofCount
+	if !testkit.WaitUntil(waitLong, func() bool {
+		got = spoofCounters(t, e, h).sub(base)
+		return got.IngestRefused >= want.ingestRefused && got.IngestRejected >= want.ingestRejected && got.MQTTDenied >= want.denied && got.MQTTRefused >= want.refused
+	}) {
+		t.Errorf("the hub counted %+v; want at least %+v", got, want)
+	}
+	// A revoke's drop is counted as a refusal too (the broker re-checks
+	// the session): two more.
+	wantCount := spoofCount{MQTTRefused: want.refused, MQTTDenied: want.denied, IngestRefused: want.ingestRefused,
+		IngestRejected: want.ingestRejected, EnrollmentsRefused: want.enrollRefused}
+	if got.MQTTRefused != wantCount.MQTTRefused && got.MQTTRefused != wantCount.MQTTRefused+2 {
+		t.Errorf("mqtt_refused moved by %d, want %d", got.MQTTRefused, wantCount.MQTTRefused)
+	}
+	if got.MQTTDenied != wantCount.MQTTDenied || got.IngestRefused != wantCount.IngestRefused || got.IngestRejected != wantCount.IngestRejected ||
+		got.EnrollmentsRefused != wantCount.EnrollmentsRefused {
+		t.Errorf("counters moved by %+v, want %+v", got, wantCount)
+	}
+	if got.Applied != 0 {
+		t.Errorf("%d transactions applied during the attacks", got.Applied)
+	}
+
+	// Every attack is refused, and the ledger is as the legitimate traffic left it.
+	tried, refused := tally.totals()
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-58s %8s %8s\n", "attack", "tried", "refused")
+	for _, k := range tally.order {
+		fmt.Fprintf(&table, "%-58s %8d %8d\n", k, tally.tried[k], tally.ok[k])
+		if tally.ok[k] != tally.tried[k] {
+			t.Errorf("%s: %d of %d refused", k, tally.ok[k], tally.tried[k])
+		}
+	}
+	fmt.Fprintf(&table, "%-58s %8d %8d\n", "total", tried, refused)
+	t.Logf("%d stores attacking each other:\n%s", spoofStores, table.String())
+	if after := spoofLedger(t, h, ss); after != before {
+		t.Errorf("the ledger changed under attack:\nbefore %s\nafter  %s", before, after)
+	}
+	h.verify(t)
+	for _, s := range ss[2:] {
+		if !s.conn.IsConnectionOpen() {
+			t.Errorf("%s lost its connection to the attacks", s.id)
+		}
+	}
+	out := logs.String()
+	for _, s := range ss {
+		for _, line := range []string{"MQTT publish refused", "MQTT subscription refused", "batch names another terminal"} {
+			if !strings.Contains(out, line) || !logNames(out, line, s.store) {
+				t.Errorf("the hub's log has no %q naming %s", line, s.store)
+			}
+		}
+		if strings.Contains(out, s.password) || strings.Contains(out, s.secret) {
+			t.Errorf("the hub's log holds %s's password or token", s.id)
+		}
+	}
+}
+
+// logNames reports whether some line of out says what and names store.
+func logNames(out, what, store string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, what) && strings.Contains(l, store) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *spoofer) publish(t *testing.T, ch protocol.Channel, payload []byte) {
+	t.Helper()
+	tp, _ := protocol.TerminalTopic(s.store, s.terminal, ch)
+	s.publishOn(t, s.conn, tp, payload)
+}
+
+func (s *spoofer) publishOn(t *testing.T, c mqtt.Client, topic string, payload []byte) {
+	t.Helper()
+	if tk := c.Publish(topic, 1, false, payload); !tk.WaitTimeout(wait) || tk.Error() != nil {
+		t.Fatalf("%s publishes on %s: %v", s.id, topic, tk.Error())
+	}
+}
+
+// spoofLedger is what the attacks must not change: every balance, the
+// number of transactions and the journal's head.
+func spoofLedger(t *testing.T, h *hubRun, ss []*spoofer) string {
+	t.Helper()
+	var parts []string
+	for _, s := range ss {
+		p, _ := h.balance(t, s.store+"-m")
+		parts = append(parts, fmt.Sprintf("%s=%d", s.store, p))
+	}
+	sort.Strings(parts)
+	recs, err := h.h.Ledger().Transactions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h.h.Ledger().Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d transactions, %d journal entries (head %s), balances %s", len(recs), rep.Entries, rep.ChainHead, strings.Join(parts, " "))
+}
+
+// spoofCount is the hub's refusal counters.
+type spoofCount struct {
+	MQTTRefused        int64 `json:"mqtt_refused"`
+	MQTTDenied         int64 `json:"mqtt_denied"`
+	EnrollmentsRefused int64 `json:"enrollments_refused"`
+	IngestRefused      int64
+	IngestRejected     int64
+	Applied            int64
+}
+
+func (c spoofCount) sub(b spoofCount) spoofCount {
+	return spoofCount{c.MQTTRefused - b.MQTTRefused, c.MQTTDenied - b.MQTTDenied, c.EnrollmentsRefused - b.EnrollmentsRefused,
+		c.IngestRefused - b.IngestRefused, c.IngestRejected - b.IngestRejected, c.Applied - b.Applied}
+}
+
+func spoofCounters(t *testing.T, e *env, h *hubRun) spoofCount {
+	t.Helper()
+	var c spoofCount
+	resp, err := http.Get("http://" + e.httpAddr + "/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	st := h.h.Stats()
+	c.IngestRefused, c.IngestRejected, c.Applied = st.Refused, st.Rejected, st.Applied
+	return c
+}
