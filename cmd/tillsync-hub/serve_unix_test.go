@@ -19,7 +19,7 @@ func startHub(t *testing.T, dataDir string, extra ...string) (*clitest.Proc, str
 	t.Helper()
 	httpAddr := freeAddr(t)
 	p := start(t, append([]string{"serve", "--data-dir", dataDir, "--mqtt-listen", freeAddr(t), "--http-listen", httpAddr}, extra...)...)
-	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
+	p.WaitFor(t, 10*time.Second, "GET /healthz to answer", func() bool { return answers("http://" + httpAddr + "/healthz") })
 	return p, httpAddr
 }
 
