@@ -91,6 +91,9 @@ func (f *apiFlags) apiToken() (token, from string, err error) {
 		from = path
 	}
 	if _, _, err := protocol.ParseAPIToken(token); err != nil {
+		if from == "--token" {
+			return "", "", cli.Usagef("the API token from --token is not one (want TSA1.<id>.<secret>); give one with %s", giveToken)
+		}
 		return "", "", fmt.Errorf("the API token from %s is not one (want TSA1.<id>.<secret>); give one with %s", from, giveToken)
 	}
 	return strings.TrimSpace(token), from, nil
