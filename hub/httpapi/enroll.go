@@ -12,9 +12,9 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-// MaxEnrollBody bounds POST /v1/enroll, the one request anybody may send
-// without an operator's say: a token and a public key take a few hundred
-// bytes.
+// MaxEnrollBody bounds POST /v1/enroll, the one request that changes
+// something without an API token: a token and a public key take a few
+// hundred bytes.
 const MaxEnrollBody = 4 << 10
 
 // EnrollmentTokenAnswer answers POST /v1/stores/{s}/terminals/{t}/enrollment-token.
