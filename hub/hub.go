@@ -19,6 +19,13 @@
 // every store's config so that tills verify tokens offline, and records the
 // tills' sightings of tokens, flagging one accepted at two stores.
 //
+// The HTTP API wants a bearer token with a role on every request but an
+// enrollment and the liveness check (hub/httpapi). At its first start the
+// hub makes an operator token and writes it, owner-only, to
+// Options.OperatorTokenFile (operator.token in the data dir), where the
+// admin commands find it; it logs the file and the token's id, never the
+// token.
+//
 // Transport: the embedded broker serves MQTT over TLS with the certificate
 // the caller gives (Options.MQTTTLS, from hub/pki: the hub's own CA, or
 // the operator's files), and plain MQTT only on a listener given for it
@@ -110,8 +117,17 @@ type Options struct {
 	// MemberTokenTTL is how long a token minted over the HTTP API lives
 	// unless the request asks otherwise; default protocol.DefaultTokenTTL.
 	MemberTokenTTL time.Duration
-	Logger         *slog.Logger
-	Clock          clock.Clock
+	// OperatorTokenFile is where Open writes the operator API token it
+	// makes when the ledger has no valid operator token (the first start);
+	// default DataDir/operator.token. The admin commands read it from
+	// there.
+	OperatorTokenFile string
+	// NewOperatorToken makes Open issue a new operator token into
+	// OperatorTokenFile even though one exists: for an operator who lost
+	// theirs. The old ones stay valid until revoked.
+	NewOperatorToken bool
+	Logger           *slog.Logger
+	Clock            clock.Clock
 }
 
 // Maintenance defaults.
@@ -135,6 +151,8 @@ type Hub struct {
 	tokenKey        ed25519.PrivateKey
 	tokenKeys       []string
 	tokenKeyCreated bool // by Open, this start
+	// operatorTokenID is the operator token Open made; "" when none.
+	operatorTokenID string
 }
 
 // Open checks the options and opens the ledger (failing fast on a locked or
@@ -175,6 +193,14 @@ func Open(o Options) (*Hub, error) {
 		return nil, err
 	}
 	pub := key.Public().(ed25519.PublicKey)
+	if o.OperatorTokenFile == "" {
+		o.OperatorTokenFile = filepath.Join(o.DataDir, OperatorTokenFile)
+	}
+	opToken, err := ensureOperatorToken(st, o.OperatorTokenFile, o.NewOperatorToken, o.Clock.Now())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	if o.Seed != nil {
 		rep, err := st.LoadSeed(o.Seed, o.Clock.Now())
 		if err != nil {
@@ -186,6 +212,7 @@ func Open(o Options) (*Hub, error) {
 	return &Hub{
 		o: o, log: o.Logger, ledger: st, ready: make(chan struct{}), changed: make(chan struct{}, 1),
 		tokenKey: key, tokenKeys: []string{protocol.EncodeTokenKey(pub)}, tokenKeyCreated: created,
+		operatorTokenID: opToken,
 	}, nil
 }
 
@@ -282,6 +309,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		h.log.Info("hub running", "broker", strings.Join(where, ", "), "ledger", filepath.Join(h.o.DataDir, LedgerFile))
 		h.logTokenKey()
+		h.logOperatorToken()
 		close(h.ready)
 		upkeep.Go(func() { h.configLoop(upkeepCtx, bus) })
 		upkeep.Go(func() { h.maintain(upkeepCtx) })

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +42,11 @@ func seed() *ledger.Seed {
 }
 
 type running struct {
-	hub      *hub.Hub
-	mqttURL  string
-	httpURL  string
+	hub     *hub.Hub
+	mqttURL string
+	httpURL string
+	// token is the operator API token the hub wrote into its data dir.
+	token    string
 	clock    *clock.Fake
 	stop     func()
 	finished chan error
@@ -77,6 +81,10 @@ func start(t *testing.T, o hub.Options) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{hub: h, mqttURL: "tcp://" + ml.Addr().String(), httpURL: "http://" + hl.Addr().String(), clock: c, stop: cancel, finished: make(chan error, 1)}
+	if o.OperatorTokenFile == "" {
+		o.OperatorTokenFile = filepath.Join(o.DataDir, hub.OperatorTokenFile)
+	}
+	r.token = readToken(t, o.OperatorTokenFile)
 	go func() { r.finished <- h.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -157,12 +165,37 @@ func next(t *testing.T, ch <-chan mqtt.Message) (*protocol.Config, bool) {
 	return nil, false
 }
 
-func post(t *testing.T, url, body string) {
+// readToken reads an API token file.
+func readToken(t *testing.T, path string) string {
 	t.Helper()
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return strings.TrimSpace(string(data))
+}
+
+// send makes an API request with token as its bearer token.
+func send(t *testing.T, c *http.Client, token, method, url, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// post POSTs body to the running hub's API path with its operator token.
+func (r *running) post(t *testing.T, path, body string) {
+	t.Helper()
+	url := r.httpURL + path
+	res := send(t, http.DefaultClient, r.token, "POST", url, body)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode/100 != 2 {
@@ -188,7 +221,7 @@ func TestConfigReachesTill(t *testing.T) {
 	}
 
 	r.clock.Advance(time.Minute)
-	post(t, r.httpURL+"/v1/partners/p1/campaigns", `{"id":"xmas","from":"2026-12-10T00:00:00Z","to":"2026-12-24T00:00:00Z","multiplier":"2"}`)
+	r.post(t, "/v1/partners/p1/campaigns", `{"id":"xmas","from":"2026-12-10T00:00:00Z","to":"2026-12-24T00:00:00Z","multiplier":"2"}`)
 	cfg, _ = next(t, ch)
 	// Version 1 is no longer in force: the config starts at the campaign's.
 	if len(cfg.Rules) != 1 || cfg.Rules[0].Version != 2 || len(cfg.Rules[0].Campaigns) != 1 || cfg.Rules[0].Campaigns[0].ID != "xmas" ||
@@ -198,7 +231,7 @@ func TestConfigReachesTill(t *testing.T) {
 
 	// A version scheduled for later travels with the one in force.
 	later := ledgertest.T0.Add(24 * time.Hour)
-	post(t, r.httpURL+"/v1/partners/p1/rules", `{"points":2,"per":100,"effective_from":"`+later.Format(time.RFC3339)+`"}`)
+	r.post(t, "/v1/partners/p1/rules", `{"points":2,"per":100,"effective_from":"`+later.Format(time.RFC3339)+`"}`)
 	cfg, _ = next(t, ch)
 	if len(cfg.Rules) != 2 || cfg.Rules[0].Version != 2 || cfg.Rules[1].Version != 3 || !cfg.Rules[1].EffectiveFrom.Equal(later) {
 		t.Fatalf("config with a scheduled version: %+v", cfg)
@@ -214,7 +247,7 @@ func TestConfigReachesTill(t *testing.T) {
 	// no rules) publishes nothing for s1; p2 getting rules publishes s2's
 	// config, and s1's stays as it was.
 	s2 := till(t, r.mqttURL, "s2", "t1")
-	post(t, r.httpURL+"/v1/partners/p2/rules", `{"points":1,"per":50}`)
+	r.post(t, "/v1/partners/p2/rules", `{"points":1,"per":50}`)
 	cfg, _ = next(t, s2)
 	if cfg.Store != "s2" || cfg.Partner != "p2" || cfg.Rules[0].Per != 50 {
 		t.Fatalf("s2's config: %+v", cfg)

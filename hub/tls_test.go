@@ -92,10 +92,7 @@ func TestTLSListeners(t *testing.T) {
 	}
 
 	hc := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	res, err := hc.Get("https://" + httpsL.Addr().String() + "/v1/health")
-	if err != nil {
-		t.Fatalf("GET /v1/health over HTTPS: %v", err)
-	}
+	res := send(t, hc, readToken(t, filepath.Join(dir, hub.OperatorTokenFile)), "GET", "https://"+httpsL.Addr().String()+"/v1/health", "")
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Errorf("GET /v1/health over HTTPS: %d", res.StatusCode)

@@ -115,10 +115,7 @@ func TestMemberTokensAtTheHub(t *testing.T) {
 	}
 
 	// Minted over the API, verified with the published key.
-	res, err := http.Post(r.httpURL+"/v1/members/M1001/token?ttl=3m", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := send(t, http.DefaultClient, r.token, "POST", r.httpURL+"/v1/members/M1001/token?ttl=3m", "")
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	var mt httpapi.MemberToken

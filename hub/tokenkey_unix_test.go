@@ -32,3 +32,23 @@ func TestMemberTokenKeyFileMode(t *testing.T) {
 		t.Errorf("no warning about a key readable by others:\n%s", logs.String())
 	}
 }
+
+func TestOperatorTokenFileMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, hub.OperatorTokenFile)
+	r := start(t, hub.Options{DataDir: dir})
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("operator token file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	stopRunning(r)
+	// Readable by others: the hub starts, and warns.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs testkit.Buffer
+	start(t, hub.Options{DataDir: dir, Logger: testLogger(&logs)})
+	if !strings.Contains(logs.String(), "operator API token can be read by other users") {
+		t.Errorf("no warning about a token file readable by others:\n%s", logs.String())
+	}
+}

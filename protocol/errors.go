@@ -52,6 +52,10 @@ const (
 	CodeEnrollmentUsed    Code = "enrollment_token_used"    // the enrollment token was used, or replaced by a newer one
 	CodeEnrollmentExpired Code = "enrollment_token_expired" // the enrollment token's time ran out
 
+	// Why the hub's HTTP API refused a request before looking at it.
+	CodeUnauthorized Code = "unauthorized" // no API token, or one that is malformed, unknown or revoked
+	CodeForbidden    Code = "forbidden"    // the token's role may not do this, or a partner's token reached another partner's data
+
 	CodeOffline Code = "offline" // the hub is unreachable; the agent declines what needs it (offline burns are off)
 
 	// Why a burn was declined while the hub is unreachable: each names the

@@ -22,7 +22,7 @@ const adminGroup = "admin"
 func adminCmds() []*cobra.Command {
 	cmds := []*cobra.Command{
 		seedCmd(), coalitionCmd(), partnerCmd(), storeCmd(), terminalCmd(), rulesCmd(), campaignCmd(),
-		memberCmd(), flagsCmd(), settlementCmd(), periodCmd(), expireCmd(), verifyCmd(),
+		memberCmd(), flagsCmd(), settlementCmd(), periodCmd(), expireCmd(), verifyCmd(), apiTokenCmd(),
 	}
 	for _, c := range cmds {
 		c.GroupID = adminGroup

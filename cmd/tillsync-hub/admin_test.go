@@ -34,7 +34,14 @@ func TestAdminHelp(t *testing.T) {
 		args  []string
 		wants []string
 	}{
-		{[]string{"--help"}, []string{"Administer a running hub", "seed", "coalition", "partner", "store", "terminal", "rules", "campaign", "member", "flags", "settlement", "period", "expire", "verify", "TILLSYNC_HUB"}},
+		{[]string{"--help"}, []string{"Administer a running hub", "seed", "coalition", "partner", "store", "terminal", "rules", "campaign", "member", "flags", "settlement", "period", "expire", "verify", "apitoken", "TILLSYNC_HUB", "TILLSYNC_HUB_TOKEN", "operator.token"}},
+		{[]string{"serve", "--help"}, []string{"operator.token", "--new-operator-token", "apitoken add"}},
+		{[]string{"apitoken"}, []string{"add", "list", "revoke", "operator", "read-only", "partner"}},
+		{[]string{"apitoken", "add", "--help"}, []string{"Examples:", "--role", "--partner", "--name", "--json", "--token", "--token-file", "--data-dir"}},
+		{[]string{"apitoken", "list", "--help"}, []string{"Examples:", "last used"}},
+		{[]string{"apitoken", "revoke", "--help"}, []string{"Examples:", "ID"}},
+		{[]string{"partner", "list", "--help"}, []string{"--token", "--token-file", "--data-dir", "TILLSYNC_HUB_TOKEN", "operator.token"}},
+		{[]string{"verify", "--help"}, []string{"--token", "--token-file"}},
 		{[]string{"serve", "--help"}, []string{"--seed"}},
 		{[]string{"seed", "--help"}, []string{"tillsync-hub seed FILE", "Examples:", "--hub", "--json"}},
 		{[]string{"coalition", "--help"}, []string{"show", "set"}},
@@ -113,6 +120,14 @@ func TestAdminUsageMistakes(t *testing.T) {
 		{[]string{"period", "close", "--from", "2026-11-01", "--hub", hub}, []string{"--to is required"}},
 		{[]string{"expire", "--as-of", "yesterday", "--hub", hub}, []string{"--as-of", `"yesterday"`}},
 		{[]string{"verify", "--data-dir", t.TempDir(), "--hub", hub}, []string{"--data-dir", "--hub"}},
+		{[]string{"apitoken", "add", "--hub", hub}, []string{"--role is required", "operator, partner, read-only"}},
+		{[]string{"apitoken", "add", "--role", "admin", "--hub", hub}, []string{"--role", `"admin"`}},
+		{[]string{"apitoken", "add", "--role", "partner", "--hub", hub}, []string{"--partner is required"}},
+		{[]string{"apitoken", "add", "--role", "read-only", "--partner", "p1", "--hub", hub}, []string{"--partner", "--role partner"}},
+		{[]string{"apitoken", "add", "--role", "partner", "--partner", "p/1", "--hub", hub}, []string{"--partner", `"p/1"`}},
+		{[]string{"apitoken", "revoke", "--hub", hub}, []string{"arg(s)"}},
+		{[]string{"apitoken", "revoke", "a b", "--hub", hub}, []string{`"a b"`}},
+		{[]string{"apitoken", "list", "--hub", hub, "--token", "TSA1.x.y"}, []string{"--token", "not one", "TSA1.<id>.<secret>"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

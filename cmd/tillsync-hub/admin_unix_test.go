@@ -34,7 +34,11 @@ func TestAdminSession(t *testing.T) {
 	dir := t.TempDir()
 	p, addr := startHub(t, dir)
 	hub := "http://" + addr
-	admin := func(args ...string) string { t.Helper(); return run(t, append(args, "--hub", hub)...).OK(t) }
+	token := operatorTokenFile(dir)
+	admin := func(args ...string) string {
+		t.Helper()
+		return run(t, append(args, "--hub", hub, "--token-file", token)...).OK(t)
+	}
 
 	out := admin("seed", demoSeed(t))
 	contains(t, "seed", out, "3 partners", "5 stores", "7 terminals", "3 rule versions")
@@ -117,12 +121,12 @@ func TestAdminSession(t *testing.T) {
 	contains(t, "verify", out, "entries checked", "chain head", "OK")
 
 	// Refusals from the hub: exit 1, one line with the hub's code.
-	run(t, "rules", "show", "--partner", "nobody", "--hub", hub).OneLine(t, 1, "unknown_partner", "nobody")
-	run(t, "store", "add", "s9", "--partner", "nobody", "--hub", hub).OneLine(t, 1, "unknown_partner")
-	run(t, "campaign", "add", "--partner", "greencross", "--id", "black-friday", "--from", "2026-12-01", "--to", "2026-12-02", "--bonus", "1", "--hub", hub).
+	run(t, "rules", "show", "--partner", "nobody", "--hub", hub, "--token-file", token).OneLine(t, 1, "unknown_partner", "nobody")
+	run(t, "store", "add", "s9", "--partner", "nobody", "--hub", hub, "--token-file", token).OneLine(t, 1, "unknown_partner")
+	run(t, "campaign", "add", "--partner", "greencross", "--id", "black-friday", "--from", "2026-12-01", "--to", "2026-12-02", "--bonus", "1", "--hub", hub, "--token-file", token).
 		OneLine(t, 1, "conflict", "black-friday")
-	run(t, "coalition", "set", "--currency", "USD", "--hub", hub).OneLine(t, 1, "conflict", "currency")
-	run(t, "expire", "--as-of", "2099-01-01", "--hub", hub).OneLine(t, 1, "invalid_time", "future")
+	run(t, "coalition", "set", "--currency", "USD", "--hub", hub, "--token-file", token).OneLine(t, 1, "conflict", "currency")
+	run(t, "expire", "--as-of", "2099-01-01", "--hub", hub, "--token-file", token).OneLine(t, 1, "invalid_time", "future")
 	// The ledger file is the running hub's.
 	run(t, "verify", "--data-dir", dir).OneLine(t, 1, "in use", "stop the hub or run verify against it with --hub")
 
@@ -151,6 +155,7 @@ func TestServeSeed(t *testing.T) {
 	dir := t.TempDir()
 	p, addr := startHub(t, dir, "--seed", demoSeed(t))
 	t.Setenv(hubEnv, addr)
+	t.Setenv(tokenEnv, readFileT(t, operatorTokenFile(dir)))
 	out := run(t, "partner", "list").OK(t)
 	contains(t, "partner list", out, "greencross", "bean-bar", "roadfuel")
 	contains(t, "hub log", p.Output(), "seed loaded", "partners=3", "store configs published")
@@ -169,9 +174,14 @@ func TestServeSeed(t *testing.T) {
 // revokes; mistakes get one line each.
 func TestTerminalEnrollmentCommands(t *testing.T) {
 	t.Parallel()
-	p, addr := startHub(t, t.TempDir())
+	dir := t.TempDir()
+	p, addr := startHub(t, dir)
 	hub := "http://" + addr
-	admin := func(args ...string) string { t.Helper(); return run(t, append(args, "--hub", hub)...).OK(t) }
+	// --data-dir: the commands send the operator token the hub keeps there.
+	admin := func(args ...string) string {
+		t.Helper()
+		return run(t, append(args, "--hub", hub, "--data-dir", dir)...).OK(t)
+	}
 	admin("seed", demoSeed(t))
 	out := admin("terminal", "add", "--store", "gc-berlin-01", "--terminal", "till-7", "--expires-in", "2h")
 	contains(t, "terminal add", out, "Terminal till-7 of store gc-berlin-01 registered", "valid until", "TSE1.", "tillsync-agent enroll")
@@ -210,10 +220,10 @@ func TestTerminalEnrollmentCommands(t *testing.T) {
 	contains(t, "terminal list, enrolled", list("till-7"), "yes, ")
 	contains(t, "terminal revoke", admin("terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-7"), "revoked")
 	contains(t, "terminal list, revoked", list("till-7"), "revoked ")
-	run(t, "terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-8", "--hub", hub).OneLine(t, 1, "not_found", "till-8")
-	run(t, "terminal", "token", "--store", "gc-berlin-01", "--terminal", "nope", "--hub", hub).OneLine(t, 1, "not_found", "terminal add")
-	run(t, "terminal", "token", "--store", "gc-berlin-01", "--hub", hub).OneLine(t, 2, "--store and --terminal")
-	run(t, "terminal", "add", "--store", "gc-berlin-01", "--terminal", "till-9", "--expires-in", "1s", "--hub", hub).OneLine(t, 1, "expires_in")
+	run(t, "terminal", "revoke", "--store", "gc-berlin-01", "--terminal", "till-8", "--hub", hub, "--data-dir", dir).OneLine(t, 1, "not_found", "till-8")
+	run(t, "terminal", "token", "--store", "gc-berlin-01", "--terminal", "nope", "--hub", hub, "--data-dir", dir).OneLine(t, 1, "not_found", "terminal add")
+	run(t, "terminal", "token", "--store", "gc-berlin-01", "--hub", hub, "--data-dir", dir).OneLine(t, 2, "--store and --terminal")
+	run(t, "terminal", "add", "--store", "gc-berlin-01", "--terminal", "till-9", "--expires-in", "1s", "--hub", hub, "--data-dir", dir).OneLine(t, 1, "expires_in")
 	p.Signal(syscall.SIGTERM)
 	p.ExitCode(t, 5*time.Second)
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,8 +22,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tillsync/tillsync/hub"
 	"github.com/tillsync/tillsync/internal/cli"
 	"github.com/tillsync/tillsync/internal/httpx"
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // hubEnv names the environment variable with the default --hub.
@@ -31,26 +34,88 @@ const hubEnv = "TILLSYNC_HUB"
 // defaultHub is the hub's API when neither --hub nor TILLSYNC_HUB says otherwise.
 const defaultHub = "http://127.0.0.1:8080"
 
+// tokenEnv names the environment variable with the API token to send.
+const tokenEnv = "TILLSYNC_HUB_TOKEN"
+
+// giveToken says how to give the admin commands an API token.
+const giveToken = "--token-file FILE, $" + tokenEnv + " or --token (tillsync-hub apitoken add makes one; the hub writes an operator token to operator.token in its data dir, found with --data-dir)"
+
 // apiFlags are the flags every admin command takes.
 type apiFlags struct {
 	hub  string
 	json bool
+	// token, tokenFile and dataDir choose the API token (see apiToken).
+	token, tokenFile, dataDir string
 }
 
-// add registers --hub (and --json when output is true) on c.
+// add registers --hub, the token flags (--data-dir unless c has its own)
+// and --json when output is true on c.
 func (f *apiFlags) add(c *cobra.Command, output bool) {
 	def := os.Getenv(hubEnv)
 	if def == "" {
 		def = defaultHub
 	}
 	c.Flags().StringVar(&f.hub, "hub", def, "the hub's HTTP API ($"+hubEnv+" sets the default)")
+	c.Flags().StringVar(&f.token, "token", "", "the API token to send (TSA1.…); other users can see a command line: prefer --token-file or $"+tokenEnv)
+	c.Flags().StringVar(&f.tokenFile, "token-file", "", "send the API token in this file (its first line); used when neither --token nor $"+tokenEnv+" gives one")
+	f.dataDir = cli.DefaultDataDir("hub")
+	if c.Flags().Lookup("data-dir") == nil {
+		c.Flags().StringVar(&f.dataDir, "data-dir", f.dataDir, "the hub's data dir: without --token, $"+tokenEnv+" or --token-file, send the operator token the hub keeps there ("+hub.OperatorTokenFile+")")
+	}
 	if output {
 		c.Flags().BoolVar(&f.json, "json", false, "print the hub's JSON answer instead of a table")
 	}
 }
 
-// client returns an API client for --hub, or a usage error for a URL that
-// is not one.
+// apiToken returns the API token to send and where it came from: --token,
+// else $TILLSYNC_HUB_TOKEN, else --token-file, else the data dir's
+// operator.token. The data dir's file may be missing or unreadable (this
+// user may administer a hub elsewhere): then token is "" and from says why.
+// The token itself never appears in an error.
+func (f *apiFlags) apiToken() (token, from string, err error) {
+	switch {
+	case f.token != "":
+		token, from = f.token, "--token"
+	case os.Getenv(tokenEnv) != "":
+		token, from = os.Getenv(tokenEnv), "$"+tokenEnv
+	case f.tokenFile != "":
+		from = "--token-file " + f.tokenFile
+		if token, err = readTokenFile(f.tokenFile); err != nil {
+			return "", "", fmt.Errorf("--token-file %s: %v", f.tokenFile, err)
+		}
+	default:
+		path := filepath.Join(f.dataDir, hub.OperatorTokenFile)
+		if token, err = readTokenFile(path); err != nil {
+			return "", fmt.Sprintf("%s: %v", path, err), nil
+		}
+		from = path
+	}
+	if _, _, err := protocol.ParseAPIToken(token); err != nil {
+		if from == "--token" {
+			return "", "", cli.Usagef("the API token from --token is not one (want TSA1.<id>.<secret>); give one with %s", giveToken)
+		}
+		return "", "", fmt.Errorf("the API token from %s is not one (want TSA1.<id>.<secret>); give one with %s", from, giveToken)
+	}
+	return strings.TrimSpace(token), from, nil
+}
+
+// readTokenFile reads the first line of a token file.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", rootErr(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 4<<10))
+	if err != nil {
+		return "", rootErr(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(line), nil
+}
+
+// client returns an API client for --hub with the API token, or a usage
+// error for a URL that is not one.
 func (f *apiFlags) client() (*client, error) {
 	raw := f.hub
 	if !strings.Contains(raw, "://") {
@@ -60,13 +125,24 @@ func (f *apiFlags) client() (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return nil, cli.Usagef("--hub %q: want the hub's HTTP API as http://host:port (set with --hub or $%s)", f.hub, hubEnv)
 	}
-	return &client{base: u.Scheme + "://" + u.Host, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	token, from, err := f.apiToken()
+	if err != nil {
+		return nil, err
+	}
+	c := &client{base: u.Scheme + "://" + u.Host, http: &http.Client{Timeout: 30 * time.Second}, token: token, tokenFrom: from}
+	if token != "" {
+		c.tokenID, _, _ = protocol.ParseAPIToken(token)
+	}
+	return c, nil
 }
 
 // client calls the hub's HTTP API.
 type client struct {
 	base string
 	http *http.Client
+	// token is sent as the bearer token; tokenID names it in messages, and
+	// tokenFrom says where it came from (or, without one, why there is none).
+	token, tokenID, tokenFrom string
 }
 
 // do sends a request (body: nil, []byte as is, or a value as JSON) and
@@ -93,6 +169,9 @@ func (c *client) do(method, path string, body any) ([]byte, error) {
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	res, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.unreachable(err)
@@ -107,6 +186,9 @@ func (c *client) do(method, path string, body any) ([]byte, error) {
 	}
 	var eb httpx.ErrorBody
 	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+		if eb.Error.Code == protocol.CodeUnauthorized || eb.Error.Code == protocol.CodeForbidden {
+			return nil, c.refused(eb.Error.Code, eb.Error.Message)
+		}
 		return nil, fmt.Errorf("%s: %s", eb.Error.Code, oneLine(eb.Error.Message))
 	}
 	return nil, fmt.Errorf("the hub at %s answered %s to %s %s; is --hub the hub's HTTP API?", c.base, res.Status, method, path)
@@ -129,6 +211,19 @@ func (c *client) call(method, path string, body, v any) ([]byte, error) {
 		}
 	}
 	return data, nil
+}
+
+// refused explains a 401 or 403 in one line: the hub's reason, which token
+// was sent (by id) and from where, and how to give another.
+func (c *client) refused(code protocol.Code, msg string) error {
+	msg = oneLine(msg)
+	switch {
+	case c.token == "":
+		return fmt.Errorf("%s: the hub at %s wants an API token and none was given (%s); give one with %s", code, c.base, c.tokenFrom, giveToken)
+	case code == protocol.CodeForbidden:
+		return fmt.Errorf("%s: %s (API token %s from %s); give a token whose role allows it with %s", code, msg, c.tokenID, c.tokenFrom, giveToken)
+	}
+	return fmt.Errorf("%s: %s (API token %s from %s); give a valid one with %s", code, msg, c.tokenID, c.tokenFrom, giveToken)
 }
 
 func (c *client) unreachable(err error) error {

@@ -2,8 +2,8 @@
 // (or a connection to an external one), the authoritative points ledger and
 // the operators' HTTP API. Its other commands administer a running hub over
 // that API: the coalition, partners, stores, terminals, earn rules and
-// campaigns, members and their QR tokens, flags, settlement, periods, expiry
-// and verification.
+// campaigns, members and their QR tokens, flags, settlement, periods, expiry,
+// verification and the API's own tokens.
 package main
 
 import (
@@ -37,8 +37,11 @@ after the ledger commit, and shows operators which stores are in sync.
 
 "serve" runs the hub. The other commands administer a running hub over its
 HTTP API: give its address with --hub or $TILLSYNC_HUB (default
-http://127.0.0.1:8080). They print tables for people; --json prints the
-hub's JSON answer for scripts.`,
+http://127.0.0.1:8080). They send an API token: --token, else
+$TILLSYNC_HUB_TOKEN, else the file --token-file names, else operator.token
+in the hub's data dir (--data-dir, or the default), which serve writes at
+its first start. They print tables for people; --json prints the hub's JSON
+answer for scripts.`,
 		Example: `  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
   tillsync-hub partner list
   tillsync-hub settlement --from 2026-11-01 --to 2026-12-01 --csv`,
@@ -68,7 +71,7 @@ func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
 		mqttPlainListen, httpsListen, mqttAdvertise                           string
-		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment                bool
+		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment, newOpToken    bool
 		tf                                                                    tlsFlags
 		logf                                                                  cli.LogFlags
 	)
@@ -101,6 +104,14 @@ file at every start changes nothing. The hub publishes every registered
 store's config (currency, point value, earn rules) to its tills, and lapses
 holds and expires points by itself.
 
+At its first start it also makes an operator API token and writes it,
+owner-only, to operator.token in the data dir: the admin commands send it
+when run with the same --data-dir (or its default). Every request to the
+HTTP API but an enrollment and GET /healthz needs a token; make more, with
+roles, with "apitoken add". When no operator token is left (all revoked) the
+next start makes a new one; --new-operator-token makes one anyway, for an
+operator who lost theirs.
+
 At its first start it makes the coalition's member token key (the key that
 signs member QR codes, see "member token") in the data dir, or where
 --member-token-key says, and uses it from then on. Back it up with the
@@ -116,7 +127,8 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			if err != nil {
 				return err
 			}
-			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment, MQTTAdvertise: mqttAdvertise}
+			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment,
+				MQTTAdvertise: mqttAdvertise, NewOperatorToken: newOpToken}
 			if mqttAdvertise != "" {
 				u, err := url.Parse(mqttAdvertise)
 				if err != nil || (u.Scheme != "tls" && u.Scheme != "tcp") || u.Port() == "" || u.Hostname() == "" || u.Path != "" {
@@ -259,9 +271,10 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	f.StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
 	f.StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API, plain (loopback only unless --http-plain-any-interface; empty to disable)")
-	f.BoolVar(&httpPlainAny, "http-plain-any-interface", false, "allow --http-listen on an address other than loopback (the API has no authentication yet)")
+	f.BoolVar(&httpPlainAny, "http-plain-any-interface", false, "allow --http-listen on an address other than loopback (a network you trust: API tokens cross it readable)")
 	f.StringVar(&httpsListen, "https-listen", "", "also serve the HTTP API over TLS here, with the hub's certificate")
 	f.StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
+	f.BoolVar(&newOpToken, "new-operator-token", false, "make a new operator API token and write it to operator.token in the data dir (the others stay valid until revoked)")
 	f.StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
 	logf.Add(c)
 	return c

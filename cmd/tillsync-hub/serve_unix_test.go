@@ -4,6 +4,8 @@ package main
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +19,23 @@ func startHub(t *testing.T, dataDir string, extra ...string) (*clitest.Proc, str
 	t.Helper()
 	httpAddr := freeAddr(t)
 	p := start(t, append([]string{"serve", "--data-dir", dataDir, "--mqtt-listen", freeAddr(t), "--http-listen", httpAddr}, extra...)...)
-	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
+	p.WaitFor(t, 10*time.Second, "GET /healthz to answer", func() bool { return answers("http://" + httpAddr + "/healthz") })
 	return p, httpAddr
+}
+
+// operatorTokenFile is where serve keeps the operator token it makes in
+// its data dir.
+func operatorTokenFile(dataDir string) string { return filepath.Join(dataDir, "operator.token") }
+
+// readFileT returns the first line of a file.
+func readFileT(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return line
 }
 
 func TestServeStopsCleanly(t *testing.T) {

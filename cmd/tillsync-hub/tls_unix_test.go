@@ -63,7 +63,7 @@ func TestServeMQTTOverTLS(t *testing.T) {
 	}
 	mqttAddr, httpAddr, httpsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	p := start(t, "serve", "--data-dir", dir, "--mqtt-listen", mqttAddr, "--http-listen", httpAddr, "--https-listen", httpsAddr, "--tls-name", "hub.example.com")
-	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
+	p.WaitFor(t, 10*time.Second, "GET /healthz to answer", func() bool { return answers("http://" + httpAddr + "/healthz") })
 	defer stop(t, p)
 	caPEM := run(t, "tls", "ca", "--data-dir", dir).OK(t)
 	if !strings.HasPrefix(caPEM, "-----BEGIN CERTIFICATE-----") {
@@ -98,10 +98,15 @@ func TestServeMQTTOverTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(caPEM))
 	hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if res, err := hc.Get("https://" + httpsAddr + "/v1/health"); err != nil {
+	req, _ := http.NewRequest("GET", "https://"+httpsAddr+"/v1/health", nil)
+	req.Header.Set("Authorization", "Bearer "+readFileT(t, operatorTokenFile(dir)))
+	if res, err := hc.Do(req); err != nil {
 		t.Errorf("the API over HTTPS: %v", err)
 	} else {
 		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET /v1/health over HTTPS with the operator token: %s", res.Status)
+		}
 	}
 	if strings.Contains(p.Output(), "PRIVATE KEY") {
 		t.Errorf("the hub logged key material:\n%s", p.Output())
@@ -133,7 +138,7 @@ func TestServePlainMQTT(t *testing.T) {
 
 	plainAddr, httpAddr := freeAddr(t), freeAddr(t)
 	p := start(t, "serve", "--data-dir", dir, "--mqtt-listen", "", "--mqtt-plain-listen", plainAddr, "--http-listen", httpAddr, "--require-enrollment=false")
-	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
+	p.WaitFor(t, 10*time.Second, "GET /healthz to answer", func() bool { return answers("http://" + httpAddr + "/healthz") })
 	defer stop(t, p)
 	if err := connect("tcp://"+plainAddr, nil); err != nil {
 		t.Errorf("plain MQTT on loopback: %v", err)
@@ -165,7 +170,7 @@ func TestServeOperatorFiles(t *testing.T) {
 
 	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
 	p := start(t, append([]string{"serve", "--data-dir", dir, "--mqtt-listen", mqttAddr, "--http-listen", httpAddr}, files...)...)
-	p.WaitFor(t, 10*time.Second, "GET /v1/health to answer", func() bool { return answers("http://" + httpAddr + "/v1/health") })
+	p.WaitFor(t, 10*time.Second, "GET /healthz to answer", func() bool { return answers("http://" + httpAddr + "/healthz") })
 	defer stop(t, p)
 	if err := connect("tls://"+mqttAddr, c.CACertPEM()); err == nil || !strings.Contains(err.Error(), "not Authorized") {
 		t.Errorf("a client trusting the operator's CA, without credentials: %v; want TLS to pass and the broker to refuse it", err)

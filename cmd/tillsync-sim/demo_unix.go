@@ -58,6 +58,7 @@ type demo struct {
 	dir      string
 	mqtt     string // hub's MQTT address
 	hubHTTP  string
+	hubToken string // the operator API token the hub made, for the demo's requests to its API
 	hub      *exec.Cmd
 	tills    map[string]*till // by partner
 	scanner  *os.File         // pty master: the demo "is" the scanner
@@ -114,6 +115,14 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 		return fmt.Errorf("the hub's CA %s holds no certificate", d.hubCA())
 	}
 	d.say("the hub made its own CA at its first start: %s (sha256 %s…); an enrollment token carries its fingerprint, the tills receive it at enrollment and verify the hub's certificate against it", d.hubCA(), pki.Fingerprint(block.Bytes)[:16])
+	tokenFile := filepath.Join(d.dir, "hub", "operator.token")
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return fmt.Errorf("the hub's operator API token: %w", err)
+	}
+	d.hubToken = strings.TrimSpace(string(tok))
+	tokenID := strings.Split(d.hubToken, ".")[1]
+	d.say("and an operator API token (id %s) in %s, owner-only: every request to its HTTP API carries one (Authorization: Bearer), the demo's too", tokenID, tokenFile)
 	if err := d.showCoalition(); err != nil {
 		return err
 	}
@@ -312,7 +321,7 @@ func (d *demo) startHub(extra ...string) error {
 	d.hub = cmd
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := d.http.Get("http://" + d.hubHTTP + "/v1/health"); err == nil {
+		if resp, err := d.http.Get("http://" + d.hubHTTP + "/healthz"); err == nil {
 			resp.Body.Close()
 			d.say("hub up (pid %d)", cmd.Process.Pid)
 			return nil
@@ -343,7 +352,7 @@ func (d *demo) agentDir(tl *till) string { return filepath.Join(d.dir, "agent-"+
 // (tillsync-hub terminal token) and redeems it on the till
 // (tillsync-agent enroll), as an installer would.
 func (d *demo) enroll(tl *till) error {
-	out, err := d.runCmd("tillsync-hub", "terminal", "token", "--hub", "http://"+d.hubHTTP,
+	out, err := d.runCmd("tillsync-hub", "terminal", "token", "--hub", "http://"+d.hubHTTP, "--data-dir", filepath.Join(d.dir, "hub"),
 		"--store", tl.store, "--terminal", tl.terminal, "--expires-in", "10m")
 	if err != nil {
 		return err
@@ -556,7 +565,7 @@ func (d *demo) report() error {
 		var b struct {
 			Points int64 `json:"points"`
 		}
-		resp, err := d.http.Get("http://" + d.hubHTTP + "/v1/members/" + m + "/balance")
+		resp, err := d.hubGet("/v1/members/" + m + "/balance")
 		if err != nil {
 			return err
 		}
@@ -577,7 +586,7 @@ func (d *demo) report() error {
 			InSync bool   `json:"in_sync"`
 		} `json:"stores"`
 	}
-	if resp, err := d.http.Get("http://" + d.hubHTTP + "/v1/stores"); err == nil {
+	if resp, err := d.hubGet("/v1/stores"); err == nil {
 		json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		for _, s := range st.Stores {
@@ -591,9 +600,19 @@ func (d *demo) report() error {
 	return nil
 }
 
+// hubGet GETs a hub API path with the operator token.
+func (d *demo) hubGet(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+d.hubHTTP+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.hubToken)
+	return d.http.Do(req)
+}
+
 // getJSON GETs a hub API path into v.
 func (d *demo) getJSON(path string, v any) error {
-	resp, err := d.http.Get("http://" + d.hubHTTP + path)
+	resp, err := d.hubGet(path)
 	if err != nil {
 		return err
 	}

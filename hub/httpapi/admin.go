@@ -81,11 +81,16 @@ func (a *api) setCoalition(w http.ResponseWriter, r *http.Request) {
 	a.coalition(w, r)
 }
 
+// partners lists the partners; a partner's token sees only its own.
 func (a *api) partners(w http.ResponseWriter, r *http.Request) {
 	ps, err := a.o.Store.Partners()
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if p := partnerOf(r); p != "" {
+		// Not in place: a store may share the slice with what it keeps.
+		ps = slices.DeleteFunc(slices.Clone(ps), func(x ledger.Partner) bool { return x.ID != p })
 	}
 	if ps == nil {
 		ps = []ledger.Partner{}
@@ -172,7 +177,7 @@ func (a *api) addTerminal(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) rules(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "partner")
-	if !ok {
+	if !ok || !a.ownPartner(w, r, id) {
 		return
 	}
 	rs, err := a.o.Store.Rules(id)
@@ -373,8 +378,10 @@ func statusOf(code protocol.Code) int {
 		return http.StatusNotFound
 	case protocol.CodeConflict, protocol.CodePeriodClosed:
 		return http.StatusConflict
-	case protocol.CodeEnrollmentUnknown, protocol.CodeEnrollmentUsed, protocol.CodeEnrollmentExpired:
+	case protocol.CodeEnrollmentUnknown, protocol.CodeEnrollmentUsed, protocol.CodeEnrollmentExpired, protocol.CodeForbidden:
 		return http.StatusForbidden
+	case protocol.CodeUnauthorized:
+		return http.StatusUnauthorized
 	case protocol.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case protocol.CodeInternal:

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"reflect"
 	"strings"
@@ -33,9 +32,7 @@ type admin struct {
 func newAdmin(t *testing.T) *admin {
 	t.Helper()
 	a := &admin{store: openLedger(t), clock: clock.NewFake(ledgertest.T0)}
-	srv := httptest.NewServer(httpapi.Handler(httpapi.Options{Store: a.store, Clock: a.clock, OnChange: func() { a.changes.Add(1) }}))
-	t.Cleanup(srv.Close)
-	a.url = srv.URL
+	a.url = serve(t, httpapi.Options{Store: a.store, Clock: a.clock, OnChange: func() { a.changes.Add(1) }})
 	return a
 }
 
@@ -53,6 +50,7 @@ func send(t *testing.T, method, url, body string) response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

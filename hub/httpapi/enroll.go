@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-// MaxEnrollBody bounds POST /v1/enroll, the one request anybody may send
-// without an operator's say: a token and a public key take a few hundred
-// bytes.
+// MaxEnrollBody bounds POST /v1/enroll, the one request that changes
+// something without an API token: a token and a public key take a few
+// hundred bytes.
 const MaxEnrollBody = 4 << 10
 
 // EnrollmentTokenAnswer answers POST /v1/stores/{s}/terminals/{t}/enrollment-token.
@@ -178,16 +179,41 @@ func (a *api) revokeTerminal(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"store": store, "terminal": terminal, "revoked": true})
 }
 
+// enrollments lists the terminals' enrollment states; a partner's token
+// sees its own stores' only.
 func (a *api) enrollments(w http.ResponseWriter, r *http.Request) {
 	es, err := a.o.Store.Enrollments()
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	if p := partnerOf(r); p != "" {
+		own, err := a.partnerStores(p)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		es = slices.DeleteFunc(slices.Clone(es), func(e ledger.Enrollment) bool { return !own[e.Store] })
+	}
 	if es == nil {
 		es = []ledger.Enrollment{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"enrollments": es})
+}
+
+// partnerStores is the set of stores registered with partner.
+func (a *api) partnerStores(partner string) (map[string]bool, error) {
+	ss, err := a.o.Store.Stores()
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]bool{}
+	for _, s := range ss {
+		if s.Partner == partner {
+			own[s.ID] = true
+		}
+	}
+	return own, nil
 }
 
 // terminalPath reads {store} and {terminal} from the path, answering 400

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +36,7 @@ func newEnrollAPI(t *testing.T) *enrollAPI {
 	st := openLedger(t)
 	register(t, st)
 	a := &enrollAPI{clock: clock.NewFake(ledgertest.T0), logs: new(testkit.Buffer)}
-	srv := httptest.NewServer(httpapi.Handler(httpapi.Options{Store: st, Clock: a.clock,
+	a.url = serve(t, httpapi.Options{Store: st, Clock: a.clock,
 		CAPEM: []byte("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"), CAFingerprint: testFingerprint,
 		MemberTokenKey: hubTokenKey,
 		OnCredentials: func(store, terminal string) {
@@ -45,9 +44,7 @@ func newEnrollAPI(t *testing.T) *enrollAPI {
 			defer a.mu.Unlock()
 			a.creds = append(a.creds, store+"/"+terminal)
 		},
-		Logger: slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
-	t.Cleanup(srv.Close)
-	a.url = srv.URL
+		Logger: slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return a
 }
 
@@ -125,12 +122,13 @@ func TestEnrollAPI(t *testing.T) {
 		})
 	}
 	var health struct {
-		OK      bool  `json:"ok"`
-		Refused int64 `json:"enrollments_refused"`
+		OK         bool  `json:"ok"`
+		Refused    int64 `json:"enrollments_refused"`
+		APIRefused int64 `json:"api_refused"`
 	}
 	decodeOK(t, get(t, a.url+"/v1/health"), &health)
-	if health.Refused != 9 {
-		t.Errorf("enrollments_refused = %d, want 9", health.Refused)
+	if health.Refused != 9 || health.APIRefused != 0 {
+		t.Errorf("enrollments_refused = %d, api_refused %d; want 9 and 0 (enrollment needs no API token)", health.Refused, health.APIRefused)
 	}
 	if got := a.credentialChanges(); got != "s1/t1" {
 		t.Errorf("OnCredentials after refusals: %q", got)

@@ -9,9 +9,7 @@
 // instead of a card (protocol.MintMemberToken) — with the coalition's key
 // (POST /v1/members/{member}/token), publishes that key's public half (GET
 // /v1/member-token-key), and lists the tokens tills accepted at two stores
-// (GET /v1/token-flags). The API has no authentication of its own yet: put
-// the token endpoint behind the member app's backend, never on the open
-// internet.
+// (GET /v1/token-flags).
 //
 // It administers the coalition through ledger.Store: the coalition's
 // settings, partners, stores and terminals, earn rules and campaigns, whole
@@ -21,12 +19,54 @@
 // of rules it calls Options.OnChange, so that the hub re-publishes the
 // stores' configs to their tills.
 //
+// # Tokens and roles
+//
+// Every request carries an API token, "Authorization: Bearer
+// TSA1.<id>.<secret>" (protocol.FormatAPIToken), but two: POST /v1/enroll,
+// which the enrollment token in its body authenticates, and GET /healthz,
+// a liveness check answering "ok" and nothing else. The ledger keeps each
+// token hashed, with a role (ledger.Role); the hub makes the first operator
+// token at its first start, and operators make more over POST
+// /v1/api-tokens. Who may call what:
+//
+//	route                                              operator  read-only  partner
+//	GET  /healthz, POST /v1/enroll                     yes       yes        yes       (no token needed)
+//	GET  /v1/health, /v1/coalition, /v1/member-token-key
+//	                                                   yes       yes        yes
+//	GET  /v1/partners, /v1/stores, /v1/enrollments     yes       yes        its own partner, stores and terminals
+//	GET  /v1/partners/{partner}/rules                  yes       yes        its own partner's
+//	GET  /v1/settlement, /v1/periods                   yes       yes        its own lines (and a total of them)
+//	GET  /v1/members, /v1/members/{member}[/balance|/statement],
+//	     /v1/flags, /v1/token-flags, /v1/verify        yes       yes        no (member ids)
+//	POST /v1/members/{member}/token                    yes       no         no
+//	every other PUT and POST (coalition, partners,
+//	     rules, campaigns, stores, terminals,
+//	     enrollment tokens, revoke, seed, periods,
+//	     expiry)                                       yes       no         no
+//	GET, POST /v1/api-tokens, POST /v1/api-tokens/{id}/revoke
+//	                                                   yes       no         no
+//
+// A partner token is bound to one partner: it changes nothing, never sees
+// a member id (health counts, settlement totals and its stores are
+// anonymous), and another partner's data is refused, or left out of a
+// list. Unknown paths need a token too.
+//
+// A request without a token, or with one that is malformed, unknown or
+// revoked, is answered 401 unauthorized; a token whose role may not call
+// the route, or a partner token reaching another partner's data, 403
+// forbidden. Each refusal is counted (GET /v1/health: api_refused) and
+// logged at WARN with the token's id and the route — once a minute per
+// token (or address), route and code, counting the lines left out — and
+// never with the token. A token's last use is recorded at most once a
+// minute.
+//
 // Requests and answers are JSON with the field names of the ledger and
 // protocol types. Bodies are size-limited and decoded strictly: an unknown
 // field is refused. Errors are {"error":{"code":"…","message":"…"}} with a
 // stable protocol code: invalid_*, malformed and missing_field are 400,
-// unknown_partner, unknown_store, unknown_member and not_found 404,
-// conflict and period_closed 409, too_large 413.
+// unauthorized 401, forbidden 403, unknown_partner, unknown_store,
+// unknown_member and not_found 404, conflict and period_closed 409,
+// too_large 413.
 package httpapi
 
 import (
@@ -154,42 +194,57 @@ func Handler(o Options) http.Handler {
 	if o.MemberTokenTTL <= 0 || o.MemberTokenTTL > protocol.MaxTokenLifetime {
 		o.MemberTokenTTL = protocol.DefaultTokenTTL
 	}
-	a := &api{o: o}
+	a := &api{o: o, access: map[string]access{}}
 	mux := http.NewServeMux()
-	httpx.Routes(mux, map[string]http.HandlerFunc{
-		"GET /v1/members":                    a.members,
-		"GET /v1/members/{member}":           a.memberView,
-		"GET /v1/members/{member}/balance":   a.balance,
-		"GET /v1/members/{member}/statement": a.statement,
-		"POST /v1/members/{member}/token":    a.mintToken,
-		"GET /v1/member-token-key":           a.tokenKeys,
-		"GET /v1/stores":                     a.stores,
-		"GET /v1/health":                     a.health,
+	handlers := map[string]http.HandlerFunc{}
+	for _, rt := range a.routes() {
+		handlers[rt.pattern], a.access[rt.pattern] = rt.h, rt.access
+	}
+	httpx.Routes(mux, handlers)
+	return a.guard(mux)
+}
 
-		"GET /v1/coalition":                                             a.coalition,
-		"PUT /v1/coalition":                                             a.setCoalition,
-		"GET /v1/partners":                                              a.partners,
-		"PUT /v1/partners/{partner}":                                    a.putPartner,
-		"GET /v1/partners/{partner}/rules":                              a.rules,
-		"POST /v1/partners/{partner}/rules":                             a.addRules,
-		"POST /v1/partners/{partner}/campaigns":                         a.addCampaign,
-		"PUT /v1/stores/{store}":                                        a.putStore,
-		"PUT /v1/stores/{store}/terminals/{terminal}":                   a.addTerminal,
-		"POST /v1/stores/{store}/terminals/{terminal}/enrollment-token": a.enrollmentToken,
-		"POST /v1/stores/{store}/terminals/{terminal}/revoke":           a.revokeTerminal,
-		"GET /v1/enrollments":                                           a.enrollments,
-		"POST /v1/enroll":                                               a.enroll,
-		"POST /v1/seed":                                                 a.seed,
+// routes are the API's endpoints and who may call each: the table in the
+// package doc.
+func (a *api) routes() []route {
+	return []route{
+		{"GET /healthz", open, a.healthz},
+		{"POST /v1/enroll", open, a.enroll},
 
-		"GET /v1/flags":       a.flags,
-		"GET /v1/token-flags": a.tokenFlags,
-		"GET /v1/settlement":  a.settlement,
-		"GET /v1/periods":     a.periods,
-		"POST /v1/periods":    a.closePeriod,
-		"POST /v1/expiry":     a.expire,
-		"GET /v1/verify":      a.verify,
-	})
-	return mux
+		{"GET /v1/health", everyone, a.health},
+		{"GET /v1/coalition", everyone, a.coalition},
+		{"GET /v1/member-token-key", everyone, a.tokenKeys},
+		{"GET /v1/partners", everyone, a.partners},
+		{"GET /v1/partners/{partner}/rules", everyone, a.rules},
+		{"GET /v1/stores", everyone, a.stores},
+		{"GET /v1/enrollments", everyone, a.enrollments},
+		{"GET /v1/settlement", everyone, a.settlement},
+		{"GET /v1/periods", everyone, a.periods},
+
+		{"GET /v1/members", readers, a.members},
+		{"GET /v1/members/{member}", readers, a.memberView},
+		{"GET /v1/members/{member}/balance", readers, a.balance},
+		{"GET /v1/members/{member}/statement", readers, a.statement},
+		{"GET /v1/flags", readers, a.flags},
+		{"GET /v1/token-flags", readers, a.tokenFlags},
+		{"GET /v1/verify", readers, a.verify},
+
+		{"POST /v1/members/{member}/token", operatorOnly, a.mintToken},
+		{"PUT /v1/coalition", operatorOnly, a.setCoalition},
+		{"PUT /v1/partners/{partner}", operatorOnly, a.putPartner},
+		{"POST /v1/partners/{partner}/rules", operatorOnly, a.addRules},
+		{"POST /v1/partners/{partner}/campaigns", operatorOnly, a.addCampaign},
+		{"PUT /v1/stores/{store}", operatorOnly, a.putStore},
+		{"PUT /v1/stores/{store}/terminals/{terminal}", operatorOnly, a.addTerminal},
+		{"POST /v1/stores/{store}/terminals/{terminal}/enrollment-token", operatorOnly, a.enrollmentToken},
+		{"POST /v1/stores/{store}/terminals/{terminal}/revoke", operatorOnly, a.revokeTerminal},
+		{"POST /v1/seed", operatorOnly, a.seed},
+		{"POST /v1/periods", operatorOnly, a.closePeriod},
+		{"POST /v1/expiry", operatorOnly, a.expire},
+		{"GET /v1/api-tokens", operatorOnly, a.apiTokens},
+		{"POST /v1/api-tokens", operatorOnly, a.createAPIToken},
+		{"POST /v1/api-tokens/{id}/revoke", operatorOnly, a.revokeAPIToken},
+	}
 }
 
 // Serve runs the API on l until ctx is done.
@@ -202,8 +257,13 @@ func Serve(ctx context.Context, l net.Listener, o Options) error {
 
 type api struct {
 	o Options
-	// enrollRefused counts refused POST /v1/enroll requests.
-	enrollRefused atomic.Int64
+	// access is who may call each route, by pattern.
+	access map[string]access
+	// enrollRefused counts refused POST /v1/enroll requests, apiRefused
+	// the requests refused for their token (401 and 403).
+	enrollRefused, apiRefused atomic.Int64
+	// refusals limits the log lines about refused requests.
+	refusals refusalLog
 	// rulesMu serialises the read-modify-write of a campaign, which adds a
 	// version built from the one in force.
 	rulesMu sync.Mutex
@@ -280,6 +340,8 @@ func (a *api) members(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": bs})
 }
 
+// stores lists every store; a partner's token sees its own registered
+// stores only.
 func (a *api) stores(w http.ResponseWriter, r *http.Request) {
 	ts, err := a.o.Store.Terminals()
 	if err != nil {
@@ -321,14 +383,26 @@ func (a *api) stores(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(ids)
 	out := make([]Store, 0, len(ids))
+	partner := partnerOf(r)
 	for _, id := range ids {
-		out = append(out, *byID[id])
+		if s := byID[id]; partner == "" || s.Partner == partner {
+			out = append(out, *s)
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"stores": out})
 }
 
+// healthz answers a liveness check: the one request besides an enrollment
+// that needs no token, and it says nothing else.
+func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// health answers the hub's counters: numbers only, no ids, so partner
+// tokens may read them too.
 func (a *api) health(w http.ResponseWriter, r *http.Request) {
-	body := map[string]any{"ok": true, "enrollments_refused": a.enrollRefused.Load()}
+	body := map[string]any{"ok": true, "enrollments_refused": a.enrollRefused.Load(), "api_refused": a.apiRefused.Load()}
 	if a.o.Stats != nil {
 		body["ingest"] = a.o.Stats()
 	}

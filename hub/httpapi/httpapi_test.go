@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,45 @@ func openLedger(t *testing.T) *ledger.BoltStore {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// operatorTokens holds each test server's operator token by its URL: the
+// request helpers (do, get, send, doBody) send it unless the request has
+// an Authorization header of its own.
+var operatorTokens sync.Map
+
+// serve runs the API with o on a test server until the test ends, and
+// returns its URL. Requests made with the helpers carry an operator token
+// made in o.Store for it.
+func serve(t *testing.T, o httpapi.Options) string {
+	t.Helper()
+	tok := newToken(t, o.Store, ledger.RoleOperator, "")
+	srv := httptest.NewServer(httpapi.Handler(o))
+	t.Cleanup(srv.Close)
+	operatorTokens.Store(srv.URL, tok)
+	return srv.URL
+}
+
+// newToken makes an API token with role (and partner) in st and returns
+// it as a client sends it.
+func newToken(t *testing.T, st ledger.Store, role ledger.Role, partner string) string {
+	t.Helper()
+	tok, secret, err := st.CreateAPIToken(ledger.APIToken{Role: role, Partner: partner, Name: "test " + string(role)}, ledgertest.T0)
+	if err != nil {
+		t.Fatalf("CreateAPIToken %s %s: %v", role, partner, err)
+	}
+	return protocol.FormatAPIToken(tok.ID, secret)
+}
+
+// authorize adds the test server's operator token to req, unless it has
+// an Authorization header already.
+func authorize(req *http.Request) {
+	if req.Header.Get("Authorization") != "" {
+		return
+	}
+	if tok, ok := operatorTokens.Load(req.URL.Scheme + "://" + req.URL.Host); ok {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
 }
 
 // testSeed is the coalition the fixtures trade in: EUR at 0.01 a point,
@@ -91,9 +131,7 @@ func newFixture(t *testing.T, o httpapi.Options) *fixture {
 	if o.StaleAfter == 0 {
 		o.StaleAfter = staleAfter
 	}
-	srv := httptest.NewServer(httpapi.Handler(o))
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url = serve(t, o)
 	return f
 }
 
@@ -109,6 +147,7 @@ func do(t *testing.T, method, url string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -247,10 +286,9 @@ func TestStatement(t *testing.T) {
 			txs = append(txs, tl.Earn(fmt.Sprintf("e%02d", i), "m1", 1))
 		}
 		ledgertest.Apply(t, st, ledgertest.T0, tl.Batch(t, txs...))
-		srv := httptest.NewServer(httpapi.Handler(httpapi.Options{Store: st}))
-		defer srv.Close()
+		url := serve(t, httpapi.Options{Store: st})
 		var got httpapi.Statement
-		decodeOK(t, get(t, srv.URL+"/v1/members/m1/statement"), &got)
+		decodeOK(t, get(t, url+"/v1/members/m1/statement"), &got)
 		if len(got.Entries) != 50 || got.Points != 60 || got.Entries[0].TxID != txs[59].ID {
 			t.Fatalf("%d entries, points %d, newest %s: want 50, 60, %s", len(got.Entries), got.Points, got.Entries[0].TxID, txs[59].ID)
 		}
@@ -425,13 +463,12 @@ func TestStoresDefaultStaleAfter(t *testing.T) {
 	tl := ledgertest.NewTill("s1", "t1", "p1")
 	ledgertest.Apply(t, st, ledgertest.T0, tl.Batch(t, tl.Earn("e1", "m1", 1)))
 	c := clock.NewFake(ledgertest.T0.Add(2 * time.Minute))
-	srv := httptest.NewServer(httpapi.Handler(httpapi.Options{Store: st, Clock: c}))
-	defer srv.Close()
+	url := serve(t, httpapi.Options{Store: st, Clock: c})
 	quiet := func() bool {
 		var got struct {
 			Stores []httpapi.Store `json:"stores"`
 		}
-		decodeOK(t, get(t, srv.URL+"/v1/stores"), &got)
+		decodeOK(t, get(t, url+"/v1/stores"), &got)
 		if len(got.Stores) != 1 || len(got.Stores[0].Terminals) != 1 {
 			t.Fatalf("stores %+v", got.Stores)
 		}
@@ -447,25 +484,24 @@ func TestStoresDefaultStaleAfter(t *testing.T) {
 }
 
 func TestEmptyLedger(t *testing.T) {
-	srv := httptest.NewServer(httpapi.Handler(httpapi.Options{Store: openLedger(t)}))
-	defer srv.Close()
+	url := serve(t, httpapi.Options{Store: openLedger(t)})
 	// Empty lists are [] and {}, never null: dashboards iterate them.
 	for path, want := range map[string]string{
 		"/v1/stores":  `{"stores":[]}`,
 		"/v1/members": `{"members":{}}`,
-		"/v1/health":  `{"enrollments_refused":0,"ok":true}`,
+		"/v1/health":  `{"api_refused":0,"enrollments_refused":0,"ok":true}`,
 	} {
-		r := get(t, srv.URL+path)
+		r := get(t, url+path)
 		if r.status != 200 || strings.TrimSpace(string(r.body)) != want {
 			t.Errorf("%s: %d %s, want %s", path, r.status, r.body, want)
 		}
 	}
 	var b httpapi.MemberBalance
-	decodeOK(t, get(t, srv.URL+"/v1/members/m1/balance"), &b)
+	decodeOK(t, get(t, url+"/v1/members/m1/balance"), &b)
 	if b != (httpapi.MemberBalance{Member: "m1"}) {
 		t.Fatalf("balance in an empty ledger: %+v", b)
 	}
-	checkError(t, get(t, srv.URL+"/v1/members/m1/statement"), 404, protocol.CodeUnknownMember)
+	checkError(t, get(t, url+"/v1/members/m1/statement"), 404, protocol.CodeUnknownMember)
 }
 
 func TestMembers(t *testing.T) {
@@ -485,7 +521,7 @@ func TestHealth(t *testing.T) {
 		f := newFixture(t, httpapi.Options{})
 		var got map[string]any
 		decodeOK(t, get(t, f.url+"/v1/health"), &got)
-		if !reflect.DeepEqual(got, map[string]any{"ok": true, "enrollments_refused": 0.0}) {
+		if !reflect.DeepEqual(got, map[string]any{"ok": true, "enrollments_refused": 0.0, "api_refused": 0.0}) {
 			t.Fatalf("health %v", got)
 		}
 	})
@@ -498,9 +534,10 @@ func TestHealth(t *testing.T) {
 		f := newFixture(t, httpapi.Options{Stats: func() any { n++; return stats{Applied: n, Refused: 2} }})
 		for want := int64(1); want <= 2; want++ {
 			var got struct {
-				OK      bool  `json:"ok"`
-				Ingest  stats `json:"ingest"`
-				Refused int64 `json:"enrollments_refused"`
+				OK         bool  `json:"ok"`
+				Ingest     stats `json:"ingest"`
+				Refused    int64 `json:"enrollments_refused"`
+				APIRefused int64 `json:"api_refused"`
 			}
 			decodeOK(t, get(t, f.url+"/v1/health"), &got)
 			if !got.OK || got.Ingest != (stats{Applied: want, Refused: 2}) {
@@ -527,7 +564,7 @@ func TestServeStopsOnCancel(t *testing.T) {
 	go func() { done <- httpapi.Serve(ctx, l, httpapi.Options{Store: st}) }()
 	url := "http://" + l.Addr().String()
 	testkit.WaitFor(t, 10*time.Second, "the API to answer", func() bool {
-		res, err := http.Get(url + "/v1/health")
+		res, err := http.Get(url + "/healthz")
 		if err != nil {
 			return false
 		}

@@ -97,6 +97,8 @@ func span(from, to string) (ledger.Day, ledger.Day, error) {
 	return f, t, nil
 }
 
+// settlement reports on a period; a partner's token sees its own lines
+// only, and a total of them.
 func (a *api) settlement(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	format := q.Get("format")
@@ -113,6 +115,19 @@ func (a *api) settlement(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if p := partnerOf(r); p != "" {
+		s.Lines = ownLines(s.Lines, p)
+		s.Total = ledger.SettlementLine{Partner: "TOTAL"}
+		for _, l := range s.Lines {
+			t := &s.Total
+			t.Issued += l.Issued
+			t.Redeemed += l.Redeemed
+			t.Expired += l.Expired
+			t.IssuedValue += l.IssuedValue
+			t.RedeemedValue += l.RedeemedValue
+			t.Net += l.Net
+		}
 	}
 	if s.Lines == nil {
 		s.Lines = []ledger.SettlementLine{}
@@ -145,11 +160,30 @@ func settlementRow(l ledger.SettlementLine, currency string) []string {
 	return []string{l.Partner, l.Restates, i(l.Issued), i(l.Redeemed), i(l.Expired), m(l.IssuedValue), m(l.RedeemedValue), m(l.Net)}
 }
 
+// ownLines returns partner's settlement lines, in a new slice: the store
+// may share ls with what it keeps.
+func ownLines(ls []ledger.SettlementLine, partner string) []ledger.SettlementLine {
+	out := []ledger.SettlementLine{}
+	for _, l := range ls {
+		if l.Partner == partner {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// periods lists the closed periods; a partner's token sees its own lines
+// of each.
 func (a *api) periods(w http.ResponseWriter, r *http.Request) {
 	ps, err := a.o.Store.Periods()
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if p := partnerOf(r); p != "" {
+		for i := range ps {
+			ps[i].Lines = ownLines(ps[i].Lines, p)
+		}
 	}
 	if ps == nil {
 		ps = []ledger.Period{}

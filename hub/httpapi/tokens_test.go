@@ -71,6 +71,7 @@ func TestMintMemberToken(t *testing.T) {
 	}
 	// An empty JSON object as the body is fine.
 	req, _ := http.NewRequest(http.MethodPost, f.url+"/v1/members/M1001/token", strings.NewReader("{}"))
+	authorize(req)
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusCreated {
 		t.Errorf("POST with {}: %v, %v", res, err)
 	} else {
@@ -106,6 +107,7 @@ func doBody(t *testing.T, method, url, body string) response {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ var (
 	// addedBuckets came after schema 2 was released: a writable open adds
 	// them, and a read-only open of an older file does without them (their
 	// readers treat a missing bucket as empty), so the schema stays 2.
-	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens}
+	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens, bucketAPITokens}
 
 	coalitionKey = []byte("settings")
 	// chainKey (in meta) holds the hash of the last journal entry.
@@ -112,6 +112,10 @@ type BoltStore struct {
 	ap applier
 	// reg is the coalition model, reloaded after every change to it.
 	reg atomic.Pointer[registry]
+	// apiUse is when each API token's use was last recorded (or is being
+	// recorded), so that concurrent requests write it once.
+	apiUseMu sync.Mutex
+	apiUse   map[string]time.Time
 }
 
 var _ Store = (*BoltStore)(nil)

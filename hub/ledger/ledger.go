@@ -100,6 +100,11 @@
 // token accepted at a second store is flagged for an operator. Sightings
 // are pruned an hour after their token expires; flags stay.
 //
+// # API tokens
+//
+// The bearer tokens of the hub's HTTP API live here too, each with a role
+// (operator, partner, read-only), kept as salted hashes (apitokens.go).
+//
 // # Commits
 //
 // Apply is an explicit group commit: the caller (hub/ingest) gathers the
@@ -229,6 +234,13 @@ type Store interface {
 	Enrolled(store, terminal string) bool
 	RevokeTerminal(store, terminal string, now time.Time) error
 	Enrollments() ([]Enrollment, error)
+
+	// CreateAPIToken, AuthenticateAPIToken, APITokens and RevokeAPIToken:
+	// the tokens of the hub's HTTP API and their roles (apitokens.go).
+	CreateAPIToken(t APIToken, now time.Time) (APIToken, []byte, error)
+	AuthenticateAPIToken(id string, secret []byte, now time.Time) (APIToken, error)
+	APITokens() ([]APIToken, error)
+	RevokeAPIToken(id string, now time.Time) (APIToken, error)
 
 	// Close releases the store. Using it afterwards is an error.
 	Close() error

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +18,61 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/hub"
 	"github.com/tillsync/tillsync/hub/httpapi"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 )
+
+// hubToken is the operator API token the hub wrote into its data dir.
+func (e *env) hubToken(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.hubDir, hub.OperatorTokenFile))
+	if err != nil {
+		t.Fatalf("the hub's operator token: %v", err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// hubRequest sends a request to the hub's HTTP API with the operator
+// token, or with none for POST /v1/enroll (its own token authenticates it).
+func hubRequest(t *testing.T, e *env, method, path string, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+e.httpAddr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if path != "/v1/enroll" {
+		req.Header.Set("Authorization", "Bearer "+e.hubToken(t))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// hubGet GETs path from the hub's HTTP API into v.
+func hubGet(t *testing.T, e *env, path string, v any) {
+	t.Helper()
+	resp := hubRequest(t, e, "GET", path, nil)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
 
 // hubPost posts body to the hub's HTTP API and decodes the answer into v;
 // it returns the status and the error code of an error answer.
 func hubPost(t *testing.T, e *env, path string, body any, v any) (int, protocol.Code) {
 	t.Helper()
 	data, _ := json.Marshal(body)
-	resp, err := http.Post("http://"+e.httpAddr+path, "application/json", bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := hubRequest(t, e, "POST", path, bytes.NewReader(data))
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var eb struct {
@@ -202,11 +245,14 @@ func TestEnrollmentNotRequired(t *testing.T) {
 	}
 
 	_, secret, _, _ := protocol.ParseEnrollmentToken(tok.Token)
+	_, apiSecret, _ := protocol.ParseAPIToken(e.hubToken(t))
 	out := logs.String()
 	for name, s := range map[string]string{
-		"the token":          tok.Token,
-		"the token's secret": base64.RawURLEncoding.EncodeToString(secret),
-		"the MQTT password":  ans.MQTTPassword,
+		"the token":                   tok.Token,
+		"the token's secret":          base64.RawURLEncoding.EncodeToString(secret),
+		"the MQTT password":           ans.MQTTPassword,
+		"the operator API token":      e.hubToken(t),
+		"the operator token's secret": base64.RawURLEncoding.EncodeToString(apiSecret),
 	} {
 		if strings.Contains(out, s) {
 			t.Errorf("the log holds %s", name)
@@ -227,14 +273,7 @@ func waitRefused(t *testing.T, e *env, n int64) {
 		var h struct {
 			MQTTRefused int64 `json:"mqtt_refused"`
 		}
-		resp, err := http.Get("http://" + e.httpAddr + "/v1/health")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-			t.Fatal(err)
-		}
+		hubGet(t, e, "/v1/health", &h)
 		return h.MQTTRefused
 	}
 	from := refused()

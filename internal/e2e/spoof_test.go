@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/ledger/ledgertest"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
@@ -31,6 +33,8 @@ const wait = 5 * time.Second
 // credentials, its live connection, and what it legitimately sent and got.
 type spoofer struct {
 	store, terminal string
+	partner         string // each store trades as a partner of its own
+	apiToken        string // that partner's API token
 	id              string // MQTT client id = username
 	password        string
 	till            *ledgertest.Till
@@ -112,7 +116,8 @@ func (s *spoofTally) totals() (tried, refused int) {
 // their topics, forging their store and terminal in its own payloads,
 // connecting as them, subscribing to # and to their ack, reply and config
 // topics, ids with wildcards, replaying transactions and acks, revoked
-// credentials, used, expired and unknown enrollment tokens. Every attempt
+// credentials, used, expired and unknown enrollment tokens, and partner API
+// tokens reaching for another partner's data. Every attempt
 // is refused and counted by the hub (the health counters move by exactly
 // the attempts), each attacker is named in the hub's log, the victims stay
 // connected, and the ledger is as the legitimate traffic left it.
@@ -127,13 +132,33 @@ func TestSpoofing(t *testing.T) {
 
 	// 20 stores, each with one enrolled till that sends one earn.
 	ss := make([]*spoofer, spoofStores)
+	ids := make([]string, spoofStores)
+	for i := range ids { // e.store registers them all again with the env's partner each time
+		ids[i] = e.store(fmt.Sprintf("sp%02d-", i))
+	}
 	for i := range ss {
-		store := e.store(fmt.Sprintf("sp%02d-", i))
-		s := &spoofer{store: store, terminal: "till-1", till: ledgertest.NewTill(store, "till-1", e2ePartner),
+		store := ids[i]
+		partner := fmt.Sprintf("brand-%02d", i)
+		s := &spoofer{store: store, terminal: "till-1", partner: partner, till: ledgertest.NewTill(store, "till-1", partner),
 			acks: map[string][]protocol.Ack{}, raw: map[string][]byte{}}
-		if err := st.AddTerminal(store, s.terminal, time.Now()); err != nil {
+		now := time.Now()
+		if err := st.PutPartner(ledger.Partner{ID: partner}, now); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := st.AddRules(protocol.RuleSet{Partner: partner, Points: 1, Per: 100, Rounding: protocol.RoundDown, EffectiveFrom: now.Add(-24 * time.Hour)}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutStore(ledger.StoreInfo{ID: store, Partner: partner}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddTerminal(store, s.terminal, now); err != nil {
+			t.Fatal(err)
+		}
+		tk, secret, err := st.CreateAPIToken(ledger.APIToken{Name: partner + " back office", Role: ledger.RolePartner, Partner: partner}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.apiToken = protocol.FormatAPIToken(tk.ID, secret)
 		tok, err := st.IssueEnrollmentToken(store, s.terminal, time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +233,7 @@ func TestSpoofing(t *testing.T) {
 	base := spoofCounters(t, e, h)
 
 	var tally spoofTally
-	var want struct{ refused, denied, ingestRefused, ingestRejected, enrollRefused int64 }
+	var want struct{ refused, denied, ingestRefused, ingestRejected, enrollRefused, apiRefused int64 }
 	topic := func(s *spoofer, ch protocol.Channel) string {
 		tp, _ := protocol.TerminalTopic(s.store, s.terminal, ch)
 		return tp
@@ -330,6 +355,50 @@ func TestSpoofing(t *testing.T) {
 		tally.add("ids with wildcards or control characters", code == http.StatusBadRequest || code == http.StatusNotFound)
 	}
 
+	// Partner tokens reaching for another partner's data: its rules, its
+	// members, its stores' enrollment and revocation; and what a partner
+	// may list shows only its own.
+	asPartner := func(s *spoofer, method, path string) (int, []byte) {
+		req, _ := http.NewRequest(method, "http://"+e.httpAddr+path, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+s.apiToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	forbidden := func(kind string, s *spoofer, method, path string) {
+		code, body := asPartner(s, method, path)
+		tally.add(kind, code == http.StatusForbidden && strings.Contains(string(body), string(protocol.CodeForbidden)))
+		want.apiRefused++
+	}
+	for _, a := range ss {
+		for _, v := range ss {
+			if v == a {
+				continue
+			}
+			forbidden("partner token: another partner's rules", a, "GET", "/v1/partners/"+v.partner+"/rules")
+			forbidden("partner token: another partner's members", a, "GET", "/v1/members/"+v.store+"-m/balance")
+			forbidden("partner token: another partner's members", a, "GET", "/v1/members/"+v.store+"-m/statement")
+			forbidden("partner token: enroll or revoke another partner's till", a, "POST", "/v1/stores/"+v.store+"/terminals/till-1/enrollment-token")
+			forbidden("partner token: enroll or revoke another partner's till", a, "POST", "/v1/stores/"+v.store+"/terminals/till-1/revoke")
+		}
+		for _, path := range []string{"/v1/stores", "/v1/partners", "/v1/enrollments", "/v1/settlement?from=2000-01-01&to=2099-12-31"} {
+			code, body := asPartner(a, "GET", path)
+			others := 0
+			for _, v := range ss {
+				if v != a && (strings.Contains(string(body), v.store) || strings.Contains(string(body), v.partner)) {
+					others++
+				}
+			}
+			ok := code == http.StatusOK && others == 0 && (strings.Contains(string(body), a.partner) || strings.Contains(string(body), a.store))
+			tally.add("partner token: lists show only its own", ok)
+		}
+	}
+
 	// Revoked: two stores' tills are dropped at once and get back in
 	// neither with their credentials nor without.
 	for _, s := range ss[:2] {
@@ -345,19 +414,20 @@ func TestSpoofing(t *testing.T) {
 	var got spoofCount
 	if !testkit.WaitUntil(waitLong, func() bool {
 		got = spoofCounters(t, e, h).sub(base)
-		return got.IngestRefused >= want.ingestRefused && got.IngestRejected >= want.ingestRejected && got.MQTTDenied >= want.denied && got.MQTTRefused >= want.refused
+		return got.IngestRefused >= want.ingestRefused && got.IngestRejected >= want.ingestRejected && got.MQTTDenied >= want.denied &&
+			got.MQTTRefused >= want.refused && got.APIRefused >= want.apiRefused
 	}) {
 		t.Errorf("the hub counted %+v; want at least %+v", got, want)
 	}
 	// A revoke's drop is counted as a refusal too (the broker re-checks
 	// the session): two more.
 	wantCount := spoofCount{MQTTRefused: want.refused, MQTTDenied: want.denied, IngestRefused: want.ingestRefused,
-		IngestRejected: want.ingestRejected, EnrollmentsRefused: want.enrollRefused}
+		IngestRejected: want.ingestRejected, EnrollmentsRefused: want.enrollRefused, APIRefused: want.apiRefused}
 	if got.MQTTRefused != wantCount.MQTTRefused && got.MQTTRefused != wantCount.MQTTRefused+2 {
 		t.Errorf("mqtt_refused moved by %d, want %d", got.MQTTRefused, wantCount.MQTTRefused)
 	}
 	if got.MQTTDenied != wantCount.MQTTDenied || got.IngestRefused != wantCount.IngestRefused || got.IngestRejected != wantCount.IngestRejected ||
-		got.EnrollmentsRefused != wantCount.EnrollmentsRefused {
+		got.EnrollmentsRefused != wantCount.EnrollmentsRefused || got.APIRefused != wantCount.APIRefused {
 		t.Errorf("counters moved by %+v, want %+v", got, wantCount)
 	}
 	if got.Applied != 0 {
@@ -447,6 +517,7 @@ type spoofCount struct {
 	MQTTRefused        int64 `json:"mqtt_refused"`
 	MQTTDenied         int64 `json:"mqtt_denied"`
 	EnrollmentsRefused int64 `json:"enrollments_refused"`
+	APIRefused         int64 `json:"api_refused"`
 	IngestRefused      int64
 	IngestRejected     int64
 	Applied            int64
@@ -454,16 +525,13 @@ type spoofCount struct {
 
 func (c spoofCount) sub(b spoofCount) spoofCount {
 	return spoofCount{c.MQTTRefused - b.MQTTRefused, c.MQTTDenied - b.MQTTDenied, c.EnrollmentsRefused - b.EnrollmentsRefused,
-		c.IngestRefused - b.IngestRefused, c.IngestRejected - b.IngestRejected, c.Applied - b.Applied}
+		c.APIRefused - b.APIRefused, c.IngestRefused - b.IngestRefused, c.IngestRejected - b.IngestRejected, c.Applied - b.Applied}
 }
 
 func spoofCounters(t *testing.T, e *env, h *hubRun) spoofCount {
 	t.Helper()
 	var c spoofCount
-	resp, err := http.Get("http://" + e.httpAddr + "/v1/health")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := hubRequest(t, e, "GET", "/v1/health", nil)
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		t.Fatal(err)

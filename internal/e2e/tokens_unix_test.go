@@ -56,12 +56,12 @@ func (s *scanningTill) scan(t *testing.T, data string) posapi.ScanEvent {
 	return got.Scans[0]
 }
 
-func tokenFlags(t *testing.T, hubAPI string) []ledger.TokenRecord {
+func tokenFlags(t *testing.T, e *env) []ledger.TokenRecord {
 	t.Helper()
 	var got struct {
 		TokenFlags []ledger.TokenRecord `json:"token_flags"`
 	}
-	getJSON(t, hubAPI+"/v1/token-flags", &got)
+	hubGet(t, e, "/v1/token-flags", &got)
 	return got.TokenFlags
 }
 
@@ -77,12 +77,7 @@ func TestMemberTokenAcrossStores(t *testing.T) {
 			e.httpAddr = testkit.FreePort(t)
 			storeA, storeB := e.store("tok-a-"), e.store("tok-b-")
 			h := startHubOnce(t, e)
-			hubAPI := "http://" + e.httpAddr
-
-			res, err := http.Post(hubAPI+"/v1/members/M1001/token", "application/json", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := hubRequest(t, e, "POST", "/v1/members/M1001/token", nil)
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			var minted httpapi.MemberToken
@@ -109,7 +104,7 @@ func TestMemberTokenAcrossStores(t *testing.T) {
 				t.Fatalf("at %s/till-2: %+v", storeA, ev)
 			}
 			testkit.WaitFor(t, waitLong, "two sightings at the hub", func() bool { return h.h.Stats().Sightings == 2 })
-			if fs := tokenFlags(t, hubAPI); len(fs) != 0 {
+			if fs := tokenFlags(t, e); len(fs) != 0 {
 				t.Fatalf("flags after two tills of one store: %+v", fs)
 			}
 
@@ -118,7 +113,7 @@ func TestMemberTokenAcrossStores(t *testing.T) {
 				t.Fatalf("at %s/till-1: %+v", storeB, ev)
 			}
 			var fs []ledger.TokenRecord
-			testkit.WaitFor(t, waitLong, "the token to be flagged", func() bool { fs = tokenFlags(t, hubAPI); return len(fs) == 1 })
+			testkit.WaitFor(t, waitLong, "the token to be flagged", func() bool { fs = tokenFlags(t, e); return len(fs) == 1 })
 			f := fs[0]
 			if f.Member != "M1001" || f.First.Store != storeA || f.First.Terminal != "till-1" || f.Elsewhere == nil ||
 				f.Elsewhere.Store != storeB || f.Elsewhere.Terminal != "till-1" || f.Sightings != 3 || !f.ExpiresAt.Equal(minted.ExpiresAt) {
