@@ -120,13 +120,7 @@ func (a *api) settlement(w http.ResponseWriter, r *http.Request) {
 		s.Lines = ownLines(s.Lines, p)
 		s.Total = ledger.SettlementLine{Partner: "TOTAL"}
 		for _, l := range s.Lines {
-			t := &s.Total
-			t.Issued += l.Issued
-			t.Redeemed += l.Redeemed
-			t.Expired += l.Expired
-			t.IssuedValue += l.IssuedValue
-			t.RedeemedValue += l.RedeemedValue
-			t.Net += l.Net
+			s.Total.Add(l)
 		}
 	}
 	if s.Lines == nil {

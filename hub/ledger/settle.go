@@ -132,13 +132,7 @@ func settlement(tx *bolt.Tx, reg *registry, from, to Day) (Settlement, error) {
 		l.RedeemedValue = pointsValue(l.Redeemed, pointValue)
 		l.Net = l.IssuedValue - l.RedeemedValue
 		out.Lines = append(out.Lines, *l)
-		t := &out.Total
-		t.Issued += l.Issued
-		t.Redeemed += l.Redeemed
-		t.Expired += l.Expired
-		t.IssuedValue += l.IssuedValue
-		t.RedeemedValue += l.RedeemedValue
-		t.Net += l.Net
+		out.Total.Add(*l)
 	}
 	slices.SortFunc(out.Lines, func(a, b SettlementLine) int {
 		return cmp.Or(strings.Compare(a.Partner, b.Partner), strings.Compare(a.Restates, b.Restates))

@@ -324,6 +324,16 @@ type SettlementLine struct {
 	Net int64 `json:"net"`
 }
 
+// Add adds l's figures to t's (a total line).
+func (t *SettlementLine) Add(l SettlementLine) {
+	t.Issued += l.Issued
+	t.Redeemed += l.Redeemed
+	t.Expired += l.Expired
+	t.IssuedValue += l.IssuedValue
+	t.RedeemedValue += l.RedeemedValue
+	t.Net += l.Net
+}
+
 // Settlement is the settlement report for [From, To).
 type Settlement struct {
 	// From is the first day of the report.
