@@ -74,7 +74,7 @@ func TestEnrollCommand(t *testing.T) {
 		t.Errorf("enroll said:\n%s", out)
 	}
 	e, found, err := agent.LoadEnrollment(dir)
-	if err != nil || !found || e.Username != protocol.AgentClientID("s1", "t1") || e.Password == "" {
+	if err != nil || !found || e.Username != protocol.AgentUsername("s1", "t1") || e.Password == "" {
 		t.Fatalf("enrollment kept: %+v %v %v", e, found, err)
 	}
 	if strings.Contains(out, e.Password) {

@@ -198,8 +198,10 @@ func (e *Embedded) Clients() int {
 // 0 one (sightings are sent QoS 0) is dropped.
 //
 // It also authenticates clients at CONNECT. A client with a username must
-// connect as that username (its client id) and with that enrolled
-// terminal's password; an enrolled (or revoked) terminal's client id
+// connect as that username's terminal (client id
+// protocol.AgentClientID, username protocol.AgentUsername — or the client
+// id, for a terminal enrolled before protocol Version 3) and with that
+// enrolled terminal's password; an enrolled (or revoked) terminal's client id
 // without credentials is refused, so an enrolled terminal cannot be
 // impersonated nor a revoked one come back anonymously; and with
 // RequireEnrollment nobody connects without valid credentials. The
@@ -281,8 +283,8 @@ func (h *terminalACL) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) 
 func (h *terminalACL) check(id string, username, password []byte) string {
 	user := string(username)
 	switch {
-	case user != "" && user != id:
-		return "the username is not the client id"
+	case user != "" && !sameTerminal(user, id):
+		return "the username is not the client id's terminal"
 	case user != "" && h.auth == nil:
 		return "no terminal is enrolled at this hub"
 	case user != "":
@@ -299,6 +301,21 @@ func (h *terminalACL) check(id string, username, password []byte) string {
 		return "an enrolled terminal's client id without its credentials"
 	}
 	return ""
+}
+
+// sameTerminal reports whether a username may connect with client id:
+// the terminal's username (protocol.AgentUsername) with its client id, or,
+// for a terminal enrolled before protocol Version 3, the client id itself.
+func sameTerminal(user, id string) bool {
+	cs, ct, ok := protocol.ParseAgentClientID(id)
+	if !ok {
+		return false
+	}
+	if user == id {
+		return true
+	}
+	us, ut, ok := protocol.ParseAgentUsername(user)
+	return ok && us == cs && ut == ct
 }
 
 // refuse counts a refusal and logs it, paced per client id.

@@ -93,7 +93,7 @@ func TestEnrollAPI(t *testing.T) {
 	body := enrollBody(t, tok.Token)
 	var ans httpapi.EnrollAnswer
 	decodeStatus(t, doBody(t, "POST", a.url+"/v1/enroll", body), http.StatusCreated, &ans)
-	if ans.Store != "s1" || ans.Terminal != "t1" || ans.Partner != "p1" || ans.MQTTUsername != protocol.AgentClientID("s1", "t1") ||
+	if ans.Store != "s1" || ans.Terminal != "t1" || ans.Partner != "p1" || ans.MQTTUsername != protocol.AgentUsername("s1", "t1") ||
 		len(ans.MQTTPassword) < 40 || !strings.Contains(ans.CAPEM, "BEGIN CERTIFICATE") || len(ans.MemberTokenKeys) != 1 {
 		t.Fatalf("enroll answer %+v", ans)
 	}

@@ -112,6 +112,8 @@ type BoltStore struct {
 	ap applier
 	// reg is the coalition model, reloaded after every change to it.
 	reg atomic.Pointer[registry]
+	// auth is every enrolled terminal's TerminalAuth (enroll.go).
+	auth authCache
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -180,6 +182,10 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	s := &BoltStore{db: db, path: path, log: log}
 	s.ap.init(log)
 	if err := s.refresh(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	if err := s.loadAuth(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}

@@ -222,13 +222,19 @@ type Store interface {
 	PruneTokens(now time.Time) (int, error)
 
 	// IssueEnrollmentToken, Enroll, AuthenticateTerminal, Enrolled,
-	// RevokeTerminal and Enrollments: terminal enrollment (enroll.go).
+	// RevokeTerminal, Enrollments, TerminalAuth and BrokerUsers: terminal
+	// enrollment (enroll.go).
 	IssueEnrollmentToken(store, terminal string, ttl time.Duration, now time.Time) (EnrollmentToken, error)
 	Enroll(tokenID string, secret []byte, publicKey []byte, now time.Time) (TerminalCredentials, error)
 	AuthenticateTerminal(username string, password []byte) (ok bool, reason string)
 	Enrolled(store, terminal string) bool
 	RevokeTerminal(store, terminal string, now time.Time) error
 	Enrollments() ([]Enrollment, error)
+	// TerminalAuth is called for every message from a terminal: it must
+	// answer from memory, and see an Enroll or RevokeTerminal as soon as
+	// it has returned.
+	TerminalAuth(store, terminal string) TerminalAuth
+	BrokerUsers() ([]BrokerUser, error)
 
 	// Close releases the store. Using it afterwards is an error.
 	Close() error
