@@ -67,6 +67,10 @@ var (
 	bucketTokenExpiry = []byte("token_expiry")
 	// bucketTokenFlags: token nonce → JSON TokenRecord of a token accepted at two stores, for good.
 	bucketTokenFlags = []byte("token_flags")
+	// bucketTerminalSeqs: "store/terminal", 0x00, 8-byte enrollment
+	// generation, 8-byte terminal sequence number → the id of the
+	// transaction that came with it first, forever (seq_reused).
+	bucketTerminalSeqs = []byte("terminal_seqs")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals,
@@ -76,7 +80,7 @@ var (
 	// addedBuckets came after schema 2 was released: a writable open adds
 	// them, and a read-only open of an older file does without them (their
 	// readers treat a missing bucket as empty), so the schema stays 2.
-	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens}
+	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens, bucketTerminalSeqs}
 
 	coalitionKey = []byte("settings")
 	// chainKey (in meta) holds the hash of the last journal entry.
