@@ -103,25 +103,29 @@ func VerifyMAC(key []byte, topic string, payload []byte, mac string) error {
 	if string(payload[n:n+len(macMember)]) != macMember || string(payload[n+len(macMember):len(payload)-2]) != mac || string(payload[len(payload)-2:]) != `"}` {
 		return ErrMACInvalid
 	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
-	if err != nil {
+	var got, sum [sha256.Size]byte
+	if k, err := macEncoding.Decode(got[:], payload[n+len(macMember):len(payload)-2]); err != nil || k != len(got) {
 		return ErrMACInvalid
 	}
-	var sum [sha256.Size]byte
-	if !hmac.Equal(got, macOf(key, topic, payload[:n], sum[:0])) {
+	if !hmac.Equal(got[:], macOf(key, topic, payload[:n], sum[:0])) {
 		return ErrMACInvalid
 	}
 	return nil
 }
 
+// macEncoding reads a MAC: base64url, no padding, no stray bits.
+var macEncoding = base64.RawURLEncoding.Strict()
+
 // macOf appends to dst the HMAC of a message whose body, without its
 // closing brace, is open.
 func macOf(key []byte, topic string, open, dst []byte) []byte {
 	var h hash.Hash = hmac.New(sha256.New, key)
-	h.Write([]byte(macContext))
-	h.Write([]byte(topic))
-	h.Write([]byte{0})
+	var buf [128]byte
+	prefix := append(append(append(buf[:0], macContext...), topic...), 0)
+	h.Write(prefix)
 	h.Write(open)
-	h.Write([]byte{'}'})
+	h.Write(closeBrace)
 	return h.Sum(dst)
 }
+
+var closeBrace = []byte{'}'}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -299,5 +300,54 @@ func TestAgentUsername(t *testing.T) {
 		if _, _, ok := protocol.ParseAgentUsername(bad); ok {
 			t.Errorf("ParseAgentUsername(%q) accepted", bad)
 		}
+	}
+}
+
+// BenchmarkMAC: what a MAC costs a message, checking (the hub, on every
+// batch) and sealing (the hub, on every ack batch), for a batch of one
+// transaction and a full one of MaxBatchTxs.
+func BenchmarkMAC(b *testing.B) {
+	topic := mustTopic(b, protocol.ChannelTx)
+	for _, n := range []int{1, protocol.MaxBatchTxs} {
+		batch := validBatch()
+		batch.Txs = nil
+		for i := range n {
+			tx := earnTx()
+			tx.Seq = uint64(i + 1)
+			batch.Txs = append(batch.Txs, tx)
+		}
+		body := encode(b, &batch)
+		p := seal(b, topic, body)
+		d, err := protocol.DecodeBatch(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("verify/txs="+strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := protocol.VerifyMAC(macKey(), topic, p, d.MAC); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("seal/txs="+strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := protocol.Seal(macKey(), topic, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("decode/txs="+strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := protocol.ParseBatch(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
