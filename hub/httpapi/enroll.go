@@ -43,6 +43,10 @@ type EnrollAnswer struct {
 	CAPEM string `json:"ca_pem,omitempty"`
 	// MemberTokenKeys are the coalition's member token public keys.
 	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
+	// MACKey is the terminal's MAC key (protocol.Seal), base64url without
+	// padding: the till seals what it sends with it and accepts only acks
+	// and replies sealed with it. Given out once, like the password.
+	MACKey string `json:"mac_key"`
 }
 
 func (a *api) enrollmentToken(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +125,8 @@ func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
 		a.o.OnCredentials(creds.Store, creds.Terminal)
 	}
 	ans := EnrollAnswer{Store: creds.Store, Terminal: creds.Terminal, Partner: creds.Partner,
-		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM)}
+		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM),
+		MACKey: base64.RawURLEncoding.EncodeToString(creds.MACKey)}
 	if a.o.MemberTokenKey != nil {
 		ans.MemberTokenKeys = []string{protocol.EncodeTokenKey(a.o.MemberTokenKey.Public().(ed25519.PublicKey))}
 	}
@@ -159,6 +164,22 @@ func (a *api) enrollments(w http.ResponseWriter, r *http.Request) {
 		es = []ledger.Enrollment{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"enrollments": es})
+}
+
+// brokerUsers lists the accounts an external broker must have: every
+// enrolled, unrevoked terminal's username and password hash, for
+// tillsync-hub broker-config. The hashes are of 32 random bytes, salted:
+// they do not give the passwords away.
+func (a *api) brokerUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := a.o.Store.BrokerUsers()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if users == nil {
+		users = []ledger.BrokerUser{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": users})
 }
 
 // terminalPath reads {store} and {terminal} from the path, answering 400

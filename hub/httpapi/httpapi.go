@@ -168,6 +168,7 @@ func Handler(o Options) http.Handler {
 		"POST /v1/stores/{store}/terminals/{terminal}/enrollment-token": a.enrollmentToken,
 		"POST /v1/stores/{store}/terminals/{terminal}/revoke":           a.revokeTerminal,
 		"GET /v1/enrollments":                                           a.enrollments,
+		"GET /v1/broker-users":                                          a.brokerUsers,
 		"POST /v1/enroll":                                               a.enroll,
 		"POST /v1/seed":                                                 a.seed,
 
