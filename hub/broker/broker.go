@@ -419,13 +419,22 @@ func (l levelFloor) WithGroup(g string) slog.Handler {
 	return levelFloor{l.Handler.WithGroup(g), l.min}
 }
 
+// HubUsername is the hub's username at an external broker, as
+// broker-config writes it into the broker's password file and ACL.
+const HubUsername = "tillsync-hub"
+
 // ExternalOptions configures the connection to an external broker.
 type ExternalOptions struct {
-	// URL of the broker, e.g. tcp://127.0.0.1:1883.
+	// URL of the broker: tcp://127.0.0.1:1883, or tls://broker:8883 (also
+	// ssl:// or mqtts://) for MQTT over TLS.
 	URL string
+	// TLS verifies the broker's certificate on a tls:// URL (nil: the
+	// system's roots).
+	TLS *tls.Config
 	// ClientID defaults to "tillsync-hub". Two hubs must not share one.
 	ClientID string
-	// Username and Password, when the broker wants them.
+	// Username and Password, when the broker wants them. The password is
+	// never logged.
 	Username, Password string
 	// ConnectTimeout bounds the first connection; default 5s.
 	ConnectTimeout time.Duration
@@ -478,6 +487,7 @@ func DialExternal(ctx context.Context, opts ExternalOptions) (*External, error) 
 		SetKeepAlive(15 * time.Second).
 		SetWriteTimeout(5 * time.Second).
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {}).
+		SetTLSConfig(opts.TLS).
 		SetOnConnectHandler(x.resubscribe).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			x.log.Warn("connection to external broker lost; reconnecting", "broker", opts.URL, "err", err)
