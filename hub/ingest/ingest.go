@@ -74,8 +74,12 @@ type Options struct {
 	// then refused without a valid MAC, and a revoked terminal's, or one
 	// enrolled before the hub issued MAC keys, are refused altogether.
 	RequireMAC bool
-	Logger     *slog.Logger
-	Clock      clock.Clock
+	// RequireEnrollment refuses the messages of every terminal that has not
+	// enrolled (with an external broker; the embedded broker refuses their
+	// connections itself).
+	RequireEnrollment bool
+	Logger            *slog.Logger
+	Clock             clock.Clock
 }
 
 // Stats counts what the ingest has seen since it started.
@@ -166,6 +170,7 @@ func (in *Ingest) Stats() Stats {
 var (
 	errRevoked = errors.New("the terminal's enrollment is revoked")
 	errOldKey  = errors.New("the terminal enrolled before the hub issued MAC keys; enroll it again (the broker cannot tell who published)")
+	errEnroll  = errors.New("the terminal has not enrolled, and enrollment is required")
 )
 
 // authenticate checks the MAC of a message from store/terminal on topic
@@ -185,6 +190,8 @@ func (in *Ingest) authenticate(store, terminal, topic string, payload []byte, ma
 		return nil, errRevoked
 	case auth.Enrolled:
 		return nil, errOldKey
+	case in.o.RequireEnrollment:
+		return nil, errEnroll
 	}
 	return auth.MACKey, nil
 }

@@ -320,3 +320,25 @@ func benchmarkIngest(b *testing.B, memory bool, size int, mac bool) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*size), "ns/tx")
 }
+
+// TestRequireEnrollmentExternal: with an external broker and enrollment
+// required, a terminal that has not enrolled is refused, sealed or not.
+func TestRequireEnrollmentExternal(t *testing.T) {
+	f := newFixture(t, ingest.Options{RequireMAC: true, RequireEnrollment: true}, nil)
+	key := enroll(t, f.store, "s1", "t1")
+	f.run(t)
+	t2 := ledgertest.NewTill("s1", "t2", "p1")
+	t2Topic := topic(t, "s1", "t2", protocol.ChannelTx)
+	f.in.HandleTx(t2Topic, encode(t, t2.Batch(t, t2.Earn("u1", "m1", 7))))
+	f.in.HandleTx(t2Topic, sealed(t, key, t2Topic, v3(t2.Batch(t, t2.Earn("u2", "m1", 7)))))
+	if st := f.in.Stats(); st.MACRefused != 2 {
+		t.Fatalf("stats %+v, want both refused", st)
+	}
+	t1 := ledgertest.NewTill("s1", "t1", "p1")
+	t1Topic := topic(t, "s1", "t1", protocol.ChannelTx)
+	f.in.HandleTx(t1Topic, sealed(t, key, t1Topic, v3(t1.Batch(t, t1.Earn("e1", "m1", 7)))))
+	testkit.WaitFor(t, wait, "the enrolled terminal's ack", func() bool { return f.rec.count() == 1 })
+	if ids := txIDs(t, f.store); !reflect.DeepEqual(ids, []string{"e1"}) {
+		t.Fatalf("ledger holds %v", ids)
+	}
+}
