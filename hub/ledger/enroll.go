@@ -490,6 +490,11 @@ func randomText(n int) string { return base64.RawURLEncoding.EncodeToString(rand
 // $7$<iterations>$<salt, base64>$<hash, base64>. mosquitto_passwd uses
 // 101 iterations; the password is 32 random bytes, so more would buy
 // nothing but CPU at every connect.
+//
+// The salt's 12 bytes are characters of the base64url alphabet (72 random
+// bits, plenty for a salt): so the same hash also serves EMQX's built-in
+// database, which takes a salt as text (pbkdf2, sha512, 101 iterations,
+// dk_length 64, the hash in hex; docs/external-brokers.md).
 const (
 	mosquittoIterations = 101
 	mosquittoSaltLen    = 12
@@ -498,7 +503,7 @@ const (
 // MosquittoHash returns password hashed as Mosquitto's password file
 // holds it, with a fresh salt.
 func MosquittoHash(password string) string {
-	salt := randomBytes(mosquittoSaltLen)
+	salt := []byte(randomText(mosquittoSaltLen * 3 / 4))
 	sum, err := pbkdf2.Key(sha512.New, password, salt, mosquittoIterations, sha512.Size)
 	if err != nil {
 		panic(err) // only for parameters out of FIPS bounds, which these are not

@@ -77,6 +77,11 @@ func TestMosquittoHash(t *testing.T) {
 		if parts[4] != base64.StdEncoding.EncodeToString(want) {
 			t.Fatalf("hash %q is not the password's", h)
 		}
+		// EMQX takes the salt as text, and the hash in lower-case hex
+		// (emqx_passwd: pbkdf2 of the password over the salt's bytes).
+		if strings.Trim(string(salt), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("salt %q is not text EMQX can import", salt)
+		}
 	}
 	if ledger.MosquittoHash("x") == ledger.MosquittoHash("x") {
 		t.Fatal("the same salt twice")
