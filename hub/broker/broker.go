@@ -11,6 +11,12 @@
 // of its enrollment, checked through an Authenticator (the ledger), and its
 // client id is refused without them; Disconnect drops a revoked one.
 //
+// An external broker must confine the terminals itself, since the hub
+// cannot see who published: mosquitto.go writes the embedded broker's
+// rules as a Mosquitto 2.x password file, ACL and configuration
+// (tillsync-hub broker-config mosquitto). The hub reaches such a broker
+// over TLS with credentials of its own (ExternalOptions, HubUsername).
+//
 // Never call mochi's Server.Close directly: in v2.7.9 it can deadlock when a
 // client connects or leaves while it runs (mochi-mqtt/server#488). Shutdown
 // (shutdown.go) closes a mochi server safely; the embedded broker and the
