@@ -311,7 +311,7 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 	f.BoolVar(&mqttPlainAny, "mqtt-plain-any-interface", false, "allow --mqtt-plain-listen on an address other than loopback (a network you trust: tills' traffic is readable there)")
 	f.BoolVar(&mqttTLS, "mqtt-tls", false, "MQTT over TLS (the default now)")
 	f.MarkDeprecated("mqtt-tls", "MQTT over TLS is the default now; drop the flag")
-	f.BoolVar(&requireEnrollment, "require-enrollment", false, "refuse every MQTT client without an enrolled terminal's credentials (enrolled terminals must use theirs in any case)")
+	f.BoolVar(&requireEnrollment, "require-enrollment", false, "refuse every MQTT client without an enrolled terminal's credentials (enrolled terminals must use theirs in any case); with --broker, the messages of every terminal that has not enrolled")
 	tf.add(c, true)
 	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port, or tls://host:port) instead of the embedded one")
 	f.StringVar(&brokerUser, "broker-username", "", "the hub's username at the external broker (broker-config sets up "+brokerHubUser+")")

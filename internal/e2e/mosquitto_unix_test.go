@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -172,8 +173,11 @@ func TestMosquittoSetup(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
+	var logs testkit.Buffer
+	debug := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := &env{t: t, external: url, hubDir: hubDir, clientID: randomID("tillsync-hub-e2e-"), httpAddr: testkit.FreePort(t), pki: p,
-		brokerTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, brokerUser: broker.HubUsername, brokerPass: hubPass}
+		brokerTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, brokerUser: broker.HubUsername, brokerPass: hubPass,
+		log: debug.With("side", "hub")}
 	h := startHubOnce(t, e)
 	store := e.store("mq-")
 	dir1, ans1 := enrollTerminal(t, e, h.h.Ledger(), store, "till-1")
@@ -199,8 +203,8 @@ func TestMosquittoSetup(t *testing.T) {
 		return err == nil
 	})
 
-	a1 := startTill(t, agent.Options{DataDir: dir1, Broker: url, Store: store, Terminal: "till-1"})
-	a2 := startTill(t, agent.Options{DataDir: dir2, Broker: url, Store: store, Terminal: "till-2"})
+	a1 := startTill(t, agent.Options{DataDir: dir1, Broker: url, Store: store, Terminal: "till-1", Logger: debug.With("side", "till-1")})
+	a2 := startTill(t, agent.Options{DataDir: dir2, Broker: url, Store: store, Terminal: "till-2", Logger: debug.With("side", "till-2")})
 	m1, m2 := store+"-m1", store+"-m2"
 	a1.earn(t, m1, 1500)
 	a2.earn(t, m2, 2500)
@@ -290,8 +294,14 @@ func TestMosquittoSetup(t *testing.T) {
 		t.Fatalf("the password file after the revoke: %v\n%s", err, data)
 	}
 	h.verify(t)
-	if strings.Contains(m.Output(), hubPass) {
-		t.Error("Mosquitto's log holds the hub's password")
+	for name, secret := range map[string]string{"the hub's broker password": hubPass, "till-1's password": ans1.MQTTPassword,
+		"till-1's MAC key": ans1.MACKey, "till-2's password": ans2.MQTTPassword, "till-2's MAC key": ans2.MACKey} {
+		if strings.Contains(logs.String(), secret) || strings.Contains(m.Output(), secret) {
+			t.Errorf("a log (the hub's and tills' at DEBUG, or Mosquitto's) holds %s", name)
+		}
+	}
+	if !strings.Contains(logs.String(), "hub running") || !strings.Contains(logs.String(), "connected to hub") {
+		t.Error("the hub and the tills logged nothing to check")
 	}
 }
 
