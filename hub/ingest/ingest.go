@@ -91,7 +91,7 @@ type Stats struct {
 	Rejected   int64 `json:"rejected"`        // transactions rejected with a code
 	Held       int64 `json:"held"`            // transactions held back (e.g. store not registered); their tills send them again
 	Refused    int64 `json:"refused"`         // messages refused before the ledger: malformed, wrong topic, store mismatch, MAC
-	MACRefused int64 `json:"mac_refused"`     // of those, refused for their MAC: missing from an enrolled terminal (external broker), or wrong
+	MACRefused int64 `json:"mac_refused"`     // of those, not authenticated as their terminal: a wrong MAC; with an external broker, a missing one, or a revoked (or, enrollment required, unenrolled) terminal
 	Replays    int64 `json:"replays_refused"` // transactions rejected seq_reused: a new id under a terminal sequence number seen before
 	Dropped    int64 `json:"dropped"`         // messages dropped because the queue was full
 	Queries    int64 `json:"queries"`         // balance queries answered
