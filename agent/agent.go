@@ -24,7 +24,11 @@
 // with the local EarnRate.
 //
 // An enrolled till (tillsync-agent enroll; enrollment.go) connects with
-// the MQTT credentials of its enrollment, as the terminal it enrolled as.
+// the MQTT credentials of its enrollment, as the terminal it enrolled as,
+// and seals its messages with the enrollment's MAC key, refusing acks and
+// balance replies that are not sealed with it (agent/uplink; health:
+// mac_refused): with an external broker, anybody who can publish on the
+// till's ack topic could otherwise make it delete unsynced transactions.
 //
 // A scan gives the POS a member: from a member card, or from a member QR
 // token (the member app's signed, rotating code), which the till verifies
@@ -281,8 +285,14 @@ func New(o Options) (*Agent, error) {
 		ob.Close()
 		return nil, err
 	}
+	macKey, err := enr.Key()
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
 	a.up, err = uplink.New(uplink.Options{
-		Broker: o.Broker, TLS: tlsCfg, Username: a.o.Username, Password: a.o.Password, Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
+		Broker: o.Broker, TLS: tlsCfg, Username: a.o.Username, Password: a.o.Password, MACKey: macKey,
+		Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
 		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
 	})
@@ -839,6 +849,7 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	h.HubRejections, h.LastHubRejection = a.rejected, a.lastRejct
 	h.HubHeld, h.LastHubHeld = a.held, a.lastHeld
 	a.rmu.Unlock()
+	h.MACRefused = a.up.MACRefused()
 	h.MemberTokenKeys = len(a.enrollKeys)
 	if cfg := a.config(); cfg != nil {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt

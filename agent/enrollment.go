@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // Files enrollment writes into the data dir, owner-only.
@@ -40,6 +43,23 @@ type Enrollment struct {
 	// (protocol.EncodeTokenKey) handed out at enrollment: the till verifies
 	// member QR codes with them until the hub's config brings its own.
 	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
+	// MACKey is the terminal's MAC key (base64url, as the hub gave it): the
+	// till seals what it sends to the hub with it, and takes only acks and
+	// replies sealed with it. Empty from a hub of protocol version 2.
+	// Secret, like the password.
+	MACKey string `json:"mac_key,omitempty"`
+}
+
+// Key returns the MAC key decoded: nil when the enrollment has none.
+func (e Enrollment) Key() ([]byte, error) {
+	if e.MACKey == "" {
+		return nil, nil
+	}
+	k, err := base64.RawURLEncoding.DecodeString(e.MACKey)
+	if err != nil || len(k) != protocol.MACKeyLen {
+		return nil, fmt.Errorf("agent: %s: mac_key is not a key of %d bytes in base64url", EnrollmentFile, protocol.MACKeyLen)
+	}
+	return k, nil
 }
 
 // LoadEnrollment reads the enrollment in dir; found is false when the till

@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"net"
 	"os"
@@ -101,5 +103,39 @@ func TestEnrolledTill(t *testing.T) {
 	p.waitDrained(t)
 	if tx, ok := hub.find(res.TxID); !ok || tx.Store != store || tx.Terminal != terminal || tx.Partner != partner {
 		t.Fatalf("hub received %+v, %v; want it from s1/t1 of p1", tx, ok)
+	}
+}
+
+// TestEnrollmentMACKey: the MAC key is kept with the enrollment and read
+// back; a data dir whose key is not one is refused with one line.
+func TestEnrollmentMACKey(t *testing.T) {
+	dir := t.TempDir()
+	e, priv := enrolled(t, dir)
+	want := bytes.Repeat([]byte{9}, protocol.MACKeyLen)
+	e.MACKey = base64.RawURLEncoding.EncodeToString(want)
+	if err := agent.SaveEnrollment(dir, e, priv, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := agent.LoadEnrollment(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err := got.Key(); err != nil || !bytes.Equal(key, want) {
+		t.Fatalf("Key() = %x, %v", key, err)
+	}
+	if key, err := (agent.Enrollment{}).Key(); key != nil || err != nil {
+		t.Fatalf("no key: %x, %v", key, err)
+	}
+	e.MACKey = "c2hvcnQ"
+	if err := agent.SaveEnrollment(dir, e, priv, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := agent.New(agent.Options{DataDir: dir, Broker: "tcp://127.0.0.1:1", POSListener: l}); err == nil || !strings.Contains(err.Error(), "mac_key") {
+		t.Fatalf("a data dir with a broken MAC key: %v", err)
 	}
 }

@@ -80,7 +80,8 @@ type Options struct {
 	CAPEM         []byte
 	CAFingerprint string
 	// RequireEnrollment makes the embedded broker refuse every client
-	// without an enrolled terminal's credentials.
+	// without an enrolled terminal's credentials; with an external broker,
+	// the hub refuses the messages of every terminal that has not enrolled.
 	RequireEnrollment bool
 	// MQTTPlainListener, when set, serves plain MQTT besides MQTTListener
 	// (serve's --mqtt-plain-listen, loopback unless the operator insists).
@@ -90,10 +91,21 @@ type Options struct {
 	// the host name the till reached the HTTP API by (nothing with an
 	// external broker).
 	MQTTAdvertise string
-	// BrokerURL names an external broker to use instead, e.g. tcp://127.0.0.1:1883.
+	// BrokerURL names an external broker to use instead, e.g.
+	// tcp://127.0.0.1:1883 or tls://broker.example.com:8883. The broker
+	// does not tell the hub who published a message, so an enrolled
+	// terminal's messages are taken only with its MAC (hub/ingest), and
+	// with RequireEnrollment nobody else's are.
 	BrokerURL string
+	// BrokerTLS verifies a tls:// broker's certificate (nil: the system's roots).
+	BrokerTLS *tls.Config
 	// BrokerClientID is the hub's client id at an external broker; default "tillsync-hub".
 	BrokerClientID string
+	// BrokerUsername and BrokerPassword are the hub's credentials at an
+	// external broker (broker.HubUsername and the password in
+	// BrokerPasswordFile, as tillsync-hub broker-config sets them up). The
+	// password is never logged.
+	BrokerUsername, BrokerPassword string
 	// HTTPListener serves the HTTP API, plain; nil for none.
 	HTTPListener net.Listener
 	// HTTPSListener serves the same API over TLS with HTTPSTLS (both or
@@ -259,7 +271,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	var bus broker.Bus
 	var err error
 	if h.o.BrokerURL != "" {
-		bus, err = broker.DialExternal(ctx, broker.ExternalOptions{URL: h.o.BrokerURL, ClientID: h.o.BrokerClientID, Logger: h.log})
+		bus, err = broker.DialExternal(ctx, broker.ExternalOptions{URL: h.o.BrokerURL, TLS: h.o.BrokerTLS, ClientID: h.o.BrokerClientID,
+			Username: h.o.BrokerUsername, Password: h.o.BrokerPassword, Logger: h.log})
 	} else {
 		bus, err = broker.StartEmbedded(broker.EmbeddedOptions{Listener: h.o.MQTTListener, TLS: h.o.MQTTTLS, PlainListener: h.o.MQTTPlainListener,
 			Auth: h.ledger, RequireEnrollment: h.o.RequireEnrollment, Logger: h.log, Clock: h.o.Clock})
@@ -267,11 +280,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	external := h.o.BrokerURL != ""
 	in := ingest.New(ingest.Options{
-		Store:     h.ledger,
-		Publish:   func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
-		TokenKeys: h.MemberTokenKeys(),
-		Logger:    h.log, Clock: h.o.Clock,
+		Store:      h.ledger,
+		Publish:    func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
+		TokenKeys:  h.MemberTokenKeys(),
+		RequireMAC: external, RequireEnrollment: external && h.o.RequireEnrollment,
+		Logger: h.log, Clock: h.o.Clock,
 	})
 	h.ingest.Store(in)
 	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
@@ -476,7 +491,8 @@ func Configs(st ledger.Store, now time.Time) ([]protocol.Config, error) {
 			continue
 		}
 		cfg := protocol.Config{
-			Version: protocol.Version, Store: s.ID, Partner: s.Partner,
+			// Unchanged since version 2, and read by every till of the store.
+			Version: protocol.UnsealedVersion, Store: s.ID, Partner: s.Partner,
 			Currency: c.Currency, PointValue: c.PointValue,
 			Rules: rs, PublishedAt: now.UTC(),
 		}

@@ -215,7 +215,7 @@ func TestConfigReachesTill(t *testing.T) {
 	if !retained {
 		t.Error("the config a till gets on subscribing is not retained")
 	}
-	if cfg.Version != protocol.Version || cfg.Store != "s1" || cfg.Partner != "p1" || cfg.Currency != "EUR" || cfg.PointValue != "0.01" ||
+	if cfg.Version != protocol.UnsealedVersion || cfg.Store != "s1" || cfg.Partner != "p1" || cfg.Currency != "EUR" || cfg.PointValue != "0.01" ||
 		!cfg.PublishedAt.Equal(ledgertest.T0) || len(cfg.Rules) != 1 || cfg.Rules[0].Version != 1 || cfg.Rules[0].Categories["rx"] != "0" {
 		t.Fatalf("config %+v", cfg)
 	}

@@ -156,7 +156,7 @@ func v2Batch() protocol.Batch {
 
 func v2AckBatch() protocol.AckBatch {
 	return protocol.AckBatch{
-		Version: protocol.Version,
+		Version: protocol.UnsealedVersion,
 		Acks: []protocol.Ack{
 			{ID: linesEarnTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 1049, Points: 34},
 			{ID: holdTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 249},
@@ -169,7 +169,7 @@ func v2AckBatch() protocol.AckBatch {
 
 func validConfig() protocol.Config {
 	return protocol.Config{
-		Version:    protocol.Version,
+		Version:    protocol.UnsealedVersion,
 		Store:      "store-042",
 		Partner:    "acme_foods",
 		Currency:   "EUR",
@@ -211,7 +211,7 @@ func validConfig() protocol.Config {
 
 func validBatch() protocol.Batch {
 	return protocol.Batch{
-		Version:        protocol.Version,
+		Version:        protocol.UnsealedVersion,
 		Store:          "store-042",
 		Terminal:       "till.3",
 		Backlog:        4,
@@ -223,7 +223,7 @@ func validBatch() protocol.Batch {
 
 func validAckBatch() protocol.AckBatch {
 	return protocol.AckBatch{
-		Version: protocol.Version,
+		Version: protocol.UnsealedVersion,
 		Acks: []protocol.Ack{
 			{ID: earnTx().ID, Status: protocol.StatusApplied, Member: "M123456789", Balance: 1025},
 			{ID: burnTx().ID, Status: protocol.StatusRejected, Code: protocol.CodeInsufficientPoints, Member: "M123456789", Balance: 320},
@@ -233,12 +233,12 @@ func validAckBatch() protocol.AckBatch {
 }
 
 func validQuery() protocol.BalanceQuery {
-	return protocol.BalanceQuery{Version: protocol.Version, RequestID: "q-000017", Member: "M123456789"}
+	return protocol.BalanceQuery{Version: protocol.UnsealedVersion, RequestID: "q-000017", Member: "M123456789"}
 }
 
 func validReply() protocol.BalanceReply {
 	return protocol.BalanceReply{
-		Version:   protocol.Version,
+		Version:   protocol.UnsealedVersion,
 		RequestID: "q-000017",
 		Member:    "M123456789",
 		Known:     true,
@@ -459,7 +459,15 @@ func TestFullestBatchFitsLimit(t *testing.T) {
 	for i := range protocol.MaxBatchTxs {
 		b.Txs = append(b.Txs, maxTx(store, terminal, i))
 	}
-	enc := encode(t, b)
+	// Sealed, as an enrolled till sends it: the MAC is part of the message.
+	topic, err := protocol.TerminalTopic(store, terminal, protocol.ChannelTx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := protocol.Seal(bytes.Repeat([]byte{7}, protocol.MACKeyLen), topic, encode(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(enc) > protocol.MaxBatchBytes {
 		t.Fatalf("fullest valid batch is %d bytes, MaxBatchBytes is %d", len(enc), protocol.MaxBatchBytes)
 	}

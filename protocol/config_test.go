@@ -85,7 +85,7 @@ func TestConfigValidate(t *testing.T) {
 		field string
 	}{
 		{"version 0", func(c *protocol.Config) { c.Version = 0 }, protocol.CodeUnsupported, "version"},
-		{"version 3", func(c *protocol.Config) { c.Version = 3 }, protocol.CodeUnsupported, "version"},
+		{"version next", func(c *protocol.Config) { c.Version = protocol.Version + 1 }, protocol.CodeUnsupported, "version"},
 		{"store empty", func(c *protocol.Config) { c.Store = "" }, protocol.CodeMissingField, "store"},
 		{"store with slash", func(c *protocol.Config) { c.Store = "store/042" }, protocol.CodeInvalidID, "store"},
 		{"partner empty", func(c *protocol.Config) { c.Partner = "" }, protocol.CodeMissingField, "partner"},

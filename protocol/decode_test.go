@@ -39,20 +39,20 @@ func decoders() []decoder {
 	}
 }
 
-// Version 2 speaks to tills and hubs of version 1: every decoder accepts
-// the versions MinVersion (1) to Version (2) and nothing else.
+// Version 3 speaks to tills and hubs of versions 1 and 2: every decoder
+// accepts the versions MinVersion (1) to Version (3) and nothing else.
 func TestDecodeVersions(t *testing.T) {
-	if protocol.MinVersion != 1 || protocol.Version != 2 {
-		t.Fatalf("MinVersion %d, Version %d: update this test with the history in doc.go", protocol.MinVersion, protocol.Version)
+	if protocol.MinVersion != 1 || protocol.Version != 3 || protocol.UnsealedVersion != 2 {
+		t.Fatalf("MinVersion %d, Version %d, UnsealedVersion %d: update this test with the history in doc.go", protocol.MinVersion, protocol.Version, protocol.UnsealedVersion)
 	}
 	for _, d := range decoders() {
 		t.Run(d.name, func(t *testing.T) {
-			for _, v := range []int{1, 2} {
+			for _, v := range []int{1, 2, 3} {
 				if _, err := d.decode(withField(t, json.RawMessage(d.valid(t)), json.Number(strconv.Itoa(v)), "version")); err != nil {
 					t.Errorf("version %d refused: %v", v, err)
 				}
 			}
-			for _, v := range []string{"0", "3", "-1", "1000", "2147483647"} {
+			for _, v := range []string{"0", "4", "-1", "1000", "2147483647"} {
 				got, err := d.decode(withField(t, json.RawMessage(d.valid(t)), json.Number(v), "version"))
 				if got != nil && !isNilPtr(got) {
 					t.Errorf("version %s accepted", v)

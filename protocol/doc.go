@@ -31,7 +31,29 @@ package protocol
 //     ignores (an unknown field; a QoS 0 publish an older hub's broker
 //     drops), so Version stays 2: raising it would make every till of
 //     version 2 refuse the hub's acks until it is upgraded.
-const Version = 2
+//   - 3 (2026-11-23): message authentication (mac.go): an enrolled till
+//     and the hub add an HMAC under the terminal's MAC key from enrollment
+//     to every Batch, BalanceQuery, Sighting, AckBatch and BalanceReply
+//     between them (the "mac" member); and the ack code seq_reused, for a
+//     new transaction id under a terminal sequence number the hub has
+//     seen with another id.
+//
+// Compatibility. Hubs are upgraded before their tills. A hub accepts
+// every version from MinVersion to Version and answers each till in the
+// version it spoke, so a till of version 2 reads its acks and replies (and
+// ignores a "mac" member it does not know). A message without a MAC is
+// sent as UnsealedVersion: a till that holds no MAC key (not enrolled, or
+// enrolled at a hub of version 2) sends exactly what a till of version 2
+// sends, and keeps working with a hub of version 2. The hub's store
+// configs carry no MAC and are published as UnsealedVersion too, so tills
+// of version 2 keep reading them. What a MAC is required for is the
+// hub's and the enrolled till's rule, not the version's: see the hub's
+// ingest and the agent's uplink.
+const Version = 3
+
+// UnsealedVersion is the version of a message without a MAC: nothing
+// else changed in Version 3, so it is read by every reader of version 2.
+const UnsealedVersion = 2
 
 // MinVersion is the oldest Version a hub accepts from a till.
 const MinVersion = 1

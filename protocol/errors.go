@@ -39,6 +39,7 @@ const (
 	CodeOverReversed       Code = "over_reversed"       // reversals would exceed the original
 	CodeVoided             Code = "voided"              // a burn whose void arrived first
 	CodeDuplicate          Code = "duplicate"           // the request repeats one already answered
+	CodeSeqReused          Code = "seq_reused"          // a new transaction id with a terminal sequence number the hub has seen with another id (a replay)
 	CodeUnknownStore       Code = "unknown_store"       // the store is not registered with the coalition (held, not rejected)
 	CodeUnknownPartner     Code = "unknown_partner"     // no such partner in the coalition
 	CodeCurrencyMismatch   Code = "currency_mismatch"   // an amount in another currency than the coalition's

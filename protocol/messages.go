@@ -113,6 +113,9 @@ type Batch struct {
 	SentAt time.Time `json:"sent_at"`
 	// Txs are the transactions, oldest first.
 	Txs []Transaction `json:"txs"`
+	// MAC authenticates the batch with the terminal's MAC key (Seal): set
+	// by an enrolled till, always its last member. Since Version 3.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Status is the hub's verdict on one transaction.
@@ -175,6 +178,9 @@ type AckBatch struct {
 	Version int `json:"version"`
 	// Acks are the answers.
 	Acks []Ack `json:"acks"`
+	// MAC authenticates the acks with the terminal's MAC key (Seal): set
+	// by the hub for an enrolled terminal. Since Version 3.
+	MAC string `json:"mac,omitempty"`
 }
 
 // BalanceQuery asks the hub for a member's balance on behalf of a till.
@@ -185,6 +191,8 @@ type BalanceQuery struct {
 	RequestID string `json:"request_id"`
 	// Member is the member asked about.
 	Member string `json:"member"`
+	// MAC is set by an enrolled till (see Batch.MAC). Since Version 3.
+	MAC string `json:"mac,omitempty"`
 }
 
 // BalanceReply answers a BalanceQuery.
@@ -203,6 +211,9 @@ type BalanceReply struct {
 	AsOf time.Time `json:"as_of"`
 	// Code is set when the query itself was refused.
 	Code Code `json:"code,omitempty"`
+	// MAC is set by the hub for an enrolled terminal (see AckBatch.MAC).
+	// Since Version 3.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Config is what the hub tells every till of a store: the coalition's
@@ -257,4 +268,6 @@ type Sighting struct {
 	Token string `json:"token"`
 	// At is when the till accepted it, by the till's clock.
 	At time.Time `json:"at"`
+	// MAC is set by an enrolled till (see Batch.MAC). Since Version 3.
+	MAC string `json:"mac,omitempty"`
 }

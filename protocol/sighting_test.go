@@ -22,7 +22,7 @@ func tokenKeysConfig() protocol.Config {
 // validSighting is a till's report of a token it accepted.
 func validSighting() protocol.Sighting {
 	return protocol.Sighting{
-		Version: protocol.Version, Store: "store-042", Terminal: "till.3",
+		Version: protocol.UnsealedVersion, Store: "store-042", Terminal: "till.3",
 		Token: "TS1.Af6BLBIAAAAAawQPGHR3ZWx2ZS1ieXRlcwVNMTAwMQ.HF9UFTkfnbZIovv7JIljlfFBO6cW5Taon-r05tZCl051wdwMqKuQJrWE725t5JwnJNWao_rBeN0jxQEcEE_3Cg",
 		At:    time.Date(2026, 11, 23, 10, 0, 5, 0, time.UTC),
 	}
@@ -43,7 +43,7 @@ func TestSightingValidate(t *testing.T) {
 		field string
 	}{
 		{"version 0", func(s *protocol.Sighting) { s.Version = 0 }, protocol.CodeUnsupported, "version"},
-		{"version 3", func(s *protocol.Sighting) { s.Version = protocol.Version + 1 }, protocol.CodeUnsupported, "version"},
+		{"version next", func(s *protocol.Sighting) { s.Version = protocol.Version + 1 }, protocol.CodeUnsupported, "version"},
 		{"store empty", func(s *protocol.Sighting) { s.Store = "" }, protocol.CodeMissingField, "store"},
 		{"store wildcard", func(s *protocol.Sighting) { s.Store = "+" }, protocol.CodeInvalidID, "store"},
 		{"terminal with slash", func(s *protocol.Sighting) { s.Terminal = "t/1" }, protocol.CodeInvalidID, "terminal"},

@@ -103,3 +103,36 @@ func ParseAgentClientID(id string) (store, terminal string, ok bool) {
 	}
 	return store, terminal, true
 }
+
+// AgentUsername is the MQTT username of an enrolled terminal:
+// "tillsync-agent@{store}@{terminal}". It is the client id with '@' for
+// ':', because Mosquitto's password file cannot hold a username with a ':'
+// (and '@', like ':', is not allowed in ids, so the split is unambiguous).
+// Terminals enrolled before Version 3 have their client id as username;
+// the hub's broker accepts both.
+func AgentUsername(store, terminal string) string {
+	return "tillsync-agent@" + store + "@" + terminal
+}
+
+// ParseAgentUsername is the inverse of AgentUsername: ok only for exactly
+// "tillsync-agent@{store}@{terminal}" with valid ids.
+func ParseAgentUsername(name string) (store, terminal string, ok bool) {
+	rest, found := strings.CutPrefix(name, "tillsync-agent@")
+	if !found {
+		return "", "", false
+	}
+	store, terminal, found = strings.Cut(rest, "@")
+	if !found || !ValidID(store) || !ValidID(terminal) {
+		return "", "", false
+	}
+	return store, terminal, true
+}
+
+// ParseTerminalUsername reads a terminal's MQTT username in either form,
+// AgentUsername or (enrolled before Version 3) AgentClientID.
+func ParseTerminalUsername(name string) (store, terminal string, ok bool) {
+	if store, terminal, ok = ParseAgentUsername(name); ok {
+		return store, terminal, true
+	}
+	return ParseAgentClientID(name)
+}

@@ -169,6 +169,12 @@ type Health struct {
 	// again. A steady rise means the hub is not taking this till's work.
 	HubHeld     int64    `json:"hub_held"`
 	LastHubHeld *HubHeld `json:"last_hub_held,omitempty"`
+	// MACRefused counts the acks and balance replies this enrolled till
+	// ignored since the agent started because they were not sealed with
+	// its MAC key: forged (someone publishing on its topics at the broker)
+	// or from a hub that does not know the key. Each is logged at WARN (at
+	// most once a minute); any at all wants an operator's look.
+	MACRefused int64 `json:"mac_refused"`
 	// RulesVersion is the version of the partner's earn rules in force now,
 	// from the config the hub pushed; 0 when the till has none and prices
 	// earns with its --earn-rate.

@@ -37,7 +37,7 @@ func TestPublishSighting(t *testing.T) {
 	}
 	select {
 	case s := <-got:
-		if s.Store != "s1" || s.Terminal != "t1" || s.Version != protocol.Version || s.Token != sightingToken || !s.At.Equal(at) {
+		if s.Store != "s1" || s.Terminal != "t1" || s.Version != protocol.UnsealedVersion || s.Token != sightingToken || !s.At.Equal(at) {
 			t.Fatalf("sighting %+v", s)
 		}
 	case <-time.After(5 * time.Second):

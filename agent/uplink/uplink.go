@@ -31,6 +31,16 @@
 // otherwise. They are evidence for the hub's fraud flags, not
 // transactions, and a scan never waits for one.
 //
+// An enrolled till holds its MAC key (Options.MACKey, from enrollment): it
+// seals every batch, query and sighting it sends (protocol.Seal) and
+// accepts an ack or a balance reply only when it is sealed with the same
+// key. One without a MAC, or with a wrong one, is ignored, logged at WARN
+// (at most once a minute) and counted (MACRefused): an external broker may
+// let anyone publish on the till's ack topic, and a forged ack would make
+// the till delete a transaction the hub never had. Without a key (a till
+// that has not enrolled, or enrolled at a hub of protocol version 2) it
+// sends protocol.UnsealedVersion messages and takes answers as they come.
+//
 // Over TLS (a tls://, ssl:// or mqtts:// broker with Options.TLS) paho
 // verifies the hub's certificate during the connection attempt. A failure
 // there is no network weather: LastError and the log say what to fix
@@ -89,6 +99,9 @@ type Options struct {
 	ClientID string
 	// Username and Password, when the broker wants them.
 	Username, Password string
+	// MACKey is the terminal's MAC key from enrollment (protocol.MACKeyLen
+	// bytes), or nil: see the package doc.
+	MACKey []byte
 	// Outbox is the durable queue to drain.
 	Outbox Outbox
 	// Window bounds the transactions published and not yet acked; default 1000.
@@ -131,7 +144,10 @@ type Uplink struct {
 	sightings chan []byte // encoded Sightings for the current connection
 	connected atomic.Bool
 	dropped   atomic.Int64
-	lastErr   atomic.Pointer[string] // why the hub is not reachable; nil while connected
+	// macRefused counts acks and replies refused for their MAC;
+	// macLogged is when one was last logged (unix ns).
+	macRefused, macLogged atomic.Int64
+	lastErr               atomic.Pointer[string] // why the hub is not reachable; nil while connected
 
 	qmu     sync.Mutex
 	client  mqtt.Client // current connection, nil when down; for queries
@@ -172,6 +188,9 @@ func New(opts Options) (*Uplink, error) {
 	u.topicScan, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelScan)
 	if opts.Partner != "" && !protocol.ValidID(opts.Partner) {
 		return nil, fmt.Errorf("uplink: partner %q is not a valid id", opts.Partner)
+	}
+	if opts.MACKey != nil && len(opts.MACKey) != protocol.MACKeyLen {
+		return nil, fmt.Errorf("uplink: the MAC key is %d bytes, want %d", len(opts.MACKey), protocol.MACKeyLen)
 	}
 	if opts.ClientID == "" {
 		opts.ClientID = protocol.AgentClientID(opts.Store, opts.Terminal)
@@ -256,6 +275,46 @@ func (u *Uplink) Kick() {
 // Dropped counts acks dropped because the uplink goroutine was behind.
 func (u *Uplink) Dropped() int64 { return u.dropped.Load() }
 
+// MACRefused counts the acks and balance replies refused because they did
+// not carry this terminal's MAC (only with a MACKey).
+func (u *Uplink) MACRefused() int64 { return u.macRefused.Load() }
+
+// encode encodes a message for topic: sealed, in protocol.Version, with a
+// MAC key; as protocol.UnsealedVersion without one. setVersion sets the
+// message's version before it is encoded.
+func (u *Uplink) encode(topic string, v any, setVersion func(int)) ([]byte, error) {
+	if u.o.MACKey == nil {
+		setVersion(protocol.UnsealedVersion)
+		return protocol.Encode(v)
+	}
+	setVersion(protocol.Version)
+	body, err := protocol.Encode(v)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.Seal(u.o.MACKey, topic, body)
+}
+
+// authentic checks the MAC of an answer from the hub (mac: its decoded
+// "mac" member): always true without a MAC key; with one, false for an
+// answer without this terminal's MAC, which is counted and logged.
+func (u *Uplink) authentic(what, topic string, payload []byte, mac string) bool {
+	if u.o.MACKey == nil {
+		return true
+	}
+	err := protocol.VerifyMAC(u.o.MACKey, topic, payload, mac)
+	if err == nil {
+		return true
+	}
+	n := u.macRefused.Add(1)
+	now := u.o.Clock.Now().UnixNano()
+	if last := u.macLogged.Load(); now-last >= int64(time.Minute) && u.macLogged.CompareAndSwap(last, now) {
+		u.o.Logger.Warn("ignoring "+what+" not sealed with this terminal's MAC key: forged, or from a hub that does not know the key (enrolled again elsewhere?)",
+			"topic", topic, "err", err, "refused", n)
+	}
+	return false
+}
+
 // ErrSightingDropped is returned by PublishSighting when the sighting was
 // not handed to the connection: the uplink is behind with earlier ones.
 var ErrSightingDropped = errors.New("uplink: sighting dropped: earlier ones still waiting")
@@ -267,11 +326,11 @@ var ErrSightingDropped = errors.New("uplink: sighting dropped: earlier ones stil
 // lost either way (see the package doc). Store, Terminal and Version are
 // filled in.
 func (u *Uplink) PublishSighting(s protocol.Sighting) error {
-	s.Version, s.Store, s.Terminal = protocol.Version, u.o.Store, u.o.Terminal
+	s.Version, s.Store, s.Terminal, s.MAC = protocol.Version, u.o.Store, u.o.Terminal, ""
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("uplink: sighting: %w", err)
 	}
-	payload, err := protocol.Encode(&s)
+	payload, err := u.encode(u.topicScan, &s, func(v int) { s.Version = v })
 	if err != nil {
 		return fmt.Errorf("uplink: sighting: %w", err)
 	}
@@ -422,6 +481,9 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 			u.o.Logger.Warn("ignoring bad ack batch", "err", err)
 			return
 		}
+		if !u.authentic("an ack batch", m.Topic(), m.Payload(), ab.MAC) {
+			return
+		}
 		select {
 		case u.acks <- ab.Acks:
 		default:
@@ -433,6 +495,9 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 		r, err := protocol.DecodeBalanceReply(m.Payload())
 		if err != nil {
 			u.o.Logger.Warn("ignoring bad balance reply", "err", err)
+			return
+		}
+		if !u.authentic("a balance reply", m.Topic(), m.Payload(), r.MAC) {
 			return
 		}
 		u.qmu.Lock()
@@ -693,10 +758,11 @@ func (u *Uplink) publish(c mqtt.Client, txs []protocol.Transaction, inflight int
 	if backlog == 0 {
 		oldest = time.Time{} // nothing waits behind this batch
 	}
-	payload, err := protocol.Encode(&protocol.Batch{
-		Version: protocol.Version, Store: u.o.Store, Terminal: u.o.Terminal,
+	b := protocol.Batch{
+		Store: u.o.Store, Terminal: u.o.Terminal,
 		Backlog: backlog, OldestUnsynced: oldest, SentAt: u.o.Clock.Now(), Txs: txs,
-	})
+	}
+	payload, err := u.encode(u.topicTx, &b, func(v int) { b.Version = v })
 	if err != nil {
 		return fmt.Errorf("encode batch: %w", err)
 	}
@@ -709,7 +775,8 @@ func (u *Uplink) publish(c mqtt.Client, txs []protocol.Transaction, inflight int
 // Query asks the hub for a member's balance over the current connection.
 func (u *Uplink) Query(ctx context.Context, member string) (protocol.BalanceReply, error) {
 	id := strconv.FormatUint(u.qseq.Add(1), 36) + "-" + strconv.FormatUint(rand.Uint64(), 36)
-	payload, err := protocol.Encode(&protocol.BalanceQuery{Version: protocol.Version, RequestID: id, Member: member})
+	q := protocol.BalanceQuery{RequestID: id, Member: member}
+	payload, err := u.encode(u.topicQuery, &q, func(v int) { q.Version = v })
 	if err != nil {
 		return protocol.BalanceReply{}, err
 	}

@@ -34,6 +34,7 @@ type enrollAnswer struct {
 	CAPEM           string   `json:"ca_pem"`
 	MemberTokenKeys []string `json:"member_token_keys"`
 	MQTTURL         string   `json:"mqtt_url"`
+	MACKey          string   `json:"mac_key"`
 }
 
 func enrollCmd() *cobra.Command {
@@ -85,7 +86,7 @@ token before anything is sent.`,
 				return err
 			}
 			e := agent.Enrollment{Store: ans.Store, Terminal: ans.Terminal, Partner: ans.Partner,
-				Username: ans.MQTTUsername, Password: ans.MQTTPassword, Hub: hub, MemberTokenKeys: ans.MemberTokenKeys}
+				Username: ans.MQTTUsername, Password: ans.MQTTPassword, Hub: hub, MemberTokenKeys: ans.MemberTokenKeys, MACKey: ans.MACKey}
 			if _, err := config.ParseHub(ans.MQTTURL); err == nil {
 				e.MQTT = ans.MQTTURL
 			}
@@ -150,6 +151,10 @@ func postEnroll(u *url.URL, fingerprint, token string, pub ed25519.PublicKey) (e
 	}
 	if _, err := protocol.ParseTokenKeys(ans.MemberTokenKeys); err != nil {
 		return ans, fmt.Errorf("the hub's answer to the enrollment: %w", err)
+	}
+	// A hub of protocol version 2 gives no MAC key; one it gives must be one.
+	if _, err := (agent.Enrollment{MACKey: ans.MACKey}).Key(); err != nil {
+		return ans, errors.New("the hub's answer to the enrollment: its MAC key is not readable")
 	}
 	return ans, nil
 }

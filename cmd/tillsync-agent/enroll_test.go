@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -75,11 +76,14 @@ func TestEnrollCommand(t *testing.T) {
 	}
 	e, found, err := agent.LoadEnrollment(dir)
 	// The hub tells the till its broker: the host the till reached it by, at the MQTT port.
-	if err != nil || !found || e.Username != protocol.AgentClientID("s1", "t1") || e.Password == "" || e.MQTT != "tls://127.0.0.1:8883" {
+	if err != nil || !found || e.Username != protocol.AgentUsername("s1", "t1") || e.Password == "" || e.MQTT != "tls://127.0.0.1:8883" {
 		t.Fatalf("enrollment kept: %+v %v %v", e, found, err)
 	}
-	if strings.Contains(out, e.Password) {
-		t.Error("enroll printed the password")
+	if strings.Contains(out, e.Password) || strings.Contains(out, e.MACKey) {
+		t.Error("enroll printed the password or the MAC key")
+	}
+	if key, err := e.Key(); err != nil || !bytes.Equal(key, store.TerminalAuth("s1", "t1").MACKey) {
+		t.Fatalf("the MAC key kept is not the hub's: %x, %v", key, err)
 	}
 	if ok, why := store.AuthenticateTerminal(e.Username, []byte(e.Password)); !ok {
 		t.Fatalf("the kept credentials do not authenticate: %s", why)

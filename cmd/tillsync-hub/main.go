@@ -8,8 +8,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -53,7 +56,7 @@ answer for scripts.`,
 		&cobra.Group{ID: adminGroup, Title: "Administer a running hub (over its HTTP API, --hub):"})
 	srv := serveCmd()
 	srv.GroupID = "run"
-	root.AddCommand(srv, versionCmd(), tlsCmd())
+	root.AddCommand(srv, versionCmd(), tlsCmd(), brokerConfigCmd())
 	root.AddCommand(adminCmds()...)
 	return root
 }
@@ -71,6 +74,7 @@ func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
 		mqttPlainListen, httpsListen, mqttAdvertise                           string
+		brokerUser, brokerPassFile, brokerCA                                  string
 		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment, newOpToken    bool
 		tf                                                                    tlsFlags
 		logf                                                                  cli.LogFlags
@@ -112,6 +116,15 @@ roles, with "apitoken add". When no operator token is left (all revoked) the
 next start makes a new one; --new-operator-token makes one anyway, for an
 operator who lost theirs.
 
+With --broker the hub uses an external broker (Mosquitto, EMQX) instead,
+over plain MQTT (tcp://) or TLS (tls://, verified against --broker-ca or
+the system's roots), as --broker-username with the password in
+--broker-password-file (never logged). Such a broker does not tell the hub
+who published a message, so an enrolled terminal's messages count only
+with its MAC, and the broker must confine each terminal to its own topics:
+"tillsync-hub broker-config mosquitto" writes Mosquitto's configuration for
+it, the hub's own account included. See docs/external-brokers.md.
+
 At its first start it makes the coalition's member token key (the key that
 signs member QR codes, see "member token") in the data dir, or where
 --member-token-key says, and uses it from then on. Back it up with the
@@ -120,7 +133,9 @@ ledger: with a new key, the tokens the old one signed are refused.`,
   tillsync-hub serve --data-dir ./hub-data --mqtt-listen 0.0.0.0:8883 --tls-name hub.example.com --tls-name 10.0.0.5
   tillsync-hub serve --data-dir ./hub-data --mqtt-plain-listen 127.0.0.1:1883
   tillsync-hub serve --data-dir ./hub-data --tls-cert hub.pem --tls-key hub.key --tls-ca corp-ca.pem
-  tillsync-hub serve --data-dir ./hub-data --broker tcp://127.0.0.1:1883`,
+  tillsync-hub serve --data-dir ./hub-data --broker tcp://127.0.0.1:1883
+  tillsync-hub serve --data-dir ./hub-data --broker tls://mqtt.example.com:8883 --broker-ca ./mosquitto/ca.pem \
+      --broker-username tillsync-hub --broker-password-file ./hub-data/broker-hub.password`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			log, err := logf.Logger(os.Stderr)
@@ -142,11 +157,55 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 					}
 				}
 				u, err := url.Parse(broker)
-				if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" {
-					return cli.Usagef("--broker %q: want tcp://host:port", broker)
+				if err == nil && u.User != nil {
+					// Not quoted back: it holds a password.
+					return cli.Usagef("--broker: credentials do not go in the URL; give them with --broker-username and --broker-password-file")
 				}
-				o.BrokerURL = "tcp://" + u.Host
+				if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") {
+					return cli.Usagef("--broker %q: want tcp://host:port, or tls://host:port for MQTT over TLS (credentials go in --broker-username and --broker-password-file)", broker)
+				}
+				switch u.Scheme {
+				case "tcp", "mqtt":
+					o.BrokerURL = "tcp://" + u.Host
+				case "tls", "ssl", "mqtts":
+					o.BrokerURL = "tls://" + u.Host
+					o.BrokerTLS = &tls.Config{MinVersion: tls.VersionTLS12}
+				default:
+					return cli.Usagef("--broker %q: want tcp://host:port, or tls://host:port for MQTT over TLS", broker)
+				}
 				mqttListen = ""
+			}
+			for _, f := range []string{"broker-username", "broker-password-file", "broker-ca"} {
+				if c.Flags().Changed(f) && broker == "" {
+					return cli.Usagef("--%s is for an external broker: give --broker too", f)
+				}
+			}
+			if (brokerUser == "") != (brokerPassFile == "") {
+				return cli.Usagef("--broker-username and --broker-password-file go together")
+			}
+			if brokerPassFile != "" {
+				pass, err := hub.ReadPasswordFile(brokerPassFile)
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("--broker-password-file %s does not exist; tillsync-hub broker-config makes the hub's password in its data dir", brokerPassFile)
+					}
+					return fmt.Errorf("--broker-password-file: %w", err)
+				}
+				o.BrokerUsername, o.BrokerPassword = brokerUser, pass
+			}
+			if brokerCA != "" {
+				if o.BrokerTLS == nil {
+					return cli.Usagef("--broker-ca is for a broker over TLS: give --broker tls://host:port")
+				}
+				pem, err := readFile("--broker-ca", brokerCA)
+				if err != nil {
+					return err
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("--broker-ca %s holds no PEM certificate", brokerCA)
+				}
+				o.BrokerTLS.RootCAs = pool
 			}
 			if mqttTLS && broker != "" {
 				return cli.Usagef("--mqtt-tls is for the embedded broker; an external broker (--broker) does its own TLS")
@@ -207,7 +266,10 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 			// What the PKI logs (a CA made, a certificate renewed) is said
 			// once the hub opened: a start that fails says only why.
 			pkiLog := &heldLog{Handler: log.Handler()}
-			if o.MQTTListener != nil || o.HTTPSListener != nil {
+			// With an external broker too: enrollment hands the tills the
+			// hub's CA, which verifies the broker that broker-config sets up
+			// with the hub's certificate.
+			if o.MQTTListener != nil || o.HTTPSListener != nil || o.BrokerURL != "" {
 				p, err := tf.load(dataDir, slog.New(pkiLog))
 				if err != nil {
 					for _, l := range ls {
@@ -229,8 +291,15 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 				for _, l := range ls {
 					l.Close()
 				}
-			} else {
+			} else if o.BrokerURL == "" {
 				pkiLog.release()
+			} else {
+				// The external broker is reached in Run: a start that
+				// cannot reach it says only that.
+				go func() {
+					<-h.Ready()
+					pkiLog.release()
+				}()
 			}
 			if errors.Is(err, ledger.ErrLocked) {
 				return fmt.Errorf("%w; stop that hub or choose another --data-dir", err)
@@ -265,10 +334,13 @@ ledger: with a new key, the tokens the old one signed are refused.`,
 	f.BoolVar(&mqttPlainAny, "mqtt-plain-any-interface", false, "allow --mqtt-plain-listen on an address other than loopback (a network you trust: tills' traffic is readable there)")
 	f.BoolVar(&mqttTLS, "mqtt-tls", false, "MQTT over TLS (the default now)")
 	f.MarkDeprecated("mqtt-tls", "MQTT over TLS is the default now; drop the flag")
-	f.BoolVar(&requireEnrollment, "require-enrollment", true, "refuse every MQTT client without an enrolled terminal's credentials; =false lets tills that have not enrolled connect anonymously (a test bench: they can claim any terminal that has not enrolled)")
+	f.BoolVar(&requireEnrollment, "require-enrollment", true, "refuse every MQTT client without an enrolled terminal's credentials (with --broker: the messages of every terminal that has not enrolled); =false lets tills that have not enrolled connect anonymously (a test bench: they can claim any terminal that has not enrolled)")
 	f.StringVar(&mqttAdvertise, "mqtt-advertise", "", "the broker address tills are told at enrollment, e.g. tls://hub.example.com:8883 (default: --mqtt-listen's port on the host name the till enrolled through)")
 	tf.add(c, true)
-	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port) instead of the embedded one")
+	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://host:port, or tls://host:port) instead of the embedded one")
+	f.StringVar(&brokerUser, "broker-username", "", "the hub's username at the external broker (broker-config sets up "+brokerHubUser+")")
+	f.StringVar(&brokerPassFile, "broker-password-file", "", "file whose first line is the hub's password at the external broker (owner-only; broker-config makes <data-dir>/"+hub.BrokerPasswordFile+")")
+	f.StringVar(&brokerCA, "broker-ca", "", "CA certificate (PEM) to verify a tls:// external broker against, instead of the system's roots")
 	f.StringVar(&clientID, "broker-client-id", "tillsync-hub", "the hub's client id at an external broker")
 	f.StringVar(&httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API, plain (loopback only unless --http-plain-any-interface; empty to disable)")
 	f.BoolVar(&httpPlainAny, "http-plain-any-interface", false, "allow --http-listen on an address other than loopback (a network you trust: API tokens cross it readable)")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,14 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"serve", "--data-dir", dir, "--log-format", "xml"}, []string{"--log-format", "xml", "text or json"}},
 		{[]string{"serve", "--data-dir", dir, "--mqtt-listen", "nonsense"}, []string{"nonsense", "host:port", "--mqtt-listen"}},
 		{[]string{"serve", "--data-dir", dir, "--mqtt-listen", "127.0.0.1:0", "--http-listen", "nonsense"}, []string{"nonsense", "host:port", "--http-listen"}},
+		{[]string{"serve", "--data-dir", dir, "--broker-username", "tillsync-hub", "--broker-password-file", "x"}, []string{"--broker-username", "--broker"}},
+		{[]string{"serve", "--data-dir", dir, "--broker", "tcp://127.0.0.1:1", "--broker-username", "tillsync-hub"}, []string{"--broker-username and --broker-password-file"}},
+		{[]string{"serve", "--data-dir", dir, "--broker", "tcp://127.0.0.1:1", "--broker-ca", "ca.pem"}, []string{"--broker-ca", "tls://"}},
+		{[]string{"serve", "--data-dir", dir, "--broker", "tls://hub:secret@127.0.0.1:1"}, []string{"--broker", "--broker-password-file"}},
+		{[]string{"broker-config"}, []string{"mosquitto"}},
+		{[]string{"broker-config", "mosquitto", "--data-dir", dir}, []string{"--out"}},
+		{[]string{"broker-config", "mosquitto", "--data-dir", dir, "--out", dir, "--plain-listen", "0.0.0.0:1883"}, []string{"--plain-listen", "loopback"}},
+		{[]string{"broker-config", "mosquitto", "--data-dir", dir, "--out", dir, "--listen", ""}, []string{"--listen", "--plain-listen"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -148,6 +157,28 @@ func TestPortInUse(t *testing.T) {
 		run(t, "serve", "--data-dir", t.TempDir(), "--mqtt-listen", "127.0.0.1:0", "--http-listen", addr).
 			OneLine(t, 1, addr, inUse(), "--http-listen")
 	})
+}
+
+// TestBrokerPasswordFile: serve refuses a missing password file, or one
+// other users can read, in one line that never shows the password.
+func TestBrokerPasswordFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "none")
+	run(t, "serve", "--data-dir", dir, "--broker", "tcp://127.0.0.1:1", "--broker-username", "tillsync-hub", "--broker-password-file", missing).
+		OneLine(t, 1, missing, "broker-config")
+	if runtime.GOOS == "windows" {
+		return
+	}
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, []byte("hunter2-hunter2-hunter2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := run(t, "serve", "--data-dir", dir, "--broker", "tcp://127.0.0.1:1", "--broker-username", "tillsync-hub", "--broker-password-file", open).
+		OneLine(t, 1, open, "chmod 600")
+	if strings.Contains(line, "hunter2") {
+		t.Errorf("the refusal shows the password: %s", line)
+	}
 }
 
 func TestBrokerUnreachable(t *testing.T) {

@@ -94,6 +94,7 @@ func (f *authFixture) connect(t *testing.T, id, user, pass string) (mqtt.Client,
 func TestEmbeddedAuthenticatesTerminals(t *testing.T) {
 	f := newAuthFixture(t, false)
 	t1, t2 := protocol.AgentClientID("s1", "t1"), protocol.AgentClientID("s1", "t2")
+	u1 := f.creds.Username // protocol.AgentUsername: no ':', for Mosquitto's password file
 	pass := f.creds.Password
 
 	refused := []struct{ name, id, user, pass string }{
@@ -104,6 +105,9 @@ func TestEmbeddedAuthenticatesTerminals(t *testing.T) {
 		{"its credentials under another client id", t2, t1, pass},
 		{"its credentials under a client id that is no terminal's", unique("someone-"), t1, pass},
 		{"a username that is not a terminal's", "someone", "someone", pass},
+		{"its username under another terminal's client id", t2, u1, pass},
+		{"its username as the client id", u1, u1, pass},
+		{"its username with a wrong password", t1, u1, pass + "x"},
 	}
 	for i, c := range refused {
 		if _, err := f.connect(t, c.id, c.user, c.pass); err == nil {
@@ -113,8 +117,11 @@ func TestEmbeddedAuthenticatesTerminals(t *testing.T) {
 			t.Errorf("after %s: Refused() = %d, want %d", c.name, n, i+1)
 		}
 	}
-	if _, err := f.connect(t, t1, t1, pass); err != nil {
+	if _, err := f.connect(t, t1, u1, pass); err != nil {
 		t.Fatalf("the enrolled terminal with its credentials: %v", err)
+	}
+	if _, err := f.connect(t, t1, t1, pass); err != nil {
+		t.Fatalf("the enrolled terminal with its client id as username (as enrolled before protocol Version 3): %v", err)
 	}
 	if _, err := f.connect(t, t2, "", ""); err != nil {
 		t.Fatalf("a terminal that has not enrolled, anonymously (enrollment not required): %v", err)

@@ -11,6 +11,12 @@
 // of its enrollment, checked through an Authenticator (the ledger), and its
 // client id is refused without them; Disconnect drops a revoked one.
 //
+// An external broker must confine the terminals itself, since the hub
+// cannot see who published: mosquitto.go writes the embedded broker's
+// rules as a Mosquitto 2.x password file, ACL and configuration
+// (tillsync-hub broker-config mosquitto). The hub reaches such a broker
+// over TLS with credentials of its own (ExternalOptions, HubUsername).
+//
 // Never call mochi's Server.Close directly: in v2.7.9 it can deadlock when a
 // client connects or leaves while it runs (mochi-mqtt/server#488). Shutdown
 // (shutdown.go) closes a mochi server safely; the embedded broker and the
@@ -204,8 +210,10 @@ func (e *Embedded) Clients() int {
 // 0 one (sightings are sent QoS 0) is dropped.
 //
 // It also authenticates clients at CONNECT. A client with a username must
-// connect as that username (its client id) and with that enrolled
-// terminal's password; an enrolled (or revoked) terminal's client id
+// connect as that username's terminal (client id
+// protocol.AgentClientID, username protocol.AgentUsername — or the client
+// id, for a terminal enrolled before protocol Version 3) and with that
+// enrolled terminal's password; an enrolled (or revoked) terminal's client id
 // without credentials is refused, so an enrolled terminal cannot be
 // impersonated nor a revoked one come back anonymously; and with
 // RequireEnrollment nobody connects without valid credentials. The
@@ -289,8 +297,8 @@ func (h *terminalACL) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) 
 func (h *terminalACL) check(id string, username, password []byte) string {
 	user := string(username)
 	switch {
-	case user != "" && user != id:
-		return "the username is not the client id"
+	case user != "" && !sameTerminal(user, id):
+		return "the username is not the client id's terminal"
 	case user != "" && h.auth == nil:
 		return "no terminal is enrolled at this hub"
 	case user != "":
@@ -307,6 +315,21 @@ func (h *terminalACL) check(id string, username, password []byte) string {
 		return "an enrolled terminal's client id without its credentials"
 	}
 	return ""
+}
+
+// sameTerminal reports whether a username may connect with client id:
+// the terminal's username (protocol.AgentUsername) with its client id, or,
+// for a terminal enrolled before protocol Version 3, the client id itself.
+func sameTerminal(user, id string) bool {
+	cs, ct, ok := protocol.ParseAgentClientID(id)
+	if !ok {
+		return false
+	}
+	if user == id {
+		return true
+	}
+	us, ut, ok := protocol.ParseAgentUsername(user)
+	return ok && us == cs && ut == ct
 }
 
 // refuse counts a refusal and logs it, paced per client id.
@@ -443,13 +466,22 @@ func (l levelFloor) WithGroup(g string) slog.Handler {
 	return levelFloor{l.Handler.WithGroup(g), l.min}
 }
 
+// HubUsername is the hub's username at an external broker, as
+// broker-config writes it into the broker's password file and ACL.
+const HubUsername = "tillsync-hub"
+
 // ExternalOptions configures the connection to an external broker.
 type ExternalOptions struct {
-	// URL of the broker, e.g. tcp://127.0.0.1:1883.
+	// URL of the broker: tcp://127.0.0.1:1883, or tls://broker:8883 (also
+	// ssl:// or mqtts://) for MQTT over TLS.
 	URL string
+	// TLS verifies the broker's certificate on a tls:// URL (nil: the
+	// system's roots).
+	TLS *tls.Config
 	// ClientID defaults to "tillsync-hub". Two hubs must not share one.
 	ClientID string
-	// Username and Password, when the broker wants them.
+	// Username and Password, when the broker wants them. The password is
+	// never logged.
 	Username, Password string
 	// ConnectTimeout bounds the first connection; default 5s.
 	ConnectTimeout time.Duration
@@ -502,6 +534,7 @@ func DialExternal(ctx context.Context, opts ExternalOptions) (*External, error) 
 		SetKeepAlive(15 * time.Second).
 		SetWriteTimeout(5 * time.Second).
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {}).
+		SetTLSConfig(opts.TLS).
 		SetOnConnectHandler(x.resubscribe).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			x.log.Warn("connection to external broker lost; reconnecting", "broker", opts.URL, "err", err)

@@ -205,6 +205,7 @@ func routeCases(spare string) []routeCase {
 		{"POST /v1/periods", "POST", "/v1/periods", `{"from":"2026-11-01","to":"2026-11-02"}`, 201, "operator", false},
 		{"POST /v1/expiry", "POST", "/v1/expiry", "", 200, "operator", false},
 		{"GET /v1/api-tokens", "GET", "/v1/api-tokens", "", 200, "operator", false},
+		{"GET /v1/broker-users", "GET", "/v1/broker-users", "", 200, "operator", false},
 		{"POST /v1/api-tokens", "POST", "/v1/api-tokens", `{"role":"read-only","name":"x"}`, 201, "operator", false},
 		{"POST /v1/api-tokens/{id}/revoke", "POST", "/v1/api-tokens/" + spare + "/revoke", "", 200, "operator", false},
 	}

@@ -39,13 +39,18 @@ type EnrollAnswer struct {
 	Store    string `json:"store"`
 	Terminal string `json:"terminal"`
 	Partner  string `json:"partner"`
-	// MQTTUsername is also the client id to connect as.
+	// MQTTUsername is the terminal's broker account (protocol.AgentUsername);
+	// it connects as client id protocol.AgentClientID.
 	MQTTUsername string `json:"mqtt_username"`
 	MQTTPassword string `json:"mqtt_password"`
 	// CAPEM is the hub's CA certificate, when the hub has one (MQTT over TLS).
 	CAPEM string `json:"ca_pem,omitempty"`
 	// MemberTokenKeys are the coalition's member token public keys.
 	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
+	// MACKey is the terminal's MAC key (protocol.Seal), base64url without
+	// padding: the till seals what it sends with it and accepts only acks
+	// and replies sealed with it. Given out once, like the password.
+	MACKey string `json:"mac_key"`
 	// MQTTURL is where the till should reach the hub's broker
 	// (tls://HOST:PORT); empty when the hub cannot tell.
 	MQTTURL string `json:"mqtt_url,omitempty"`
@@ -151,7 +156,7 @@ func (a *api) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	ans := EnrollAnswer{Store: creds.Store, Terminal: creds.Terminal, Partner: creds.Partner,
 		MQTTUsername: creds.Username, MQTTPassword: creds.Password, CAPEM: string(a.o.CAPEM),
-		MQTTURL: a.mqttURL(r)}
+		MQTTURL: a.mqttURL(r), MACKey: base64.RawURLEncoding.EncodeToString(creds.MACKey)}
 	if a.o.MemberTokenKey != nil {
 		ans.MemberTokenKeys = []string{protocol.EncodeTokenKey(a.o.MemberTokenKey.Public().(ed25519.PublicKey))}
 	}
@@ -214,6 +219,22 @@ func (a *api) partnerStores(partner string) (map[string]bool, error) {
 		}
 	}
 	return own, nil
+}
+
+// brokerUsers lists the accounts an external broker must have: every
+// enrolled, unrevoked terminal's username and password hash, for
+// tillsync-hub broker-config. The hashes are of 32 random bytes, salted:
+// they do not give the passwords away.
+func (a *api) brokerUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := a.o.Store.BrokerUsers()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if users == nil {
+		users = []ledger.BrokerUser{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": users})
 }
 
 // terminalPath reads {store} and {terminal} from the path, answering 400

@@ -90,9 +90,12 @@ func TestEnrollAPI(t *testing.T) {
 	body := enrollBody(t, tok.Token)
 	var ans httpapi.EnrollAnswer
 	decodeStatus(t, doBody(t, "POST", a.url+"/v1/enroll", body), http.StatusCreated, &ans)
-	if ans.Store != "s1" || ans.Terminal != "t1" || ans.Partner != "p1" || ans.MQTTUsername != protocol.AgentClientID("s1", "t1") ||
+	if ans.Store != "s1" || ans.Terminal != "t1" || ans.Partner != "p1" || ans.MQTTUsername != protocol.AgentUsername("s1", "t1") ||
 		len(ans.MQTTPassword) < 40 || !strings.Contains(ans.CAPEM, "BEGIN CERTIFICATE") || len(ans.MemberTokenKeys) != 1 {
 		t.Fatalf("enroll answer %+v", ans)
+	}
+	if key, err := base64.RawURLEncoding.DecodeString(ans.MACKey); err != nil || len(key) != protocol.MACKeyLen {
+		t.Fatalf("enroll answer's MAC key %q: %v", ans.MACKey, err)
 	}
 	if got := a.credentialChanges(); got != "s1/t1" {
 		t.Errorf("OnCredentials after enrolling: %q, want s1/t1", got)
@@ -139,6 +142,7 @@ func TestEnrollAPI(t *testing.T) {
 		"the token":           tok.Token,
 		"the token's secret":  base64.RawURLEncoding.EncodeToString(secret),
 		"the MQTT password":   ans.MQTTPassword,
+		"the MAC key":         ans.MACKey,
 		"the expiring secret": strings.Split(expiring.Token, ".")[2],
 	} {
 		if strings.Contains(logs, secretText) {
@@ -196,7 +200,34 @@ func TestRevokeAndEnrollmentsAPI(t *testing.T) {
 			}
 		}
 	}
-	if strings.Contains(string(r.body), ans.MQTTPassword) || strings.Contains(string(r.body), strings.Split(pending.Token, ".")[2]) {
+	if strings.Contains(string(r.body), ans.MQTTPassword) || strings.Contains(string(r.body), strings.Split(pending.Token, ".")[2]) || strings.Contains(string(r.body), ans.MACKey) {
 		t.Error("the list holds a secret")
+	}
+}
+
+// TestBrokerUsersAPI: GET /v1/broker-users lists the enrolled, unrevoked
+// terminals' usernames and Mosquitto hashes, never a password or MAC key.
+func TestBrokerUsersAPI(t *testing.T) {
+	a := newEnrollAPI(t)
+	var users struct {
+		Users []ledger.BrokerUser `json:"users"`
+	}
+	decodeOK(t, get(t, a.url+"/v1/broker-users"), &users)
+	if users.Users == nil || len(users.Users) != 0 {
+		t.Fatalf("before any enrollment: %+v", users)
+	}
+	var ans, ans2 httpapi.EnrollAnswer
+	decodeStatus(t, doBody(t, "POST", a.url+"/v1/enroll", enrollBody(t, a.token(t, "s1/terminals/t1", "").Token)), http.StatusCreated, &ans)
+	decodeStatus(t, doBody(t, "POST", a.url+"/v1/enroll", enrollBody(t, a.token(t, "s1/terminals/t2", "").Token)), http.StatusCreated, &ans2)
+	decodeStatus(t, doBody(t, "POST", a.url+"/v1/stores/s1/terminals/t2/revoke", ""), http.StatusOK, new(map[string]any))
+	r := get(t, a.url+"/v1/broker-users")
+	decodeOK(t, r, &users)
+	if len(users.Users) != 1 || users.Users[0].Username != ans.MQTTUsername || !strings.HasPrefix(users.Users[0].MosquittoHash, "$7$") {
+		t.Fatalf("broker users %+v", users)
+	}
+	for _, secret := range []string{ans.MQTTPassword, ans.MACKey, ans2.MQTTPassword, ans2.MACKey} {
+		if strings.Contains(string(r.body), secret) {
+			t.Fatal("the list holds a secret")
+		}
 	}
 }

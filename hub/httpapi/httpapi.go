@@ -45,6 +45,7 @@
 //	     expiry)                                       yes       no         no
 //	GET, POST /v1/api-tokens, POST /v1/api-tokens/{id}/revoke
 //	                                                   yes       no         no
+//	GET  /v1/broker-users (password hashes)            yes       no         no
 //
 // A partner token is bound to one partner: it changes nothing, never sees
 // a member id (health counts, settlement totals and its stores are
@@ -244,6 +245,7 @@ func (a *api) routes() []route {
 		{"GET /v1/api-tokens", operatorOnly, a.apiTokens},
 		{"POST /v1/api-tokens", operatorOnly, a.createAPIToken},
 		{"POST /v1/api-tokens/{id}/revoke", operatorOnly, a.revokeAPIToken},
+		{"GET /v1/broker-users", operatorOnly, a.brokerUsers},
 	}
 }
 

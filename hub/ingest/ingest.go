@@ -12,6 +12,26 @@
 // that commit returns publishes one ack batch per source batch. bbolt's own
 // DB.Batch is not used, because it may run a function twice.
 //
+// Every message from a terminal is authenticated before anything else is
+// done with it. An enrolled terminal seals what it sends with its MAC key
+// (protocol.Seal); the key comes from the ledger's enrollment records,
+// held in memory (ledger.Store.TerminalAuth), so the check costs one HMAC
+// per message. A message with a MAC that does not verify is refused, and
+// counted (mac_refused), whichever the broker: it is forged or damaged.
+// A message without one is refused from an enrolled terminal when the
+// broker cannot vouch for the publisher (Options.RequireMAC: an external
+// broker, which may let anyone publish on any topic); the embedded broker
+// authenticated the client and confined it to its own topics, so there a
+// till of protocol version 2 (which has no key) is still taken. Refused
+// messages are never answered: an answer to a forged batch naming a till's
+// transaction ids would be an ack that till believes.
+//
+// Acks and balance replies to an enrolled terminal are sealed with its key
+// in turn, so that its till can tell them from forgeries (a forged ack
+// would make it delete a transaction the hub never had). Every answer
+// goes out in the protocol version its request came in, so that a till of
+// an older version reads it.
+//
 // Member token sightings (protocol.Sighting, a till's report that it
 // accepted a member token) take a path of their own: HandleScan checks the
 // token's signature with the coalition's keys and queues the sighting; one
@@ -23,6 +43,7 @@ package ingest
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -48,24 +69,35 @@ type Options struct {
 	// TokenKeys are the coalition's member token public keys: a sighting
 	// of a token none of them signed is refused. None: every sighting is.
 	TokenKeys []ed25519.PublicKey
-	Logger    *slog.Logger
-	Clock     clock.Clock
+	// RequireMAC is set when the broker does not tell who published a
+	// message (an external broker): an enrolled terminal's messages are
+	// then refused without a valid MAC, and a revoked terminal's, or one
+	// enrolled before the hub issued MAC keys, are refused altogether.
+	RequireMAC bool
+	// RequireEnrollment refuses the messages of every terminal that has not
+	// enrolled (with an external broker; the embedded broker refuses their
+	// connections itself).
+	RequireEnrollment bool
+	Logger            *slog.Logger
+	Clock             clock.Clock
 }
 
 // Stats counts what the ingest has seen since it started.
 type Stats struct {
-	Batches    int64 `json:"batches"`     // batches committed
-	Commits    int64 `json:"commits"`     // ledger commits (group commits)
-	Applied    int64 `json:"applied"`     // transactions applied
-	Duplicates int64 `json:"duplicates"`  // transactions answered as duplicates
-	Rejected   int64 `json:"rejected"`    // transactions rejected with a code
-	Held       int64 `json:"held"`        // transactions held back (e.g. store not registered); their tills send them again
-	Refused    int64 `json:"refused"`     // messages refused before the ledger: malformed, wrong topic, store mismatch
-	Dropped    int64 `json:"dropped"`     // messages dropped because the queue was full
-	Queries    int64 `json:"queries"`     // balance queries answered
-	QueueDepth int   `json:"queue_depth"` // batches waiting now
-	Sightings  int64 `json:"sightings"`   // member token sightings recorded
-	TokenFlags int64 `json:"token_flags"` // member tokens flagged: accepted at a second store
+	Batches    int64 `json:"batches"`         // batches committed
+	Commits    int64 `json:"commits"`         // ledger commits (group commits)
+	Applied    int64 `json:"applied"`         // transactions applied
+	Duplicates int64 `json:"duplicates"`      // transactions answered as duplicates
+	Rejected   int64 `json:"rejected"`        // transactions rejected with a code
+	Held       int64 `json:"held"`            // transactions held back (e.g. store not registered); their tills send them again
+	Refused    int64 `json:"refused"`         // messages refused before the ledger: malformed, wrong topic, store mismatch, MAC
+	MACRefused int64 `json:"mac_refused"`     // of those, not authenticated as their terminal: a wrong MAC; with an external broker, a missing one, or a revoked (or, enrollment required, unenrolled) terminal
+	Replays    int64 `json:"replays_refused"` // transactions rejected seq_reused: a new id under a terminal sequence number seen before
+	Dropped    int64 `json:"dropped"`         // messages dropped because the queue was full
+	Queries    int64 `json:"queries"`         // balance queries answered
+	QueueDepth int   `json:"queue_depth"`     // batches waiting now
+	Sightings  int64 `json:"sightings"`       // member token sightings recorded
+	TokenFlags int64 `json:"token_flags"`     // member tokens flagged: accepted at a second store
 }
 
 // Ingest validates, commits and acks.
@@ -77,16 +109,19 @@ type Ingest struct {
 	sightings chan ledger.TokenSighting
 
 	batchesN, commits, applied, dups, rejected, held, refused, dropped, queriesN, sightingsN, tokenFlags atomic.Int64
+	macRefused, replays                                                                                  atomic.Int64
 
 	// heldLog limits the warning about a store's held transactions to one
 	// a minute per store: its tills re-send them every ack timeout.
 	heldLog map[string]time.Time
 }
 
-// query is a balance query with the topic its reply goes to.
+// query is a balance query with the topic its reply goes to and the key
+// that seals the reply (nil: none).
 type query struct {
 	q     *protocol.BalanceQuery
 	reply string
+	key   []byte
 }
 
 // work is one batch on its way to the ledger, with the acks for the
@@ -94,6 +129,8 @@ type query struct {
 type work struct {
 	batch    *protocol.Batch // only the transactions bound for the ledger
 	ackTopic string
+	key      []byte         // the terminal's MAC key, sealing the acks; nil: none
+	version  int            // the batch's protocol version, the acks' too
 	early    []protocol.Ack // rejected before the ledger
 }
 
@@ -125,7 +162,53 @@ func (in *Ingest) Stats() Stats {
 		Duplicates: in.dups.Load(), Rejected: in.rejected.Load(), Held: in.held.Load(), Refused: in.refused.Load(),
 		Dropped: in.dropped.Load(), Queries: in.queriesN.Load(), QueueDepth: len(in.batches),
 		Sightings: in.sightingsN.Load(), TokenFlags: in.tokenFlags.Load(),
+		MACRefused: in.macRefused.Load(), Replays: in.replays.Load(),
 	}
+}
+
+// Refusals of a message for its authentication.
+var (
+	errRevoked = errors.New("the terminal's enrollment is revoked")
+	errOldKey  = errors.New("the terminal enrolled before the hub issued MAC keys; enroll it again (the broker cannot tell who published)")
+	errEnroll  = errors.New("the terminal has not enrolled, and enrollment is required")
+)
+
+// authenticate checks the MAC of a message from store/terminal on topic
+// (mac: its decoded "mac" member) and returns the terminal's key, which
+// seals the answer; nil when the terminal has none.
+func (in *Ingest) authenticate(store, terminal, topic string, payload []byte, mac string) ([]byte, error) {
+	auth := in.o.Store.TerminalAuth(store, terminal)
+	switch {
+	case mac != "":
+		// Checked whatever the broker: a MAC that does not verify is a forgery.
+		return auth.MACKey, protocol.VerifyMAC(auth.MACKey, topic, payload, mac)
+	case !in.o.RequireMAC:
+		// The embedded broker authenticated the publisher as the terminal.
+	case auth.MACKey != nil:
+		return nil, protocol.ErrMACMissing
+	case auth.Revoked:
+		return nil, errRevoked
+	case auth.Enrolled:
+		return nil, errOldKey
+	case in.o.RequireEnrollment:
+		return nil, errEnroll
+	}
+	return auth.MACKey, nil
+}
+
+// refuseMAC counts and logs a message refused for its authentication.
+func (in *Ingest) refuseMAC(store, terminal, topic string, err error) {
+	in.macRefused.Add(1)
+	in.refused.Add(1)
+	in.log.Warn("message refused: not authenticated as its terminal", "store", store, "terminal", terminal, "topic", topic, "err", err)
+}
+
+// seal adds the MAC under key (none: nil) to an encoded answer.
+func seal(key []byte, topic string, payload []byte) ([]byte, error) {
+	if key == nil {
+		return payload, nil
+	}
+	return protocol.Seal(key, topic, payload)
 }
 
 // HandleTx takes a message from a terminal's tx topic. It never blocks.
@@ -145,8 +228,13 @@ func (in *Ingest) HandleTx(topic string, payload []byte) {
 		in.refuse("batch names another terminal than its topic", topic, fmt.Errorf("batch from %s/%s", b.Store, b.Terminal))
 		return
 	}
+	key, err := in.authenticate(store, terminal, topic, payload, b.MAC)
+	if err != nil {
+		in.refuseMAC(store, terminal, topic, err)
+		return
+	}
 	ackTopic, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck)
-	w := &work{ackTopic: ackTopic}
+	w := &work{ackTopic: ackTopic, key: key, version: b.Version}
 	good := b.Txs[:0:0]
 	for i := range b.Txs {
 		if err := b.ValidateTx(i); err != nil {
@@ -182,9 +270,14 @@ func (in *Ingest) HandleQuery(topic string, payload []byte) {
 		in.refuse("bad balance query", topic, err)
 		return
 	}
+	key, err := in.authenticate(store, terminal, topic, payload, q.MAC)
+	if err != nil {
+		in.refuseMAC(store, terminal, topic, err)
+		return
+	}
 	reply, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelReply)
 	select {
-	case in.queries <- query{q, reply}:
+	case in.queries <- query{q, reply, key}:
 	default:
 		in.dropped.Add(1)
 	}
@@ -207,6 +300,10 @@ func (in *Ingest) HandleScan(topic string, payload []byte) {
 	}
 	if s.Store != store || s.Terminal != terminal {
 		in.refuse("sighting names another terminal than its topic", topic, fmt.Errorf("sighting from %s/%s", s.Store, s.Terminal))
+		return
+	}
+	if _, err := in.authenticate(store, terminal, topic, payload, s.MAC); err != nil {
+		in.refuseMAC(store, terminal, topic, err)
 		return
 	}
 	mt, err := protocol.ParseMemberToken(s.Token, in.o.TokenKeys)
@@ -308,7 +405,10 @@ func (in *Ingest) commit(group []*work) {
 		}
 		in.count(w.batch, acks)
 		in.batchesN.Add(1)
-		payload, err := protocol.Encode(&protocol.AckBatch{Version: protocol.Version, Acks: acks})
+		payload, err := protocol.Encode(&protocol.AckBatch{Version: w.version, Acks: acks})
+		if err == nil {
+			payload, err = seal(w.key, w.ackTopic, payload)
+		}
 		if err != nil {
 			in.log.Error("encode acks", "err", err)
 			continue
@@ -334,6 +434,9 @@ func (in *Ingest) count(b *protocol.Batch, acks []protocol.Ack) {
 			code = a.Code
 		default:
 			in.rejected.Add(1)
+			if a.Code == protocol.CodeSeqReused {
+				in.replays.Add(1)
+			}
 		}
 	}
 	if held == 0 || b == nil {
@@ -358,7 +461,7 @@ func (in *Ingest) answerQueries(ctx context.Context) {
 			return
 		case qr := <-in.queries:
 			q, topic := qr.q, qr.reply
-			r := protocol.BalanceReply{Version: protocol.Version, RequestID: q.RequestID, Member: q.Member, AsOf: in.o.Clock.Now()}
+			r := protocol.BalanceReply{Version: q.Version, RequestID: q.RequestID, Member: q.Member, AsOf: in.o.Clock.Now()}
 			// What a burn can take: the balance less active holds.
 			m, err := in.o.Store.Member(q.Member, r.AsOf)
 			if err != nil {
@@ -367,6 +470,9 @@ func (in *Ingest) answerQueries(ctx context.Context) {
 			}
 			r.Balance, r.Known = m.Available, m.Known
 			payload, err := protocol.Encode(&r)
+			if err == nil {
+				payload, err = seal(qr.key, topic, payload)
+			}
 			if err == nil {
 				err = in.o.Publish(topic, 0, payload)
 			}

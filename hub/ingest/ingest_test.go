@@ -820,8 +820,9 @@ func TestBalanceQuery(t *testing.T) {
 		// A reply reports what a burn can take: the balance less active holds.
 		{"m1", protocol.Version, 0, protocol.BalanceReply{Member: "m1", Known: true, Balance: 55}},
 		{"m-unknown", protocol.Version, 0, protocol.BalanceReply{Member: "m-unknown", Known: false, Balance: 0}},
-		// The hub still answers a version-1 till, in its own Version.
+		// The hub still answers a version-1 till, in its version.
 		{"m1", protocol.MinVersion, 0, protocol.BalanceReply{Member: "m1", Known: true, Balance: 55}},
+		{"m1", protocol.UnsealedVersion, 0, protocol.BalanceReply{Member: "m1", Known: true, Balance: 55}},
 		// Once the hold has lapsed, the whole balance is available again.
 		{"m1", protocol.Version, ledger.DefaultHoldMinutes * time.Minute, protocol.BalanceReply{Member: "m1", Known: true, Balance: 75}},
 	}
@@ -840,7 +841,7 @@ func TestBalanceQuery(t *testing.T) {
 			t.Fatalf("undecodable reply: %v", err)
 		}
 		want := tt.want
-		want.Version, want.RequestID, want.AsOf = protocol.Version, reqID, f.clock.Now()
+		want.Version, want.RequestID, want.AsOf = tt.version, reqID, f.clock.Now()
 		if !r.AsOf.Equal(want.AsOf) {
 			t.Errorf("as_of %v, want the hub clock %v", r.AsOf, want.AsOf)
 		}
@@ -984,7 +985,7 @@ func TestStatsJSON(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"applied", "batches", "commits", "dropped", "duplicates", "held", "queries", "queue_depth", "refused", "rejected", "sightings", "token_flags"}
+	want := []string{"applied", "batches", "commits", "dropped", "duplicates", "held", "mac_refused", "queries", "queue_depth", "refused", "rejected", "replays_refused", "sightings", "token_flags"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("stats fields %v, want %v", keys, want)
 	}

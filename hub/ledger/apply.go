@@ -33,6 +33,7 @@ func (s *BoltStore) Apply(batches []*protocol.Batch, now time.Time) ([][]protoco
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := &s.ap
+	a.auth = &s.auth
 	defer a.end()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := a.begin(tx, s.reg.Load(), now); err != nil {
@@ -123,9 +124,19 @@ type applier struct {
 
 	balances, txs, journal, index, voids, terminals, meta *bolt.Bucket
 	lots, lotTimes, holds, flags, memberPartners, settle  *bolt.Bucket
+	seqs                                                  *bolt.Bucket
 	// Lookups go through one cursor per bucket: Cursor.Seek reuses its
 	// stack, where Bucket.Get builds a new cursor (and allocates) every time.
-	balCur, txCur, voidCur, holdCur *bolt.Cursor
+	balCur, txCur, voidCur, holdCur, seqCur *bolt.Cursor
+
+	// auth gives each batch's terminal its enrollment generation (gen),
+	// which scopes its sequence numbers.
+	auth *authCache
+	gen  uint64
+	// newSeqs are the sequence keys recorded in this Apply → their ids.
+	newSeqs map[string]string
+	// skey is scratch for sequence keys.
+	skey []byte
 
 	balIdx map[account]int
 	bals   []balSlot
@@ -158,6 +169,7 @@ func (a *applier) init(log *slog.Logger) {
 	a.terms = make(map[string]*Terminal)
 	a.held = make(map[string]int64)
 	a.agg = make(map[settleKey]*[3]int64)
+	a.newSeqs = make(map[string]string)
 }
 
 func (a *applier) begin(tx *bolt.Tx, reg *registry, now time.Time) error {
@@ -175,7 +187,9 @@ func (a *applier) begin(tx *bolt.Tx, reg *registry, now time.Time) error {
 	a.flags = tx.Bucket(bucketFlags)
 	a.memberPartners = tx.Bucket(bucketMemberPartners)
 	a.settle = tx.Bucket(bucketSettle)
+	a.seqs = tx.Bucket(bucketTerminalSeqs)
 	a.balCur, a.txCur, a.voidCur, a.holdCur = a.balances.Cursor(), a.txs.Cursor(), a.voids.Cursor(), a.holds.Cursor()
+	a.seqCur = a.seqs.Cursor()
 	// bbolt may have run a previous function that failed; start clean.
 	a.reset()
 	a.head = [sha256.Size]byte{}
@@ -191,9 +205,9 @@ func (a *applier) begin(tx *bolt.Tx, reg *registry, now time.Time) error {
 // end drops everything that refers to the transaction or the caller's batches.
 func (a *applier) end() {
 	a.balances, a.txs, a.journal, a.index, a.voids, a.terminals, a.meta = nil, nil, nil, nil, nil, nil, nil
-	a.lots, a.lotTimes, a.holds, a.flags, a.memberPartners, a.settle = nil, nil, nil, nil, nil, nil
-	a.balCur, a.txCur, a.voidCur, a.holdCur = nil, nil, nil, nil
-	a.reg = nil
+	a.lots, a.lotTimes, a.holds, a.flags, a.memberPartners, a.settle, a.seqs = nil, nil, nil, nil, nil, nil, nil
+	a.balCur, a.txCur, a.voidCur, a.holdCur, a.seqCur = nil, nil, nil, nil, nil
+	a.reg, a.auth = nil, nil
 	a.reset()
 	a.arena.reset()
 }
@@ -208,6 +222,7 @@ func (a *applier) reset() {
 	clear(a.terms)
 	clear(a.held)
 	clear(a.agg)
+	clear(a.newSeqs)
 	a.headDirty = false
 	a.entry = Entry{}
 	a.posts = [2]Posting{}
@@ -216,6 +231,10 @@ func (a *applier) reset() {
 func (a *applier) applyBatch(b *protocol.Batch, acks []protocol.Ack) error {
 	var applied, held int64
 	var maxSeq uint64
+	a.gen = 0
+	if a.auth != nil {
+		a.gen = a.auth.get(b.Store, b.Terminal).Generation
+	}
 	for i := range b.Txs {
 		t := &b.Txs[i]
 		ack, err := a.applyTx(t)
@@ -265,12 +284,21 @@ func (a *applier) applyTx(t *protocol.Transaction) (protocol.Ack, error) {
 	}
 	rec := TxRecord{
 		ID: t.ID, Kind: t.Kind, Member: t.Member, Points: t.Points, Amount: t.Amount, Offline: t.Offline,
-		Store: t.Store, Terminal: t.Terminal, Partner: t.Partner, Original: t.Original,
+		Store: t.Store, Terminal: t.Terminal, Partner: t.Partner, Original: t.Original, TerminalSeq: t.Seq,
 	}
 	if t.Kind == protocol.KindEarn {
 		rec.Quoted = t.Points
 	}
+	first := a.seqOwner(t)
+	replay := first != "" && first != t.ID
 	switch {
+	case replay:
+		// Not this id's number: a transaction sent again under a new id.
+		// Its own answer is recorded like any other, so a retry is a
+		// duplicate; the number stays with the first id.
+		a.log.Warn("terminal sequence number already used by another transaction; refused as a replay",
+			"tx", t.ID, "store", t.Store, "terminal", t.Terminal, "seq", t.Seq, "first_tx", first)
+		err = a.refuse(&rec, protocol.CodeSeqReused)
 	case st.Partner != t.Partner:
 		err = a.refuse(&rec, protocol.CodePartnerMismatch)
 	case t.Kind == protocol.KindEarn:
@@ -297,7 +325,40 @@ func (a *applier) applyTx(t *protocol.Transaction) (protocol.Ack, error) {
 	}
 	a.recIdx[t.ID] = len(a.recs)
 	a.recs = append(a.recs, recSlot{rec: rec, dirty: true})
+	if !replay {
+		a.newSeqs[string(a.seqKey(t))] = t.ID
+	}
 	return protocol.Ack{ID: t.ID, Status: rec.Status, Code: rec.Code, Member: rec.Member, Balance: rec.Balance, Points: rec.ackPoints()}, nil
+}
+
+// seqKey builds t's key in bucketTerminalSeqs (in a.skey), under the
+// enrollment generation of the batch being applied.
+func (a *applier) seqKey(t *protocol.Transaction) []byte {
+	a.skey = terminalSeqKey(a.skey[:0], t.Store, t.Terminal, a.gen, t.Seq)
+	return a.skey
+}
+
+// terminalSeqKey is "store/terminal", 0x00, 8-byte generation, 8-byte seq.
+func terminalSeqKey(b []byte, store, terminal string, gen, seq uint64) []byte {
+	b = append(b, store...)
+	b = append(b, '/')
+	b = append(b, terminal...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, gen)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// seqOwner returns the id recorded with t's terminal sequence number, in
+// this Apply or before; "" when the number is new.
+func (a *applier) seqOwner(t *protocol.Transaction) string {
+	k := a.seqKey(t)
+	if id, ok := a.newSeqs[string(k)]; ok {
+		return id
+	}
+	if v := get(a.seqCur, k); v != nil {
+		return string(v)
+	}
+	return ""
 }
 
 // differs reports whether t, a retry of the transaction r records, says
@@ -997,6 +1058,11 @@ func (a *applier) flush() error {
 	if a.headDirty {
 		if err := a.meta.Put(chainKey, a.arena.commit(append(a.arena.tail(), a.head[:]...))); err != nil {
 			return fmt.Errorf("chain head: %w", err)
+		}
+	}
+	for k, id := range a.newSeqs {
+		if err := a.seqs.Put([]byte(k), a.arena.commit(append(a.arena.tail(), id...))); err != nil {
+			return fmt.Errorf("terminal sequence number of %s: %w", id, err)
 		}
 	}
 	return nil

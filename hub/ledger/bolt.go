@@ -67,6 +67,10 @@ var (
 	bucketTokenExpiry = []byte("token_expiry")
 	// bucketTokenFlags: token nonce → JSON TokenRecord of a token accepted at two stores, for good.
 	bucketTokenFlags = []byte("token_flags")
+	// bucketTerminalSeqs: "store/terminal", 0x00, 8-byte enrollment
+	// generation, 8-byte terminal sequence number → the id of the
+	// transaction that came with it first, forever (seq_reused).
+	bucketTerminalSeqs = []byte("terminal_seqs")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals,
@@ -76,7 +80,7 @@ var (
 	// addedBuckets came after schema 2 was released: a writable open adds
 	// them, and a read-only open of an older file does without them (their
 	// readers treat a missing bucket as empty), so the schema stays 2.
-	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens, bucketAPITokens}
+	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens, bucketAPITokens, bucketTerminalSeqs}
 
 	coalitionKey = []byte("settings")
 	// chainKey (in meta) holds the hash of the last journal entry.
@@ -116,6 +120,8 @@ type BoltStore struct {
 	// recorded), so that concurrent requests write it once.
 	apiUseMu sync.Mutex
 	apiUse   map[string]time.Time
+	// auth is every enrolled terminal's TerminalAuth (enroll.go).
+	auth authCache
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -184,6 +190,10 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	s := &BoltStore{db: db, path: path, log: log}
 	s.ap.init(log)
 	if err := s.refresh(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	if err := s.loadAuth(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}

@@ -156,6 +156,10 @@ func appendTxRecord(b []byte, r *TxRecord) []byte {
 		b = append(b, `,"original":`...)
 		b = appendString(b, r.Original)
 	}
+	if r.TerminalSeq != 0 {
+		b = append(b, `,"terminal_seq":`...)
+		b = strconv.AppendUint(b, r.TerminalSeq, 10)
+	}
 	return append(b, '}')
 }
 

@@ -66,7 +66,7 @@ func TestAppendTxRecordMatchesJSON(t *testing.T) {
 			HoldExpires: time.Date(2026, 11, 23, 10, 15, 0, 123, time.FixedZone("CET", 3600)), Capture: "c2",
 			Lots:  []LotUse{{Lot: "e1", At: time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC), Points: 60}, {Lot: "e<2>", At: time.Date(2026, 3, 5, 0, 0, 0, 1, time.FixedZone("", -3*3600)), Points: 20}},
 			LotAt: time.Date(2025, 12, 31, 23, 59, 59, 999999999, time.UTC), JournalSeq: 1<<64 - 1, Store: "s1", Terminal: "t1", Balance: -7,
-			Partner: "p1", Original: "h1"},
+			Partner: "p1", Original: "h1", TerminalSeq: 1<<64 - 1},
 		// Zero-length lots are left out like nil ones.
 		{ID: "b1", Status: "rejected", Kind: "burn", Lots: []LotUse{}, Offline: true, Quoted: -1, RulesVersion: -2, Amount: -3, Returned: -4},
 	}

@@ -1,23 +1,40 @@
 package ledger
 
 // Terminal enrollment: the one-time token an operator hands to a till's
-// installer, and the per-terminal MQTT credentials the till gets for it.
+// installer, and the per-terminal MQTT credentials and MAC key the till
+// gets for it.
 //
-// Secrets are never stored: a token's secret and a terminal's password are
-// kept as SHA-256 hashes (salted, for the password) — both are 32 random
-// bytes, so a plain hash is as strong as a slow one would be. Enrollment
-// records live in their own buckets, never in the Terminal records that the
-// API lists.
+// Secrets the hub only checks are never stored: a token's secret and a
+// terminal's password are kept as SHA-256 hashes (salted, for the
+// password) — both are 32 random bytes, so a plain hash is as strong as a
+// slow one would be. The password is also kept as Mosquitto's password
+// file holds it (MosquittoHash: salted PBKDF2-SHA512), so that an external
+// broker can be given the terminal's account (tillsync-hub broker-config)
+// without the hub knowing the password. The MAC key (protocol.Seal) is the
+// one secret kept as it is: the hub computes MACs with it. The ledger file
+// is owner-only. Enrollment records live in their own buckets, never in
+// the Terminal records that the API lists.
+//
+// The hub checks a MAC on every message of an enrolled terminal, so the
+// keys and enrollment states are kept in memory too (TerminalAuth), loaded
+// at open and changed in the commit that changes them.
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
+	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -55,10 +72,13 @@ type TerminalCredentials struct {
 	Store    string `json:"store"`
 	Terminal string `json:"terminal"`
 	Partner  string `json:"partner"`
-	// Username is protocol.AgentClientID(store, terminal): the client id
-	// the terminal must connect as, too.
+	// Username is protocol.AgentUsername(store, terminal) (terminals
+	// enrolled before protocol Version 3 got their client id).
 	Username string `json:"username"`
 	Password string `json:"-"`
+	// MACKey authenticates the messages between the terminal and the hub
+	// (protocol.Seal); given out once, at enrollment.
+	MACKey []byte `json:"-"`
 }
 
 // Enrollment is a terminal's enrollment state, without secrets.
@@ -84,6 +104,107 @@ type enrollRec struct {
 	PassHash     []byte    `json:"pass_hash,omitempty"`
 	EnrolledAt   time.Time `json:"enrolled_at,omitzero"`
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+	// MACKey is the terminal's MAC key, as is (the hub computes with it);
+	// empty when revoked or enrolled before the hub issued keys.
+	MACKey []byte `json:"mac_key,omitempty"`
+	// MosquittoHash is the password as Mosquitto's password file holds it.
+	MosquittoHash string `json:"mosquitto_hash,omitempty"`
+	// Generation counts the terminal's enrollments (0: none since the hub
+	// kept count); its sequence numbers start afresh with each.
+	Generation uint64 `json:"generation,omitempty"`
+}
+
+// TerminalAuth is what the hub needs to authenticate a terminal's
+// messages, from its enrollment.
+type TerminalAuth struct {
+	// Enrolled is set once the terminal has enrolled, revoked since or not.
+	Enrolled bool
+	// Revoked is set while its last enrollment is revoked.
+	Revoked bool
+	// MACKey is its MAC key: nil when it is not enrolled, revoked, or
+	// enrolled before the hub issued keys (it must enroll again).
+	MACKey []byte
+	// Generation counts its enrollments: the ledger's record of its
+	// sequence numbers (seq_reused) starts afresh with each, because a
+	// till enrolled again may be a new one whose outbox counts from 1.
+	Generation uint64
+}
+
+// BrokerUser is an enrolled, unrevoked terminal's account at an external
+// broker, for tillsync-hub broker-config.
+type BrokerUser struct {
+	Store    string `json:"store"`
+	Terminal string `json:"terminal"`
+	// Username is the name the terminal connects with.
+	Username string `json:"username"`
+	// MosquittoHash is its password in Mosquitto's password file format
+	// ("$7$…", PBKDF2-SHA512); empty for a terminal enrolled before the hub
+	// kept one, which must enroll again to use an external broker.
+	MosquittoHash string `json:"mosquitto_hash,omitempty"`
+}
+
+func (r *enrollRec) auth() TerminalAuth {
+	return TerminalAuth{Enrolled: !r.EnrolledAt.IsZero(), Revoked: !r.RevokedAt.IsZero(), MACKey: r.MACKey, Generation: r.Generation}
+}
+
+// termKey names a terminal in the in-memory maps.
+type termKey struct{ store, terminal string }
+
+// authCache holds every enrolled terminal's TerminalAuth.
+type authCache struct {
+	mu sync.RWMutex
+	m  map[termKey]TerminalAuth
+}
+
+func (c *authCache) get(store, terminal string) TerminalAuth {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[termKey{store, terminal}]
+}
+
+func (c *authCache) set(store, terminal string, a TerminalAuth) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[termKey]TerminalAuth)
+	}
+	c.m[termKey{store, terminal}] = a
+}
+
+// loadAuth fills the cache from the enrollment bucket (absent in a file
+// written before enrollment: nobody enrolled).
+func (s *BoltStore) loadAuth() error {
+	m := make(map[termKey]TerminalAuth)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEnrollment)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rec enrollRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("enrollment %s: %w", k, err)
+			}
+			if store, terminal, ok := bytes.Cut(k, []byte("/")); ok && !rec.EnrolledAt.IsZero() {
+				m[termKey{string(store), string(terminal)}] = rec.auth()
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.auth.mu.Lock()
+	s.auth.m = m
+	s.auth.mu.Unlock()
+	return nil
+}
+
+// TerminalAuth returns what the hub needs to authenticate the terminal's
+// messages, from memory: the zero TerminalAuth for a terminal that never
+// enrolled. The returned MACKey must not be modified.
+func (s *BoltStore) TerminalAuth(store, terminal string) TerminalAuth {
+	return s.auth.get(store, terminal)
 }
 
 // IssueEnrollmentToken makes a one-time token for a registered terminal,
@@ -157,9 +278,13 @@ func (s *BoltStore) Enroll(tokenID string, secret []byte, publicKey []byte, now 
 		salt := randomBytes(16)
 		rec.TokenID, rec.TokenHash, rec.TokenExpires = "", nil, time.Time{}
 		rec.PublicKey, rec.PassSalt, rec.PassHash = publicKey, salt, passHash(salt, password)
+		rec.MosquittoHash = MosquittoHash(password)
+		rec.MACKey = randomBytes(protocol.MACKeyLen)
+		rec.Generation++
 		rec.EnrolledAt, rec.RevokedAt = now.UTC(), time.Time{}
 		creds = TerminalCredentials{Store: string(store), Terminal: string(terminal), Partner: partner,
-			Username: protocol.AgentClientID(string(store), string(terminal)), Password: password}
+			Username: protocol.AgentUsername(string(store), string(terminal)), Password: password, MACKey: bytes.Clone(rec.MACKey)}
+		s.authOnCommit(tx, string(store), string(terminal), rec)
 		return putJSON(tx.Bucket(bucketEnrollment), key, rec)
 	})
 	if err != nil {
@@ -170,8 +295,9 @@ func (s *BoltStore) Enroll(tokenID string, secret []byte, publicKey []byte, now 
 
 // AuthenticateTerminal checks an enrolled terminal's credentials: ok, or
 // the reason they are refused (for the log; never the password).
+// The username may be either form protocol.ParseTerminalUsername reads.
 func (s *BoltStore) AuthenticateTerminal(username string, password []byte) (ok bool, reason string) {
-	store, terminal, valid := protocol.ParseAgentClientID(username)
+	store, terminal, valid := protocol.ParseTerminalUsername(username)
 	if !valid {
 		return false, "not a terminal's username"
 	}
@@ -207,18 +333,7 @@ func (s *BoltStore) AuthenticateTerminal(username string, password []byte) (ok b
 // nobody can connect as it without them, and a revoked till cannot come
 // back by dropping its credentials.
 func (s *BoltStore) Enrolled(store, terminal string) bool {
-	var rec enrollRec
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEnrollment)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get([]byte(store + "/" + terminal)); v != nil {
-			return json.Unmarshal(v, &rec)
-		}
-		return nil
-	})
-	return err == nil && !rec.EnrolledAt.IsZero()
+	return s.auth.get(store, terminal).Enrolled
 }
 
 // RevokeTerminal makes an enrolled terminal's credentials invalid for good
@@ -236,7 +351,10 @@ func (s *BoltStore) RevokeTerminal(store, terminal string, now time.Time) error 
 		if !rec.EnrolledAt.IsZero() && rec.RevokedAt.IsZero() {
 			rec.RevokedAt = now.UTC()
 		}
-		rec.PassHash, rec.PassSalt = nil, nil
+		rec.PassHash, rec.PassSalt, rec.MosquittoHash, rec.MACKey = nil, nil, "", nil
+		if !rec.EnrolledAt.IsZero() {
+			s.authOnCommit(tx, store, terminal, rec)
+		}
 		return putJSON(tx.Bucket(bucketEnrollment), key, rec)
 	})
 }
@@ -265,6 +383,47 @@ func (s *BoltStore) Enrollments() ([]Enrollment, error) {
 		return nil, fmt.Errorf("ledger: enrollments: %w", err)
 	}
 	return out, nil
+}
+
+// BrokerUsers lists the accounts an external broker must know: every
+// enrolled, unrevoked terminal, by store and terminal.
+func (s *BoltStore) BrokerUsers() ([]BrokerUser, error) {
+	var out []BrokerUser
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEnrollment)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rec enrollRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("enrollment %s: %w", k, err)
+			}
+			store, terminal, _ := bytes.Cut(k, []byte("/"))
+			if rec.EnrolledAt.IsZero() || !rec.RevokedAt.IsZero() {
+				return nil
+			}
+			out = append(out, BrokerUser{Store: string(store), Terminal: string(terminal),
+				Username: protocol.AgentUsername(string(store), string(terminal)), MosquittoHash: rec.MosquittoHash})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: broker users: %w", err)
+	}
+	// Keys are "store/terminal": '-' and '.' sort before '/'.
+	slices.SortFunc(out, func(a, b BrokerUser) int {
+		return cmp.Or(strings.Compare(a.Store, b.Store), strings.Compare(a.Terminal, b.Terminal))
+	})
+	return out, nil
+}
+
+// authOnCommit updates the in-memory TerminalAuth of a terminal once tx,
+// which writes rec, has committed (while the writer still holds s.mu, so
+// no Apply runs between the commit and the update).
+func (s *BoltStore) authOnCommit(tx *bolt.Tx, store, terminal string, rec enrollRec) {
+	a := rec.auth()
+	tx.OnCommit(func() { s.auth.set(store, terminal, a) })
 }
 
 func registeredTerminal(tx *bolt.Tx, store, terminal string) ([]byte, error) {
@@ -324,3 +483,30 @@ func randomBytes(n int) []byte {
 }
 
 func randomText(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }
+
+// Mosquitto's PBKDF2 password hashes ("$7$" in its password file, the
+// default of mosquitto_passwd since Mosquitto 2.0): PBKDF2-HMAC-SHA512 of
+// the password over a 12-byte salt, 64 bytes, written as
+// $7$<iterations>$<salt, base64>$<hash, base64>. mosquitto_passwd uses
+// 101 iterations; the password is 32 random bytes, so more would buy
+// nothing but CPU at every connect.
+//
+// The salt's 12 bytes are characters of the base64url alphabet (72 random
+// bits, plenty for a salt): so the same hash also serves EMQX's built-in
+// database, which takes a salt as text (pbkdf2, sha512, 101 iterations,
+// dk_length 64, the hash in hex; docs/external-brokers.md).
+const (
+	mosquittoIterations = 101
+	mosquittoSaltLen    = 12
+)
+
+// MosquittoHash returns password hashed as Mosquitto's password file
+// holds it, with a fresh salt.
+func MosquittoHash(password string) string {
+	salt := []byte(randomText(mosquittoSaltLen * 3 / 4))
+	sum, err := pbkdf2.Key(sha512.New, password, salt, mosquittoIterations, sha512.Size)
+	if err != nil {
+		panic(err) // only for parameters out of FIPS bounds, which these are not
+	}
+	return "$7$" + strconv.Itoa(mosquittoIterations) + "$" + base64.StdEncoding.EncodeToString(salt) + "$" + base64.StdEncoding.EncodeToString(sum)
+}

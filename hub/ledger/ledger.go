@@ -80,6 +80,18 @@
 // turn a "no" into a "yes" behind the till's back. Held is not an answer and
 // records nothing.
 //
+// A terminal numbers its transactions 1, 2, 3… and never reuses a number,
+// so the ledger also records, in the same commit, which id each of a
+// terminal's sequence numbers came with: a new id under a number already
+// seen is a replay (a captured transaction sent again with its id
+// changed) and is rejected seq_reused — a final answer like any other,
+// recorded for its id, while the same id again stays a duplicate. The
+// record starts afresh with each enrollment of the terminal
+// (TerminalAuth.Generation): a till enrolled again may be a new machine
+// whose outbox counts from 1 again. A till that has not enrolled has one
+// record for good, so a reinstalled one must not come back under its old
+// terminal id with a new outbox: enroll it, or give it a new id.
+//
 // A void cancels a burn or hold the till declined. If it was applied, the
 // void gives back what was not yet reversed (or releases the hold); if it
 // was rejected, the void changes nothing; if it has not arrived yet, the
@@ -227,13 +239,19 @@ type Store interface {
 	PruneTokens(now time.Time) (int, error)
 
 	// IssueEnrollmentToken, Enroll, AuthenticateTerminal, Enrolled,
-	// RevokeTerminal and Enrollments: terminal enrollment (enroll.go).
+	// RevokeTerminal, Enrollments, TerminalAuth and BrokerUsers: terminal
+	// enrollment (enroll.go).
 	IssueEnrollmentToken(store, terminal string, ttl time.Duration, now time.Time) (EnrollmentToken, error)
 	Enroll(tokenID string, secret []byte, publicKey []byte, now time.Time) (TerminalCredentials, error)
 	AuthenticateTerminal(username string, password []byte) (ok bool, reason string)
 	Enrolled(store, terminal string) bool
 	RevokeTerminal(store, terminal string, now time.Time) error
 	Enrollments() ([]Enrollment, error)
+	// TerminalAuth is called for every message from a terminal: it must
+	// answer from memory, and see an Enroll or RevokeTerminal as soon as
+	// it has returned.
+	TerminalAuth(store, terminal string) TerminalAuth
+	BrokerUsers() ([]BrokerUser, error)
 
 	// CreateAPIToken, AuthenticateAPIToken, APITokens and RevokeAPIToken:
 	// the tokens of the hub's HTTP API and their roles (apitokens.go).
@@ -379,6 +397,9 @@ type TxRecord struct {
 	Partner string `json:"partner,omitempty"`
 	// Original is, for a reverse or void, the id of the transaction it names.
 	Original string `json:"original,omitempty"`
+	// TerminalSeq is the transaction's terminal sequence number (0 in
+	// records written before the ledger kept it).
+	TerminalSeq uint64 `json:"terminal_seq,omitempty"`
 }
 
 // The states of a hold.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // Verify replays the whole journal in one read transaction and checks
@@ -24,7 +26,11 @@ import (
 //   - every active hold belongs to a hold that is still held;
 //   - the settlement totals equal the journal's postings by day and partner;
 //   - every closed period still has its hash at its journal position and
-//     still reports the lines it was closed with.
+//     still reports the lines it was closed with;
+//   - the record of terminal sequence numbers (seq_reused) and the
+//     transaction records agree: each number names a record of its
+//     terminal with that number, and each record with a number (but a
+//     replay's) is named by one.
 func (s *BoltStore) Verify() (VerifyReport, error) {
 	var r VerifyReport
 	err := s.db.View(func(tx *bolt.Tx) error { return verify(tx, s.reg.Load(), &r) })
@@ -261,6 +267,10 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		}
 	}
 
+	if err := verifySeqs(tx, r); err != nil {
+		return err
+	}
+
 	// Closed periods.
 	for _, p := range reg.periods {
 		id := PeriodID(p.From, p.To)
@@ -276,6 +286,60 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		}
 	}
 	return nil
+}
+
+// verifySeqs checks bucketTerminalSeqs against the transaction records.
+func verifySeqs(tx *bolt.Tx, r *VerifyReport) error {
+	seqs := tx.Bucket(bucketTerminalSeqs)
+	if seqs == nil {
+		return nil // a file from before the bucket, opened read-only
+	}
+	type numbered struct {
+		terminal string // "store/terminal"
+		seq      uint64
+	}
+	named := make(map[string]numbered)
+	txs := tx.Bucket(bucketTxs)
+	err := seqs.ForEach(func(k, v []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(k) != i+17 {
+			r.Problems = append(r.Problems, fmt.Sprintf("terminal sequence number %x: corrupt", k))
+			return nil
+		}
+		n := numbered{terminal: string(k[:i]), seq: binary.BigEndian.Uint64(k[i+9:])}
+		id := string(v)
+		if prev, ok := named[id]; ok {
+			r.Problems = append(r.Problems, fmt.Sprintf("transaction %s holds two sequence numbers of %s: %d and %d", id, n.terminal, prev.seq, n.seq))
+		}
+		named[id] = n
+		var rec TxRecord
+		switch data := txs.Get(v); {
+		case data == nil:
+			r.Problems = append(r.Problems, fmt.Sprintf("sequence number %d of %s names transaction %s, which has no record", n.seq, n.terminal, id))
+		case json.Unmarshal(data, &rec) != nil:
+			r.Problems = append(r.Problems, fmt.Sprintf("transaction record %s: corrupt", id))
+		case rec.Store+"/"+rec.Terminal != n.terminal || rec.TerminalSeq != n.seq:
+			r.Problems = append(r.Problems, fmt.Sprintf("sequence number %d of %s names transaction %s, whose record says %d of %s/%s", n.seq, n.terminal, id, rec.TerminalSeq, rec.Store, rec.Terminal))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return txs.ForEach(func(k, v []byte) error {
+		var rec TxRecord
+		if json.Unmarshal(v, &rec) != nil {
+			r.Problems = append(r.Problems, fmt.Sprintf("transaction record %s: corrupt", k))
+			return nil
+		}
+		if rec.TerminalSeq == 0 || rec.Code == protocol.CodeSeqReused {
+			return nil
+		}
+		if _, ok := named[rec.ID]; !ok {
+			r.Problems = append(r.Problems, fmt.Sprintf("transaction %s came with sequence number %d of %s/%s, which does not name it", rec.ID, rec.TerminalSeq, rec.Store, rec.Terminal))
+		}
+		return nil
+	})
 }
 
 // partnerAccount splits partner/{p}/{kind}.

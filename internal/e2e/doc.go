@@ -9,4 +9,10 @@
 // embedded broker on TLS with the hub's own CA (hub/pki), the tills
 // verifying it; with TILLSYNC_E2E_TLS=1 every test on the embedded broker
 // runs over TLS.
+//
+// External brokers: TestMosquittoSetup sets up a real Mosquitto (skipped
+// without one) with tillsync-hub broker-config and checks that it confines
+// each terminal as the embedded broker does; TestMACOnPermissiveBroker
+// shows that on a broker without access rules the MACs alone keep a
+// store from speaking for another.
 package e2e

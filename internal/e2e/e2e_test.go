@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -77,6 +78,10 @@ type env struct {
 	requireEnrollment bool
 	// log, when set, is the hub's logger instead of logger(t).
 	log *slog.Logger
+	// brokerTLS, brokerUser and brokerPass are the hub's TLS configuration
+	// and credentials at the external broker, when it wants them.
+	brokerTLS              *tls.Config
+	brokerUser, brokerPass string
 }
 
 // The coalition every e2e hub runs: one partner whose rules earn what the
@@ -176,7 +181,12 @@ func (e *env) brokerURL() string {
 func (e *env) startHub() *hubProc {
 	t := e.t
 	t.Helper()
-	o := hub.Options{DataDir: e.hubDir, Logger: logger(t).With("side", "hub"), BrokerURL: e.external, BrokerClientID: e.clientID}
+	o := hub.Options{DataDir: e.hubDir, Logger: logger(t).With("side", "hub"), BrokerURL: e.external, BrokerClientID: e.clientID,
+		BrokerTLS: e.brokerTLS, BrokerUsername: e.brokerUser, BrokerPassword: e.brokerPass}
+	if e.external != "" && e.pki != nil {
+		// As serve does: enrollment hands out the CA the broker's certificate is from.
+		o.CAPEM, o.CAFingerprint = e.pki.CACertPEM(), e.pki.CAFingerprint()
+	}
 	if e.log != nil {
 		o.Logger = e.log
 	}

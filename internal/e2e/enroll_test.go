@@ -115,7 +115,7 @@ func TestEnrollment(t *testing.T) {
 	if st, code := hubPost(t, e, "/v1/enroll", req, &ans); st != http.StatusCreated {
 		t.Fatalf("enroll: HTTP %d %s", st, code)
 	}
-	if ans.Store != store || ans.Terminal != "till-1" || ans.MQTTUsername != protocol.AgentClientID(store, "till-1") || ans.CAPEM != string(p.CACertPEM()) || len(ans.MemberTokenKeys) == 0 {
+	if ans.Store != store || ans.Terminal != "till-1" || ans.MQTTUsername != protocol.AgentUsername(store, "till-1") || ans.CAPEM != string(p.CACertPEM()) || len(ans.MemberTokenKeys) == 0 {
 		t.Fatalf("enrollment answer: %+v", ans)
 	}
 	if st, code := hubPost(t, e, "/v1/enroll", req, nil); st != http.StatusForbidden || code != protocol.CodeEnrollmentUsed {
@@ -150,11 +150,13 @@ func TestEnrollment(t *testing.T) {
 		}
 		return tk.Error()
 	}
-	other := protocol.AgentClientID(store, "till-2")
+	other, own := protocol.AgentClientID(store, "till-2"), protocol.AgentClientID(store, "till-1")
 	for _, c := range []struct{ name, id, user, pass string }{
 		{"its password under another terminal's name", other, other, ans.MQTTPassword},
-		{"its name with a wrong password", ans.MQTTUsername, ans.MQTTUsername, ans.MQTTPassword + "x"},
-		{"its name without credentials", ans.MQTTUsername, "", ""},
+		{"its password under another terminal's username", other, protocol.AgentUsername(store, "till-2"), ans.MQTTPassword},
+		{"its username under another terminal's client id", other, ans.MQTTUsername, ans.MQTTPassword},
+		{"its name with a wrong password", own, ans.MQTTUsername, ans.MQTTPassword + "x"},
+		{"its name without credentials", own, "", ""},
 		{"no credentials at all", "someone", "", ""},
 		{"a username that is not the client id", "someone", ans.MQTTUsername, ans.MQTTPassword},
 	} {

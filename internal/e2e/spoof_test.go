@@ -35,7 +35,8 @@ type spoofer struct {
 	store, terminal string
 	partner         string // each store trades as a partner of its own
 	apiToken        string // that partner's API token
-	id              string // MQTT client id = username
+	id              string // MQTT client id
+	user            string // MQTT username
 	password        string
 	till            *ledgertest.Till
 	conn            mqtt.Client
@@ -168,7 +169,7 @@ func TestSpoofing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.id, s.password = creds.Username, creds.Password
+		s.id, s.user, s.password = protocol.AgentClientID(store, s.terminal), creds.Username, creds.Password
 		s.tokenID, s.secret = tok.ID, base64.RawURLEncoding.EncodeToString(tok.Secret)
 		ss[i] = s
 	}
@@ -198,7 +199,7 @@ func TestSpoofing(t *testing.T) {
 		if s.conn != nil {
 			s.conn.Disconnect(0)
 		}
-		c, err := connect(s.id, s.id, s.password)
+		c, err := connect(s.id, s.user, s.password)
 		if err != nil {
 			t.Fatalf("%s with its own credentials: %v", s.id, err)
 		}
@@ -292,8 +293,8 @@ func TestSpoofing(t *testing.T) {
 			tally.add("replay another terminal's batch on its own topic", true)
 			want.ingestRefused++
 			// Connecting as the victim.
-			connectRefused("connect with another terminal's client id", v.id, a.id, a.password)
-			connectRefused("connect with another terminal's client id", v.id, v.id, a.password)
+			connectRefused("connect with another terminal's client id", v.id, a.user, a.password)
+			connectRefused("connect with another terminal's client id", v.id, v.user, a.password)
 			connectRefused("connect with another terminal's client id", v.id, "", "")
 			// Reading the victim's traffic.
 			subscribeDenied("subscribe to another terminal's topics", a.conn, topic(v, protocol.ChannelAck))
@@ -406,7 +407,7 @@ func TestSpoofing(t *testing.T) {
 			t.Fatalf("revoke %s: HTTP %d", s.id, code)
 		}
 		testkit.WaitFor(t, wait, s.id+" to be dropped", func() bool { return !s.conn.IsConnectionOpen() })
-		connectRefused("revoked credentials", s.id, s.id, s.password)
+		connectRefused("revoked credentials", s.id, s.user, s.password)
 		connectRefused("revoked credentials", s.id, "", "")
 	}
 

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	t.Run("ReturnWaitsForSale", func(t *testing.T) { testReturnWaitsForSale(t, open) })
 	t.Run("Enrollment", func(t *testing.T) { testEnrollment(t, open) })
 	t.Run("APITokens", func(t *testing.T) { testAPITokens(t, open) })
+	t.Run("SeqReused", func(t *testing.T) { testSeqReused(t, open) })
 	t.Run("ReturnPaidWithPoints", func(t *testing.T) { testReturnPaidWithPoints(t, open) })
 	t.Run("ReturnAfterSpend", func(t *testing.T) { testReturnAfterSpend(t, open) })
 	t.Run("OfflineOverdraft", func(t *testing.T) { testOfflineOverdraft(t, open) })

@@ -3,6 +3,8 @@ package ledgertest
 import (
 	"bytes"
 	"crypto/ed25519"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +14,9 @@ import (
 
 // testEnrollment: a token is issued for a registered terminal only, works
 // once, expires, and is replaced by a newer one; enrolling gives the
-// terminal credentials that authenticate it, and no other; revoking makes
-// them invalid for good; nothing secret is listed.
+// terminal credentials and a MAC key that authenticate it, and no other;
+// revoking makes them invalid for good; nothing secret is listed; the
+// terminal's TerminalAuth and broker account follow each step.
 func testEnrollment(t *testing.T, open func(t *testing.T) ledger.Store) {
 	s := open(t)
 	a := NewTill("s1", "t1", "p1")
@@ -63,22 +66,38 @@ func testEnrollment(t *testing.T, open func(t *testing.T) ledger.Store) {
 	if ok, _ := s.AuthenticateTerminal(protocol.AgentClientID("s1", "t1"), []byte("x")); ok || s.Enrolled("s1", "t1") {
 		t.Fatal("a terminal authenticated before it enrolled")
 	}
+	if a := s.TerminalAuth("s1", "t1"); a.Enrolled || a.Revoked || a.MACKey != nil {
+		t.Fatalf("TerminalAuth before enrolling: %+v", a)
+	}
+	checkBrokerUsers(t, s)
 	creds, err := s.Enroll(tok.ID, tok.Secret, pub, T0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if creds.Store != "s1" || creds.Terminal != "t1" || creds.Partner != "p1" || creds.Username != protocol.AgentClientID("s1", "t1") || len(creds.Password) < 40 {
+	if creds.Store != "s1" || creds.Terminal != "t1" || creds.Partner != "p1" || creds.Username != protocol.AgentUsername("s1", "t1") || len(creds.Password) < 40 {
 		t.Fatalf("credentials %+v", creds)
 	}
+	if a := s.TerminalAuth("s1", "t1"); !a.Enrolled || a.Revoked || len(a.MACKey) != protocol.MACKeyLen || !bytes.Equal(a.MACKey, creds.MACKey) || a.Generation != 1 {
+		t.Fatalf("TerminalAuth once enrolled: %+v (key given out %x)", a, creds.MACKey)
+	}
+	if a := s.TerminalAuth("s1", "t2"); a.Enrolled || a.MACKey != nil {
+		t.Fatalf("another terminal's TerminalAuth: %+v", a)
+	}
+	checkBrokerUsers(t, s, "s1/t1")
 	if _, err := s.Enroll(tok.ID, tok.Secret, pub, T0.Add(time.Minute)); code(err) != protocol.CodeEnrollmentUsed {
 		t.Errorf("the token again: %v, want %s", err, protocol.CodeEnrollmentUsed)
 	}
 	if ok, why := s.AuthenticateTerminal(creds.Username, []byte(creds.Password)); !ok || !s.Enrolled("s1", "t1") {
 		t.Fatalf("the enrolled terminal's own credentials refused: %s", why)
 	}
+	// Tills enrolled before protocol Version 3 have their client id as username.
+	if ok, why := s.AuthenticateTerminal(protocol.AgentClientID("s1", "t1"), []byte(creds.Password)); !ok {
+		t.Fatalf("the enrolled terminal's password under its client id refused: %s", why)
+	}
 	for _, c := range []struct{ user, pass string }{
 		{creds.Username, creds.Password + "x"},
 		{protocol.AgentClientID("s1", "t2"), creds.Password},
+		{protocol.AgentUsername("s1", "t2"), creds.Password},
 		{"s1", creds.Password},
 	} {
 		if ok, _ := s.AuthenticateTerminal(c.user, []byte(c.pass)); ok {
@@ -99,6 +118,10 @@ func testEnrollment(t *testing.T, open func(t *testing.T) ledger.Store) {
 	if list, _ := s.Enrollments(); len(list) != 1 || !list[0].RevokedAt.Equal(T0.Add(2*time.Minute)) {
 		t.Fatalf("after revoke: %+v", list)
 	}
+	if a := s.TerminalAuth("s1", "t1"); !a.Enrolled || !a.Revoked || a.MACKey != nil || a.Generation != 1 {
+		t.Fatalf("TerminalAuth once revoked: %+v", a)
+	}
+	checkBrokerUsers(t, s)
 	// Enrolling again takes a new token, and new credentials.
 	again, err := s.IssueEnrollmentToken("s1", "t1", 0, T0.Add(3*time.Minute))
 	if err != nil {
@@ -116,5 +139,29 @@ func testEnrollment(t *testing.T, open func(t *testing.T) ledger.Store) {
 	}
 	if ok, why := s.AuthenticateTerminal(fresh.Username, []byte(fresh.Password)); !ok {
 		t.Fatalf("the new credentials: %s", why)
+	}
+	if a := s.TerminalAuth("s1", "t1"); !a.Enrolled || a.Revoked || !bytes.Equal(a.MACKey, fresh.MACKey) || bytes.Equal(a.MACKey, creds.MACKey) || a.Generation != 2 {
+		t.Fatalf("TerminalAuth once enrolled again: %+v", a)
+	}
+	checkBrokerUsers(t, s, "s1/t1")
+}
+
+// checkBrokerUsers checks that BrokerUsers lists exactly the terminals
+// named ("store/terminal"), each with its username and a Mosquitto hash.
+func checkBrokerUsers(t *testing.T, s ledger.Store, want ...string) {
+	t.Helper()
+	users, err := s.BrokerUsers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range users {
+		got = append(got, u.Store+"/"+u.Terminal)
+		if u.Username != protocol.AgentUsername(u.Store, u.Terminal) || !strings.HasPrefix(u.MosquittoHash, "$7$101$") || len(strings.Split(u.MosquittoHash, "$")) != 5 {
+			t.Errorf("broker user %+v", u)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("BrokerUsers: %v, want %v", got, want)
 	}
 }

@@ -46,6 +46,20 @@ func Main(m *testing.M, name string, bin *Binary) int {
 	return m.Run()
 }
 
+// Build builds the command package pkg (an import path, e.g.
+// github.com/tillsync/tillsync/cmd/tillsync-hub) as name into dir, for
+// tests outside the command's own package.
+func Build(dir, name, pkg string) (Binary, error) {
+	b := Binary{Name: name, Path: filepath.Join(dir, name)}
+	if runtime.GOOS == "windows" {
+		b.Path += ".exe"
+	}
+	if out, err := exec.Command(goTool(), "build", "-o", b.Path, pkg).CombinedOutput(); err != nil {
+		return Binary{}, fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+	}
+	return b, nil
+}
+
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
