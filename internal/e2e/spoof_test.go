@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -11,8 +12,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/ledger/ledgertest"
 	"github.com/tillsync/tillsync/internal/testkit"
+	"github.com/tillsync/tillsync/internal/testkit/clitest"
 	"github.com/tillsync/tillsync/protocol"
 )
 
@@ -38,6 +42,7 @@ type spoofer struct {
 	id              string // MQTT client id
 	user            string // MQTT username
 	password        string
+	macKey          []byte
 	till            *ledgertest.Till
 	conn            mqtt.Client
 	batch           []byte // its first batch, as sent
@@ -112,25 +117,72 @@ func (s *spoofTally) totals() (tried, refused int) {
 	return tried, refused
 }
 
-// TestSpoofing: 20 enrolled stores, each attacking all the others over the
-// embedded broker (MQTT over TLS, enrollment required): publishing on
-// their topics, forging their store and terminal in its own payloads,
-// connecting as them, subscribing to # and to their ack, reply and config
-// topics, ids with wildcards, replaying transactions and acks, revoked
-// credentials, used, expired and unknown enrollment tokens, and partner API
-// tokens reaching for another partner's data. Every attempt
-// is refused and counted by the hub (the health counters move by exactly
-// the attempts), each attacker is named in the hub's log, the victims stay
-// connected, and the ledger is as the legitimate traffic left it.
-func TestSpoofing(t *testing.T) {
-	var logs testkit.Buffer
-	e := newEnv(t, "embedded-tls")
-	e.httpAddr, e.requireEnrollment = testkit.FreePort(t), true
-	e.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("side", "hub")
-	h := startHubOnce(t, e)
-	st := h.h.Ledger()
-	ca := e.pki.CACertPEM()
+// spoofWorld is the broker the spoofing suite attacks through, with the
+// hub behind it.
+type spoofWorld struct {
+	e    *env
+	h    *hubRun
+	url  string
+	ca   []byte
+	logs *testkit.Buffer // the hub's log
+	// mosquitto is the Mosquitto process (its log at every level) set up by
+	// broker-config; nil for the embedded broker.
+	mosquitto *clitest.Proc
+	// reload makes the broker take the ledger's accounts as they are now
+	// (Mosquitto: broker-config again, then SIGHUP); nil for the embedded
+	// broker, which asks the ledger itself.
+	reload func()
+}
 
+// embeddedWorld is a hub with its embedded broker over TLS, enrollment required.
+func embeddedWorld(t *testing.T) *spoofWorld {
+	w := &spoofWorld{logs: new(testkit.Buffer)}
+	w.e = newEnv(t, "embedded-tls")
+	w.e.httpAddr, w.e.requireEnrollment = testkit.FreePort(t), true
+	w.e.log = slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("side", "hub")
+	w.h = startHubOnce(t, w.e)
+	w.url, w.ca = w.e.brokerURL(), w.e.pki.CACertPEM()
+	return w
+}
+
+// mosquittoOutput is Mosquitto's log so far; "" for the embedded broker.
+func (w *spoofWorld) mosquittoOutput() string {
+	if w.mosquitto == nil {
+		return ""
+	}
+	return w.mosquitto.Output()
+}
+
+// mosquittoLines counts the lines of Mosquitto's log holding what.
+func (w *spoofWorld) mosquittoLines(what string) int {
+	return strings.Count(w.mosquitto.Output(), what)
+}
+
+// TestSpoofing: 20 enrolled stores, each attacking all the others:
+// publishing on their topics, forging their store and terminal in its own
+// payloads, connecting as them, subscribing to # and to their ack, reply
+// and config topics, ids with wildcards, replaying transactions and acks,
+// revoked credentials, used, expired and unknown enrollment tokens, and
+// partner API tokens reaching for another partner's data. It runs over the
+// embedded broker (MQTT over TLS, enrollment required), and over a real
+// Mosquitto set up by tillsync-hub broker-config mosquitto. Every attempt
+// is refused (or, for a replay of a till's own batch, answered as the
+// duplicate it is) and counted: the hub's counters (and Mosquitto's log)
+// move by exactly the attempts; each attacker is named in the hub's log;
+// the victims stay connected; and the ledger is as the legitimate traffic
+// left it.
+func TestSpoofing(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { runSpoofing(t, embeddedWorld(t)) })
+	t.Run("mosquitto", func(t *testing.T) { runSpoofing(t, mosquittoWorld(t)) })
+}
+
+func runSpoofing(t *testing.T, w *spoofWorld) {
+	e, h, logs := w.e, w.h, w.logs
+	began := time.Now()
+	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
+	st := h.h.Ledger()
+	ca := w.ca
+	embedded := w.mosquitto == nil
 	// 20 stores, each with one enrolled till that sends one earn.
 	ss := make([]*spoofer, spoofStores)
 	ids := make([]string, spoofStores)
@@ -169,16 +221,23 @@ func TestSpoofing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.id, s.user, s.password = protocol.AgentClientID(store, s.terminal), creds.Username, creds.Password
+		s.id, s.user, s.password, s.macKey = protocol.AgentClientID(store, s.terminal), creds.Username, creds.Password, creds.MACKey
 		s.tokenID, s.secret = tok.ID, base64.RawURLEncoding.EncodeToString(tok.Secret)
 		ss[i] = s
 	}
+	if w.reload != nil {
+		w.reload()
+	}
+	var connTime time.Duration
+	var connN int
 	connect := func(id, user, pass string) (mqtt.Client, error) {
+		t0 := time.Now()
+		defer func() { connTime += time.Since(t0); connN++ }()
 		// MQTT 3.1.1 only: without a version paho tries again with 3.1
 		// after a refusal, which would be a second attempt.
-		o := mqtt.NewClientOptions().AddBroker(e.brokerURL()).SetClientID(id).SetUsername(user).SetPassword(pass).SetProtocolVersion(4).
+		o := mqtt.NewClientOptions().AddBroker(w.url).SetClientID(id).SetUsername(user).SetPassword(pass).SetProtocolVersion(4).
 			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetOrderMatters(false)
-		tc, err := agent.HubTLSConfig(e.brokerURL(), ca)
+		tc, err := agent.HubTLSConfig(w.url, ca)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +280,7 @@ func TestSpoofing(t *testing.T) {
 		s.txID = randomID("sp-tx-")
 		b := s.till.Batch(t, s.till.Earn(s.txID, s.store+"-m", 10))
 		b.SentAt = time.Now()
-		s.batch, _ = protocol.Encode(b)
+		s.batch = s.seal(t, s, b)
 		s.publish(t, protocol.ChannelTx, s.batch)
 	}
 	for _, s := range ss {
@@ -230,26 +289,61 @@ func TestSpoofing(t *testing.T) {
 		}
 		s.ack = s.raw[s.txID]
 	}
+	phase("20 tills enrolled, connected, one earn each")
 	before := spoofLedger(t, h, ss)
 	base := spoofCounters(t, e, h)
 
 	var tally spoofTally
-	var want struct{ refused, denied, ingestRefused, ingestRejected, enrollRefused, apiRefused int64 }
+	var want struct{ refused, denied, ingestRefused, ingestRejected, enrollRefused, apiRefused, mosquittoDenied int64 }
 	topic := func(s *spoofer, ch protocol.Channel) string {
 		tp, _ := protocol.TerminalTopic(s.store, s.terminal, ch)
 		return tp
 	}
 	// A denied publish at QoS 1 costs the attacker its connection (MQTT
 	// 3.1.1 has no negative PUBACK); it reconnects for the next attempt.
+	// Mosquitto acks it and drops it, logging it (at debug): each such
+	// attempt is matched with its line of Mosquitto's log at the end.
+	type deniedPub struct{ kind, user, topic string }
+	var mosquittoPubs []deniedPub
 	publishDenied := func(kind string, a *spoofer, topic string, payload []byte) {
+		if !embedded {
+			a.publishOn(t, a.conn, topic, payload)
+			mosquittoPubs = append(mosquittoPubs, deniedPub{kind, a.user, topic})
+			want.mosquittoDenied++
+			return
+		}
 		a.conn.Publish(topic, 1, false, payload)
 		gone := testkit.WaitUntil(wait, func() bool { return !a.conn.IsConnectionOpen() })
 		tally.add(kind, gone)
 		want.denied++
 		reconnect(a)
 	}
-	subscribeDenied := func(kind string, c mqtt.Client, filter string) {
-		tk := c.Subscribe(filter, 1, func(mqtt.Client, mqtt.Message) {})
+	// Mosquitto grants an MQTT 3.1.1 subscription its ACL denies and
+	// delivers nothing on it: there, a subscription is refused when it
+	// has received nothing by the end of the run, every till's acks and
+	// configs having gone by meanwhile.
+	type quietSub struct {
+		kind string
+		got  *atomic.Int64
+	}
+	var quiet []quietSub
+	subscribeDenied := func(kind string, a *spoofer, filter string) {
+		got := new(atomic.Int64)
+		cfg, _ := protocol.ConfigTopic(a.store)
+		own := map[string]bool{topic(a, protocol.ChannelAck): true, topic(a, protocol.ChannelReply): true, cfg: true}
+		tk := a.conn.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+			if !own[m.Topic()] { // a wildcard also matches its own topics
+				got.Add(1)
+			}
+		})
+		if !embedded {
+			if !tk.WaitTimeout(wait) || tk.Error() != nil {
+				tally.add(kind, false)
+				return
+			}
+			quiet = append(quiet, quietSub{kind, got})
+			return
+		}
 		refused := tk.WaitTimeout(wait) && tk.(*mqtt.SubscribeToken).Result()[filter] == 0x80
 		tally.add(kind, refused)
 		want.denied++
@@ -259,8 +353,17 @@ func TestSpoofing(t *testing.T) {
 		if c != nil {
 			c.Disconnect(0)
 		}
-		tally.add(kind, err != nil && (strings.Contains(err.Error(), "not Authorized") || strings.Contains(err.Error(), "bad user name or password")))
-		want.refused++
+		// A client id with a control character is a protocol error to
+		// Mosquitto: it closes the connection without an answer.
+		ok := err != nil && (strings.Contains(err.Error(), "not Authorized") || strings.Contains(err.Error(), "bad user name or password") ||
+			(!embedded && strings.ContainsFunc(id, unicode.IsControl) && strings.Contains(err.Error(), "EOF")))
+		if !ok {
+			t.Logf("%s: %q as %q: %v", kind, id, user, err)
+		}
+		tally.add(kind, ok)
+		if embedded {
+			want.refused++
+		}
 	}
 
 	for _, a := range ss {
@@ -271,7 +374,7 @@ func TestSpoofing(t *testing.T) {
 			// Publishing on the victim's topics: its transactions, queries,
 			// member token sightings, and acks from the hub.
 			forged := v.till.Batch(t, v.till.Earn(randomID("sp-forged-"), v.store+"-m", 1000))
-			forgedBytes, _ := protocol.Encode(forged)
+			forgedBytes := a.seal(t, a, forged)
 			publishDenied("publish on another terminal's tx topic", a, topic(v, protocol.ChannelTx), forgedBytes)
 			publishDenied("replay another terminal's ack on its ack topic", a, topic(v, protocol.ChannelAck), v.ack)
 			// Forging the victim in its own payloads, on its own topic:
@@ -284,7 +387,7 @@ func TestSpoofing(t *testing.T) {
 			mixedID := randomID("sp-mixed-")
 			mixed := a.till.Batch(t, a.till.Earn(mixedID, v.store+"-m", 1000))
 			mixed.Txs[0].Store = v.store
-			mixedBytes, _ := protocol.Encode(mixed)
+			mixedBytes := a.seal(t, a, mixed)
 			a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), mixedBytes)
 			ack, ok := a.waitAck(mixedID, 1)
 			tally.add("payload naming another store (one transaction)", ok && ack.Status == protocol.StatusRejected)
@@ -292,18 +395,21 @@ func TestSpoofing(t *testing.T) {
 			a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), v.batch)
 			tally.add("replay another terminal's batch on its own topic", true)
 			want.ingestRefused++
-			// Connecting as the victim.
-			connectRefused("connect with another terminal's client id", v.id, a.user, a.password)
+			// Connecting as the victim. Mosquitto names every client by
+			// its username: the attacker's own credentials under the
+			// victim's client id connect as the attacker, nobody else.
+			if embedded {
+				connectRefused("connect with another terminal's client id", v.id, a.user, a.password)
+			} else {
+				c, err := connect(v.id, a.user, a.password)
+				if c != nil {
+					c.Disconnect(0)
+				}
+				tally.add("connect with another terminal's client id", err == nil && v.conn.IsConnectionOpen())
+				reconnect(a) // its own session was the one taken over
+			}
 			connectRefused("connect with another terminal's client id", v.id, v.user, a.password)
 			connectRefused("connect with another terminal's client id", v.id, "", "")
-			// Reading the victim's traffic.
-			subscribeDenied("subscribe to another terminal's topics", a.conn, topic(v, protocol.ChannelAck))
-			subscribeDenied("subscribe to another terminal's topics", a.conn, topic(v, protocol.ChannelReply))
-			cfg, _ := protocol.ConfigTopic(v.store)
-			subscribeDenied("subscribe to another terminal's topics", a.conn, cfg)
-		}
-		for _, f := range []string{"#", "tillsync/#", "tillsync/v1/stores/+/terminals/+/ack", "$SYS/#"} {
-			subscribeDenied("subscribe to wildcards", a.conn, f)
 		}
 		// Its own ack topic is the hub's to publish on.
 		publishDenied("replay another terminal's ack on its ack topic", a, topic(a, protocol.ChannelAck), a.ack)
@@ -314,13 +420,52 @@ func TestSpoofing(t *testing.T) {
 		} {
 			connectRefused("ids with wildcards or control characters", id, id, a.password)
 		}
-		// Its own batch again, as a replay: answered as the duplicate it
-		// is, changing nothing.
+	}
+
+	phase(fmt.Sprintf("publishing, forging, connecting as others (%d connects, %s)", connN, connTime))
+	// Reading others' traffic. The hub publishes every store's config
+	// (retained); every till subscribes to every other's ack, reply and
+	// config topics and to wildcards; then every till sends its own batch
+	// again, a replay answered as the duplicate it is, changing nothing,
+	// whose ack crosses the broker. None of it may reach another till.
+	var coalition json.RawMessage
+	hubGet(t, e, "/v1/coalition", &coalition)
+	if resp := hubRequest(t, e, "PUT", "/v1/coalition", bytes.NewReader(coalition)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /v1/coalition (the same settings): HTTP %d", resp.StatusCode)
+	} else {
+		resp.Body.Close()
+	}
+	for _, a := range ss {
+		cfg, _ := protocol.ConfigTopic(a.store)
+		own := new(atomic.Int64)
+		if tk := a.conn.Subscribe(cfg, 1, func(mqtt.Client, mqtt.Message) { own.Add(1) }); !tk.WaitTimeout(wait) || tk.Error() != nil {
+			t.Fatalf("%s subscribes to its config: %v", a.id, tk.Error())
+		}
+		testkit.WaitFor(t, waitLong, a.id+" to get its store's config", func() bool { return own.Load() > 0 })
+	}
+	for _, a := range ss {
+		for _, v := range ss {
+			if v == a {
+				continue
+			}
+			subscribeDenied("subscribe to another terminal's topics", a, topic(v, protocol.ChannelAck))
+			subscribeDenied("subscribe to another terminal's topics", a, topic(v, protocol.ChannelReply))
+			cfg, _ := protocol.ConfigTopic(v.store)
+			subscribeDenied("subscribe to another terminal's topics", a, cfg)
+		}
+		for _, f := range []string{"#", "tillsync/#", "tillsync/v1/stores/+/terminals/+/ack", "$SYS/#"} {
+			subscribeDenied("subscribe to wildcards", a, f)
+		}
+	}
+	for _, a := range ss {
 		a.publishOn(t, a.conn, topic(a, protocol.ChannelTx), a.batch)
+	}
+	for _, a := range ss {
 		ack, ok := a.waitAck(a.txID, 2)
 		tally.add("replay its own batch", ok && ack.Status == protocol.StatusDuplicate)
 	}
 
+	phase("subscribing to others' topics")
 	// Enrollment tokens: used, unknown and expired; ids with wildcards in
 	// the HTTP API's paths.
 	enroll := func(token string) protocol.Code {
@@ -400,15 +545,59 @@ func TestSpoofing(t *testing.T) {
 		}
 	}
 
-	// Revoked: two stores' tills are dropped at once and get back in
-	// neither with their credentials nor without.
+	phase("enrollment and partner tokens")
+	// Revoked: two stores' tills are dropped at once by the embedded
+	// broker; through Mosquitto, whatever the revoked till still sends is
+	// refused by the hub until the broker is given the accounts again.
+	// Then they get back in neither with their credentials nor without.
 	for _, s := range ss[:2] {
 		if code, _ := hubPost(t, e, "/v1/stores/"+s.store+"/terminals/"+s.terminal+"/revoke", nil, nil); code != http.StatusOK {
 			t.Fatalf("revoke %s: HTTP %d", s.id, code)
 		}
-		testkit.WaitFor(t, wait, s.id+" to be dropped", func() bool { return !s.conn.IsConnectionOpen() })
+		if embedded {
+			testkit.WaitFor(t, wait, s.id+" to be dropped", func() bool { return !s.conn.IsConnectionOpen() })
+		} else {
+			late := s.till.Batch(t, s.till.Earn(randomID("sp-revoked-"), s.store+"-m", 1000))
+			s.publishOn(t, s.conn, topic(s, protocol.ChannelTx), s.seal(t, s, late))
+			tally.add("revoked credentials", true) // counted by the hub: checked below
+			want.ingestRefused++
+		}
+	}
+	if w.reload != nil {
+		w.reload()
+	}
+	for _, s := range ss[:2] {
 		connectRefused("revoked credentials", s.id, s.user, s.password)
 		connectRefused("revoked credentials", s.id, "", "")
+	}
+
+	phase("revoked credentials")
+	if !embedded {
+		// "Denied PUBLISH from CLIENT (d0, q1, r0, m2, 'TOPIC', ... (N bytes))"
+		var denied map[[2]string]int
+		testkit.WaitUntil(waitLong, func() bool {
+			denied = map[[2]string]int{}
+			n := 0
+			for _, l := range strings.Split(w.mosquitto.Output(), "\n") {
+				_, rest, ok := strings.Cut(l, "Denied PUBLISH from ")
+				client, rest, ok2 := strings.Cut(rest, " (")
+				_, rest, ok3 := strings.Cut(rest, "'")
+				tp, _, ok4 := strings.Cut(rest, "'")
+				if ok && ok2 && ok3 && ok4 {
+					denied[[2]string{client, tp}]++
+					n++
+				}
+			}
+			return n >= len(mosquittoPubs)
+		})
+		for _, p := range mosquittoPubs {
+			k := [2]string{p.user, p.topic}
+			tally.add(p.kind, denied[k] > 0)
+			denied[k]--
+		}
+	}
+	for _, q := range quiet {
+		tally.add(q.kind, q.got.Load() == 0)
 	}
 
 	// The hub's counters moved by exactly the attempts.
@@ -434,6 +623,11 @@ func TestSpoofing(t *testing.T) {
 	if got.Applied != 0 {
 		t.Errorf("%d transactions applied during the attacks", got.Applied)
 	}
+	if !embedded {
+		if n := int64(w.mosquittoLines("Denied PUBLISH from ")); n != want.mosquittoDenied {
+			t.Errorf("Mosquitto logged %d denied publishes for %d attempts", n, want.mosquittoDenied)
+		}
+	}
 
 	// Every attack is refused, and the ledger is as the legitimate traffic left it.
 	tried, refused := tally.totals()
@@ -457,14 +651,23 @@ func TestSpoofing(t *testing.T) {
 		}
 	}
 	out := logs.String()
+	lines := []string{"MQTT publish refused", "MQTT subscription refused", "batch names another terminal"}
+	if !embedded {
+		lines = lines[2:]
+	}
 	for _, s := range ss {
-		for _, line := range []string{"MQTT publish refused", "MQTT subscription refused", "batch names another terminal"} {
-			if !strings.Contains(out, line) || !logNames(out, line, s.store) {
+		for _, line := range lines {
+			if !logNames(out, line, s.store) {
 				t.Errorf("the hub's log has no %q naming %s", line, s.store)
 			}
 		}
-		if strings.Contains(out, s.password) || strings.Contains(out, s.secret) {
-			t.Errorf("the hub's log holds %s's password or token", s.id)
+		if !embedded && !logNames(w.mosquitto.Output(), "Denied PUBLISH from", s.user) {
+			t.Errorf("Mosquitto's log has no denied publish of %s", s.user)
+		}
+		for _, l := range []string{out, w.mosquittoOutput()} {
+			if strings.Contains(l, s.password) || strings.Contains(l, s.secret) || strings.Contains(l, base64.RawURLEncoding.EncodeToString(s.macKey)) {
+				t.Errorf("a log (the hub's, or Mosquitto's) holds %s's password, enrollment token or MAC key", s.id)
+			}
 		}
 	}
 }
@@ -477,6 +680,23 @@ func logNames(out, what, store string) bool {
 		}
 	}
 	return false
+}
+
+// seal encodes b and adds the MAC of signer (whose key it is) for s's tx
+// topic, as an enrolled till sends it.
+func (s *spoofer) seal(t *testing.T, signer *spoofer, b *protocol.Batch) []byte {
+	t.Helper()
+	b.Version = protocol.Version
+	body, err := protocol.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := protocol.TerminalTopic(s.store, s.terminal, protocol.ChannelTx)
+	sealed, err := protocol.Seal(signer.macKey, tp, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
 }
 
 func (s *spoofer) publish(t *testing.T, ch protocol.Channel, payload []byte) {
