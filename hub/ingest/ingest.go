@@ -81,6 +81,9 @@ type Ingest struct {
 	// heldLog limits the warning about a store's held transactions to one
 	// a minute per store: its tills re-send them every ack timeout.
 	heldLog map[string]time.Time
+
+	// recent is what the dashboard shows: rejections, latency, lags (recent.go).
+	recent recent
 }
 
 // query is a balance query with the topic its reply goes to.
@@ -95,6 +98,7 @@ type work struct {
 	batch    *protocol.Batch // only the transactions bound for the ledger
 	ackTopic string
 	early    []protocol.Ack // rejected before the ledger
+	received time.Time      // when the message arrived
 }
 
 // New returns an Ingest; call Run to start its commit loop.
@@ -146,7 +150,7 @@ func (in *Ingest) HandleTx(topic string, payload []byte) {
 		return
 	}
 	ackTopic, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck)
-	w := &work{ackTopic: ackTopic}
+	w := &work{ackTopic: ackTopic, received: in.o.Clock.Now()}
 	good := b.Txs[:0:0]
 	for i := range b.Txs {
 		if err := b.ValidateTx(i); err != nil {
@@ -223,6 +227,7 @@ func (in *Ingest) HandleScan(topic string, payload []byte) {
 
 func (in *Ingest) refuse(what, topic string, err error) {
 	in.refused.Add(1)
+	in.recent.refused(in.o.Clock.Now(), what, topic, err)
 	in.log.Warn("message refused: "+what, "topic", topic, "err", err)
 }
 
@@ -316,6 +321,7 @@ func (in *Ingest) commit(group []*work) {
 		if err := in.o.Publish(w.ackTopic, 1, payload); err != nil {
 			in.log.Warn("publish acks", "topic", w.ackTopic, "err", err)
 		}
+		in.observe(w, acks)
 	}
 }
 
