@@ -210,7 +210,7 @@ function renderKPIs() {
   const kids = [
     o.connections_known
       ? kpi("Stores online", num(o.stores_online), `${num(o.terminals_online)} of ${num(o.terminals)} terminals connected`,
-        o.stores_online === o.stores ? "ok" : "warn", `/ ${num(o.stores)}`)
+        o.stores_online === o.stores ? "ok" : data.stores.some((x) => x.state === "offline") ? "alert" : "warn", `/ ${num(o.stores)}`)
       : kpi("Stores", num(o.stores), "the hub cannot see connections (external broker)", ""),
     kpi("Need attention", num(o.stores_attention), o.stores_attention ? "offline, behind, or rejecting" : "every store is fine",
       o.stores_attention ? "alert" : "ok"),
