@@ -224,7 +224,13 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"login", d.loginPage)
 	mux.HandleFunc("POST "+Prefix+"login", d.login)
 	mux.HandleFunc("POST "+Prefix+"logout", d.logout)
-	mux.Handle("GET "+Prefix+"static/", d.static)
+	mux.HandleFunc("GET "+Prefix+"static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no listings
+			http.NotFound(w, r)
+			return
+		}
+		d.static.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET "+Prefix+"api/snapshot", d.api(d.snapshot))
 	mux.HandleFunc("GET "+Prefix+"api/stores/{store}", d.api(d.storeDetail))
 	mux.HandleFunc("GET "+Prefix+"api/events", d.api(d.events))

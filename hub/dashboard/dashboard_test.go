@@ -566,7 +566,9 @@ func TestStatic(t *testing.T) {
 	if a.header.Get("X-Frame-Options") != "DENY" || a.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("headers %v", a.header)
 	}
-	if a := f.get(c, "/dashboard/static/nope.js"); a.status != http.StatusNotFound {
-		t.Errorf("a missing asset: %d", a.status)
+	for _, p := range []string{"/dashboard/static/nope.js", "/dashboard/static/", "/dashboard/nothing"} {
+		if a := f.get(c, p); a.status != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, a.status)
+		}
 	}
 }

@@ -23,7 +23,9 @@ const CookieName = "tillsync_dashboard"
 const maxLoginBody = 4 << 10
 
 // session is one signed-in browser. The token's secret is not kept: the
-// session id stands in for it until the session ends.
+// session id stands in for it until the session ends. id and tok never
+// change once made (requests read them without the lock); the times are
+// sessions.mu's.
 type session struct {
 	id  string
 	tok ledger.APIToken
@@ -115,7 +117,6 @@ func (s *sessions) get(id string, now time.Time) (*session, error) {
 		return nil, nil
 	}
 	ss.checked = now
-	ss.tok.Name = cur.Name
 	return ss, nil
 }
 
