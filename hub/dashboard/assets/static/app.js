@@ -121,8 +121,10 @@ function renderStores() {
     empty.replaceChildren("No stores yet. Register one with ", h("code", {}, "tillsync-hub store add"), " or a seed file; tills that connect show up here too.");
   } else empty.textContent = ui.attentionOnly && !ui.filter ? "Every store is fine." : `No store matches “${ui.filter}”.`;
   for (const th of $("stores").tHead.rows[0].cells) {
-    th.classList.toggle("sorted-asc", th.dataset.key === ui.sortKey && ui.sortDir > 0);
-    th.classList.toggle("sorted-desc", th.dataset.key === ui.sortKey && ui.sortDir < 0);
+    const on = th.dataset.key === ui.sortKey;
+    th.classList.toggle("sorted-asc", on && ui.sortDir > 0);
+    th.classList.toggle("sorted-desc", on && ui.sortDir < 0);
+    th.setAttribute("aria-sort", on ? (ui.sortDir > 0 ? "ascending" : "descending") : "none");
   }
   refreshRel(tbody, now());
 }
@@ -138,7 +140,7 @@ function storeRow(r) {
     h("td", { class: "store-cell" }, name, r.name ? h("div", { class: "store-id mono" }, r.store) : null),
     h("td", {}, r.partner || h("span", { class: "muted" }, "not registered")),
     h("td", { class: "num" }, `${r.online}/${r.terminals}`),
-    h("td", {}, rel(r.last_seen)),
+    h("td", {}, rel(r.last_seen, { mode: r.online ? null : "past" })),
     h("td", { class: "num" }, num(r.backlog)),
     h("td", {}, ageCell(r.oldest_unsynced)),
     h("td", { class: "num" }, lagCell(r.sync_lag_ms)),
@@ -365,7 +367,7 @@ function renderStorePage() {
     return h("tr", { class: `lvl-${t.level}`, dataset: { terminal: t.terminal, state: t.state } },
       h("td", { class: "mono" }, h("b", {}, t.terminal)),
       h("td", {}, c),
-      h("td", {}, rel(t.last_seen)),
+      h("td", {}, rel(t.last_seen, { mode: t.state === "online" ? null : "past" })),
       h("td", { class: "num" }, num(t.backlog)),
       h("td", {}, ageCell(t.oldest_unsynced)),
       h("td", { class: "num" }, lagCell(t.sync_lag_ms)),
@@ -467,7 +469,7 @@ function connect() {
     data.samples = data.samples.concat(s).slice(-600);
     if (!storeID) { renderCharts(); renderKPIs(); }
   });
-  on(es, "stores", (s) => { data.stores = s; renderStores(); renderRejections(); });
+  on(es, "stores", (s) => { data.stores = s; renderStores(); renderRejections(); if (!storeID) renderKPIs(); });
   on(es, "rejections", (r) => { data.rejections = r; renderRejections(); renderKPIs(); });
   on(es, "ledger", (l) => {
     if (data.ledger && data.ledger.running && !l.running && verifyMsg) verifyMsg = "";
@@ -488,6 +490,9 @@ function start() {
   } else {
     $("overview-page").hidden = false;
     for (const th of $("stores").tHead.rows[0].cells) {
+      th.tabIndex = 0;
+      th.title = "Sort by this column; again to reverse";
+      th.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); th.click(); } });
       th.addEventListener("click", () => {
         const k = th.dataset.key;
         if (!k) return;

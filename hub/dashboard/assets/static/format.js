@@ -75,7 +75,10 @@ export function rel(t, opts = {}) {
 export function refreshRel(root, now) {
   for (const el of root.querySelectorAll("[data-t]")) {
     const t = el.dataset.t;
-    el.textContent = el.dataset.mode === "age" ? span(now - ms(t)) : ago(t, now);
+    const mode = el.dataset.mode;
+    if (mode === "age") el.textContent = span(now - ms(t));
+    else if (mode === "past") el.textContent = `${span(Math.max(now - ms(t), 1000))} ago`; // gone: never "now"
+    else el.textContent = ago(t, now);
   }
 }
 
