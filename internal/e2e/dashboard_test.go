@@ -190,6 +190,35 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("the page reloaded (marker %v, %v)", noReload, err)
 	}
 
+	// Filter by text, sort by a column.
+	var rows int
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys(`#filter`, "hauptbahnhof", chromedp.ByID),
+		chromedp.Evaluate(`document.querySelectorAll("#stores tbody tr").length`, &rows),
+	); err != nil || rows != 1 {
+		t.Fatalf("filtered by a store's name: %d rows (%v), want 1", rows, err)
+	}
+	first := func() string {
+		var s string
+		chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("#stores tbody tr").dataset.store`, &s))
+		return s
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`(() => { const f = document.getElementById("filter"); f.value = ""; f.dispatchEvent(new Event("input")); })()`, nil),
+		chromedp.Click(`#stores th[data-key="store"]`, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := first(); got != live {
+		t.Fatalf("sorted by name: %s first, want %s (Alexanderplatz)", got, live)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click(`#stores th[data-key="store"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if got := first(); got != later {
+		t.Fatalf("sorted by name, reversed: %s first, want %s", got, later)
+	}
+
 	// The store's page: its terminal and its journal entries.
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(base+"stores/"+live),
