@@ -3,7 +3,10 @@
 // the commit, and serves the operators' HTTP API. It wires the broker
 // (hub/broker: embedded mochi by default, or an external broker), the ingest
 // loop with its group commit (hub/ingest), the ledger (hub/ledger) and the
-// HTTP API (hub/httpapi).
+// HTTP API (hub/httpapi) with the operators' web dashboard beside it at
+// /dashboard/ (hub/dashboard), which it feeds the broker's client list, the
+// ingest's rejections and lags, and a ring of per-second samples of the
+// ingest rate and ack latency (samples.go).
 //
 // It also keeps the tills' side of the coalition current: every registered
 // store's protocol.Config (currency, point value, the partner's earn rules)
@@ -53,6 +56,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/hub/broker"
+	"github.com/tillsync/tillsync/hub/dashboard"
 	"github.com/tillsync/tillsync/hub/httpapi"
 	"github.com/tillsync/tillsync/hub/ingest"
 	"github.com/tillsync/tillsync/hub/ledger"
@@ -138,8 +142,12 @@ type Options struct {
 	// OperatorTokenFile even though one exists: for an operator who lost
 	// theirs. The old ones stay valid until revoked.
 	NewOperatorToken bool
-	Logger           *slog.Logger
-	Clock            clock.Clock
+	// LedgerVerifyEvery is how often the dashboard's ledger health verifies
+	// the ledger (a replay of the whole journal); default 15 minutes,
+	// negative for only when asked on the dashboard.
+	LedgerVerifyEvery time.Duration
+	Logger            *slog.Logger
+	Clock             clock.Clock
 }
 
 // Maintenance defaults.
@@ -165,6 +173,9 @@ type Hub struct {
 	tokenKeyCreated bool // by Open, this start
 	// operatorTokenID is the operator token Open made; "" when none.
 	operatorTokenID string
+	// samples are the ingest's last minutes, second by second, for the
+	// dashboard's charts.
+	samples sampler
 }
 
 // Open checks the options and opens the ledger (failing fast on a locked or
@@ -328,6 +339,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		close(h.ready)
 		upkeep.Go(func() { h.configLoop(upkeepCtx, bus) })
 		upkeep.Go(func() { h.maintain(upkeepCtx) })
+		upkeep.Go(func() { h.samples.run(upkeepCtx, in, h.o.Clock) })
+		dash := h.newDashboard(bus, in)
+		upkeep.Go(func() { dash.Run(upkeepCtx) })
 		errc := make(chan error, 2)
 		api := httpapi.Options{
 			Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
@@ -351,14 +365,17 @@ func (h *Hub) Run(ctx context.Context) error {
 			_, api.MQTTPort, _ = net.SplitHostPort(h.o.MQTTPlainListener.Addr().String())
 			api.MQTTScheme = "tcp"
 		}
+		handler := httpHandler(httpapi.Handler(api), dash)
 		if h.o.HTTPListener != nil {
-			h.log.Info("http api listening", "addr", "http://"+h.o.HTTPListener.Addr().String())
-			wg.Go(func() { errc <- httpapi.Serve(upkeepCtx, h.o.HTTPListener, api) })
+			addr := "http://" + h.o.HTTPListener.Addr().String()
+			h.log.Info("http api listening", "addr", addr, "dashboard", addr+dashboard.Prefix)
+			wg.Go(func() { errc <- serveHTTP(upkeepCtx, h.o.HTTPListener, handler) })
 		}
 		if h.o.HTTPSListener != nil {
-			h.log.Info("http api listening", "addr", "https://"+h.o.HTTPSListener.Addr().String())
+			addr := "https://" + h.o.HTTPSListener.Addr().String()
+			h.log.Info("http api listening", "addr", addr, "dashboard", addr+dashboard.Prefix)
 			// upkeepCtx: when one server fails, stopUpkeep stops the other.
-			wg.Go(func() { errc <- httpapi.Serve(upkeepCtx, tls.NewListener(h.o.HTTPSListener, h.o.HTTPSTLS), api) })
+			wg.Go(func() { errc <- serveHTTP(upkeepCtx, tls.NewListener(h.o.HTTPSListener, h.o.HTTPSTLS), handler) })
 		}
 		select {
 		case <-ctx.Done():

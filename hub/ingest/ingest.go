@@ -114,6 +114,9 @@ type Ingest struct {
 	// heldLog limits the warning about a store's held transactions to one
 	// a minute per store: its tills re-send them every ack timeout.
 	heldLog map[string]time.Time
+
+	// recent is what the dashboard shows: rejections, latency, lags (recent.go).
+	recent recent
 }
 
 // query is a balance query with the topic its reply goes to and the key
@@ -132,6 +135,7 @@ type work struct {
 	key      []byte         // the terminal's MAC key, sealing the acks; nil: none
 	version  int            // the batch's protocol version, the acks' too
 	early    []protocol.Ack // rejected before the ledger
+	received time.Time      // when the message arrived
 }
 
 // New returns an Ingest; call Run to start its commit loop.
@@ -200,6 +204,7 @@ func (in *Ingest) authenticate(store, terminal, topic string, payload []byte, ma
 func (in *Ingest) refuseMAC(store, terminal, topic string, err error) {
 	in.macRefused.Add(1)
 	in.refused.Add(1)
+	in.recent.refused(in.o.Clock.Now(), "not authenticated as its terminal", topic, err)
 	in.log.Warn("message refused: not authenticated as its terminal", "store", store, "terminal", terminal, "topic", topic, "err", err)
 }
 
@@ -234,7 +239,7 @@ func (in *Ingest) HandleTx(topic string, payload []byte) {
 		return
 	}
 	ackTopic, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck)
-	w := &work{ackTopic: ackTopic, key: key, version: b.Version}
+	w := &work{ackTopic: ackTopic, key: key, version: b.Version, received: in.o.Clock.Now()}
 	good := b.Txs[:0:0]
 	for i := range b.Txs {
 		if err := b.ValidateTx(i); err != nil {
@@ -320,6 +325,7 @@ func (in *Ingest) HandleScan(topic string, payload []byte) {
 
 func (in *Ingest) refuse(what, topic string, err error) {
 	in.refused.Add(1)
+	in.recent.refused(in.o.Clock.Now(), what, topic, err)
 	in.log.Warn("message refused: "+what, "topic", topic, "err", err)
 }
 
@@ -416,6 +422,7 @@ func (in *Ingest) commit(group []*work) {
 		if err := in.o.Publish(w.ackTopic, 1, payload); err != nil {
 			in.log.Warn("publish acks", "topic", w.ackTopic, "err", err)
 		}
+		in.observe(w, acks)
 	}
 }
 
