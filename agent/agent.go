@@ -433,7 +433,7 @@ func (a *Agent) onHeld(ack protocol.Ack) {
 // config that cannot be read is left aside: the till prices with EarnRate
 // until the hub sends its config again.
 func (a *Agent) loadConfig() {
-	cfg, err := a.ob.Config()
+	cfg, _, err := a.ob.Config()
 	if err != nil {
 		a.log.Warn("ignoring the stored earn rules config; pricing with the local earn rate until the hub sends it again", "err", err)
 		return
@@ -458,7 +458,7 @@ func (a *Agent) onConfig(cfg protocol.Config) {
 		}
 		return // the retained config again, on a reconnect
 	}
-	if _, err := a.ob.SaveConfig(&cfg); err != nil {
+	if _, err := a.ob.SaveConfig(&cfg, false); err != nil {
 		// Priced with it all the same: the hub books by these rules.
 		a.log.Error("could not keep the hub's earn rules config in the outbox; a restart would price with the previous one", "err", err)
 	}
