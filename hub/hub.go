@@ -126,7 +126,8 @@ type Options struct {
 	// (LoadMemberTokenKey: created when missing); default
 	// DataDir/member-token.key. Back it up with the ledger: a hub with a
 	// new key refuses none of its own tokens, but tills refuse the tokens
-	// the old key signed.
+	// the old key signed, and enrolled tills the configs the new one signs
+	// until they enroll again.
 	MemberTokenKeyFile string
 	// MemberTokenTTL is how long a token minted over the HTTP API lives
 	// unless the request asks otherwise; default protocol.DefaultTokenTTL.
