@@ -29,6 +29,12 @@
 // balance replies that are not sealed with it (agent/uplink; health:
 // mac_refused): with an external broker, anybody who can publish on the
 // till's ack topic could otherwise make it delete unsynced transactions.
+// It also takes only store configs the hub signed with a coalition key it
+// trusts — the member token keys of its enrollment, and those of the newest
+// config it verified — and keeps the config it has otherwise (health:
+// config_refused): a forged config could hand it member token keys of a
+// stranger's, or earn rules to quote by. A till that has not enrolled has
+// no key to check a config with and takes it as it comes.
 //
 // A scan gives the POS a member: from a member card, or from a member QR
 // token (the member app's signed, rotating code), which the till verifies
@@ -158,13 +164,19 @@ type Options struct {
 type Agent struct {
 	o Options
 	// enrollKeys are the member token keys from enrollment, for until the
-	// hub's config arrives with its own.
+	// hub's config arrives with its own; and, with verifyConfigs, the keys
+	// a config must be signed with (or with those of a verified config).
 	enrollKeys []ed25519.PublicKey
 	log        *slog.Logger
 	clk        clock.Clock
 	ob         *outbox.Outbox
 	up         *uplink.Uplink
 	ids        idGen
+
+	// enrolled: the data dir holds an enrollment. verifyConfigs: with
+	// keys from it, so the till takes only signed configs
+	// (uplink.Options.ConfigKeys).
+	enrolled, verifyConfigs bool
 
 	wmu     sync.Mutex
 	waiters map[string]chan protocol.Ack // burn id -> its verdict
@@ -181,8 +193,9 @@ type Agent struct {
 	lastHeld  *posapi.HubHeld      // the latest of them
 	heldCode  protocol.Code        // code of the last held answer logged at WARN
 
-	cmu sync.Mutex
-	cfg *protocol.Config // the hub's config in use; nil until one arrives. Never modified once set.
+	cmu         sync.Mutex
+	cfg         *protocol.Config // the hub's config in use; nil until one arrives. Never modified once set.
+	cfgVerified bool             // cfg's signature was verified with keys the till trusts
 
 	off offlineBook // offline burns not yet acked by the hub
 
@@ -280,6 +293,15 @@ func New(o Options) (*Agent, error) {
 		ob.Close()
 		return nil, err
 	}
+	var configKeys []ed25519.PublicKey
+	var trusted *protocol.Config
+	a.enrolled = enrolled
+	if a.verifyConfigs = enrolled && len(a.enrollKeys) > 0; a.verifyConfigs {
+		configKeys = a.enrollKeys
+		if a.cfgVerified {
+			trusted = a.cfg
+		}
+	}
 	tlsCfg, err := HubTLSConfig(o.Broker, a.o.HubCA)
 	if err != nil {
 		ob.Close()
@@ -292,6 +314,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a.up, err = uplink.New(uplink.Options{
 		Broker: o.Broker, TLS: tlsCfg, Username: a.o.Username, Password: a.o.Password, MACKey: macKey,
+		ConfigKeys: configKeys, TrustedConfig: trusted,
 		Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
 		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
@@ -315,6 +338,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("agent running", "broker", a.o.Broker, "pos_api", a.o.POSListener.Addr().String(), "scanner", a.o.ScannerPort)
+	if a.enrolled && !a.verifyConfigs {
+		a.log.Warn("the enrollment holds no member token keys, so store configs are taken without checking the hub's signature; enroll the till again to have them checked")
+	}
 
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -429,11 +455,12 @@ func (a *Agent) onHeld(ack protocol.Ack) {
 	a.log.Log(context.Background(), lvl, "hub holds a transaction without recording it; it stays in the outbox and is sent again", "tx", ack.ID, "code", ack.Code)
 }
 
-// loadConfig takes the config the outbox kept from an earlier run. A stored
-// config that cannot be read is left aside: the till prices with EarnRate
-// until the hub sends its config again.
+// loadConfig takes the config the outbox kept from an earlier run, and
+// whether it was verified. A stored config that cannot be read is left
+// aside: the till prices with EarnRate until the hub sends its config
+// again.
 func (a *Agent) loadConfig() {
-	cfg, err := a.ob.Config()
+	cfg, verified, err := a.ob.Config()
 	if err != nil {
 		a.log.Warn("ignoring the stored earn rules config; pricing with the local earn rate until the hub sends it again", "err", err)
 		return
@@ -441,29 +468,33 @@ func (a *Agent) loadConfig() {
 	if cfg == nil {
 		return
 	}
-	a.cfg = cfg
+	a.cfg, a.cfgVerified = cfg, verified
 	a.log.Info("earn rules loaded from the outbox", "published_at", cfg.PublishedAt, "rules_version", rulesVersion(cfg, a.clk.Now()))
 }
 
 // onConfig takes a config from the hub (already checked by the uplink for
-// this store and partner) when it is newer than the one in use, keeping it
-// in the outbox first so that a restart, even offline, prices with it.
+// this store and partner, and with verifyConfigs its signature) when it is
+// newer than the one in use, keeping it in the outbox first so that a
+// restart, even offline, prices with it. A verified config replaces one
+// that was not (kept before the till verified configs) whatever their
+// times.
 func (a *Agent) onConfig(cfg protocol.Config) {
+	verified := a.verifyConfigs
 	a.cmu.Lock()
-	cur := a.cfg
+	cur, curVerified := a.cfg, a.cfgVerified
 	a.cmu.Unlock()
-	if cur != nil && !cfg.PublishedAt.After(cur.PublishedAt) {
+	if cur != nil && !cfg.PublishedAt.After(cur.PublishedAt) && (curVerified || !verified) {
 		if cfg.PublishedAt.Before(cur.PublishedAt) {
 			a.log.Warn("ignoring an earn rules config older than the one in use", "published_at", cfg.PublishedAt, "in_use", cur.PublishedAt)
 		}
 		return // the retained config again, on a reconnect
 	}
-	if _, err := a.ob.SaveConfig(&cfg); err != nil {
+	if _, err := a.ob.SaveConfig(&cfg, verified); err != nil {
 		// Priced with it all the same: the hub books by these rules.
 		a.log.Error("could not keep the hub's earn rules config in the outbox; a restart would price with the previous one", "err", err)
 	}
 	a.cmu.Lock()
-	a.cfg = &cfg
+	a.cfg, a.cfgVerified = &cfg, verified
 	a.cmu.Unlock()
 	a.log.Info("earn rules from the hub", "published_at", cfg.PublishedAt, "rules_version", rulesVersion(&cfg, a.clk.Now()), "versions", len(cfg.Rules))
 }
@@ -849,11 +880,10 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 	h.HubRejections, h.LastHubRejection = a.rejected, a.lastRejct
 	h.HubHeld, h.LastHubHeld = a.held, a.lastHeld
 	a.rmu.Unlock()
-	h.MACRefused = a.up.MACRefused()
-	h.MemberTokenKeys = len(a.enrollKeys)
+	h.MACRefused, h.ConfigRefused = a.up.MACRefused(), a.up.ConfigRefused()
+	h.MemberTokenKeys = len(a.tokenKeys())
 	if cfg := a.config(); cfg != nil {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
-		h.MemberTokenKeys = len(cfg.MemberTokenKeys)
 	}
 	h.Offline = a.off.exposure(a.o.Offline, a.clk.Now())
 	return h

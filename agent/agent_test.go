@@ -493,7 +493,7 @@ func TestConfigSurvivesRestartOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ob.Close()
-	if cfg, err := ob.Config(); err != nil || cfg == nil || !cfg.PublishedAt.Equal(pub.Add(time.Hour)) {
+	if cfg, _, err := ob.Config(); err != nil || cfg == nil || !cfg.PublishedAt.Equal(pub.Add(time.Hour)) {
 		t.Fatalf("stored config %+v, %v; want the newest", cfg, err)
 	}
 }

@@ -63,16 +63,24 @@ func (a *Agent) tokenScan(s scanner.Scan, token string) posapi.ScanEvent {
 	return ev
 }
 
-// verifyToken checks a token with the keys of the config in use and
-// records its nonce, refusing one this till accepted before.
+// tokenKeys returns the keys member tokens are verified with: those of the
+// config in use, once the till has one it may trust (verified, or any at
+// a till that does not verify configs), else those of its enrollment.
+func (a *Agent) tokenKeys() []ed25519.PublicKey {
+	a.cmu.Lock()
+	cfg, trusted := a.cfg, a.cfgVerified || !a.verifyConfigs
+	a.cmu.Unlock()
+	if cfg != nil && trusted {
+		keys, _ := cfg.TokenKeys() // valid: the config was checked when it arrived
+		return keys
+	}
+	return a.enrollKeys
+}
+
+// verifyToken checks a token with tokenKeys and records its nonce,
+// refusing one this till accepted before.
 func (a *Agent) verifyToken(token string) (protocol.MemberToken, error) {
-	var keys []ed25519.PublicKey
-	if cfg := a.config(); cfg != nil {
-		keys, _ = cfg.TokenKeys() // valid: the config was checked when it arrived
-	}
-	if len(keys) == 0 && a.config() == nil {
-		keys = a.enrollKeys
-	}
+	keys := a.tokenKeys()
 	if len(keys) == 0 {
 		return protocol.MemberToken{}, protocol.Errorf(protocol.CodeTokenUnverifiable, "token", "this till has no member token keys from the hub yet")
 	}

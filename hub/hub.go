@@ -12,7 +12,9 @@
 // store's protocol.Config (currency, point value, the partner's earn rules)
 // is published retained on the store's config topic when the hub starts and
 // again whenever the API changes the coalition, so a till quotes offline
-// exactly what the hub will book. And it runs the ledger's upkeep: lapsing
+// exactly what the hub will book. Each is signed with the member token key
+// below (protocol.SignConfig): one retained message serves every till of a
+// store, so a per-terminal MAC cannot authenticate it. And it runs the ledger's upkeep: lapsing
 // holds past their time and expiring points.
 //
 // Member tokens (signed rotating QR codes, protocol.MintMemberToken) are
@@ -128,7 +130,8 @@ type Options struct {
 	// (LoadMemberTokenKey: created when missing); default
 	// DataDir/member-token.key. Back it up with the ledger: a hub with a
 	// new key refuses none of its own tokens, but tills refuse the tokens
-	// the old key signed.
+	// the old key signed, and enrolled tills the configs the new one signs
+	// until they enroll again.
 	MemberTokenKeyFile string
 	// MemberTokenTTL is how long a token minted over the HTTP API lives
 	// unless the request asks otherwise; default protocol.DefaultTokenTTL.
@@ -427,8 +430,9 @@ func (h *Hub) configLoop(ctx context.Context, bus broker.Bus) {
 	}
 }
 
-// publishConfigs publishes, retained with QoS 1, the config of every store
-// whose config differs from what last says was published.
+// publishConfigs publishes, retained with QoS 1 and signed with the
+// member token key, the config of every store whose config differs from
+// what last says was published.
 func (h *Hub) publishConfigs(bus broker.Bus, last map[string]string) {
 	cfgs, err := Configs(h.ledger, h.o.Clock.Now())
 	if err != nil {
@@ -445,16 +449,21 @@ func (h *Hub) publishConfigs(bus broker.Bus, last map[string]string) {
 			continue
 		}
 		err = c.Validate()
+		topic, terr := protocol.ConfigTopic(c.Store)
+		if err == nil {
+			err = terr
+		}
 		var payload []byte
 		if err == nil {
 			payload, err = protocol.Encode(c)
 		}
+		if err == nil {
+			// Signed for its topic with the member token key: enrolled
+			// tills take no config without it (protocol.SignConfig).
+			payload, err = protocol.SignConfig(h.tokenKey, topic, payload)
+		}
 		if err == nil && len(payload) > protocol.MaxConfigBytes {
 			err = fmt.Errorf("%d bytes, over the %d a till accepts; remove old campaigns or scheduled versions", len(payload), protocol.MaxConfigBytes)
-		}
-		topic, terr := protocol.ConfigTopic(c.Store)
-		if err == nil {
-			err = terr
 		}
 		if err == nil {
 			err = bus.Publish(topic, 1, true, payload)
@@ -477,7 +486,8 @@ func (h *Hub) publishConfigs(bus broker.Bus, last map[string]string) {
 // most protocol.MaxRuleVersions, the newest). Stores whose partner has no
 // rules yet are left out, and all are while the coalition has no currency.
 // The configs are not validated: the publisher checks each on its own,
-// and adds the coalition's member token keys (MemberTokenKeys is empty here).
+// adds the coalition's member token keys (MemberTokenKeys is empty here)
+// and signs it.
 func Configs(st ledger.Store, now time.Time) ([]protocol.Config, error) {
 	c, err := st.Coalition()
 	if err != nil || c.Currency == "" {

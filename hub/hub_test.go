@@ -149,7 +149,8 @@ func till(t *testing.T, url, store, terminal string) <-chan mqtt.Message {
 	return got
 }
 
-// next returns the next config on ch, decoded and validated.
+// next returns the next config on ch, decoded and validated, and checks
+// that it is signed for its topic by a key it carries.
 func next(t *testing.T, ch <-chan mqtt.Message) (*protocol.Config, bool) {
 	t.Helper()
 	select {
@@ -157,6 +158,10 @@ func next(t *testing.T, ch <-chan mqtt.Message) (*protocol.Config, bool) {
 		cfg, err := protocol.DecodeConfig(m.Payload())
 		if err != nil {
 			t.Fatalf("config on %s does not decode: %v\n%s", m.Topic(), err, m.Payload())
+		}
+		keys, _ := cfg.TokenKeys()
+		if err := protocol.VerifyConfig(keys, m.Topic(), m.Payload(), cfg.Sig); err != nil {
+			t.Fatalf("config on %s: %v\n%s", m.Topic(), err, m.Payload())
 		}
 		return cfg, m.Retained()
 	case <-time.After(wait):
@@ -214,6 +219,9 @@ func TestConfigReachesTill(t *testing.T) {
 	cfg, retained := next(t, ch)
 	if !retained {
 		t.Error("the config a till gets on subscribing is not retained")
+	}
+	if protocol.ConfigSigKeyID(cfg.Sig) != protocol.TokenKeyID(r.hub.MemberTokenKeys()[0]) {
+		t.Errorf("config signed by %q, want the hub's member token key %s", protocol.ConfigSigKeyID(cfg.Sig), protocol.TokenKeyID(r.hub.MemberTokenKeys()[0]))
 	}
 	if cfg.Version != protocol.UnsealedVersion || cfg.Store != "s1" || cfg.Partner != "p1" || cfg.Currency != "EUR" || cfg.PointValue != "0.01" ||
 		!cfg.PublishedAt.Equal(ledgertest.T0) || len(cfg.Rules) != 1 || cfg.Rules[0].Version != 1 || cfg.Rules[0].Categories["rx"] != "0" {

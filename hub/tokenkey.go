@@ -68,7 +68,7 @@ func readMemberTokenKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: member token key %s: %w", path, err)
 	}
-	bad := fmt.Errorf("hub: member token key %s: not an Ed25519 private key in PEM (PKCS #8, \"PRIVATE KEY\"); restore the hub's key or move the file away to make a new one (tokens already issued then stop working)", path)
+	bad := fmt.Errorf("hub: member token key %s: not an Ed25519 private key in PEM (PKCS #8, \"PRIVATE KEY\"); restore the hub's key or move the file away to make a new one (tokens already issued then stop working, and enrolled tills take no store config until they enroll again)", path)
 	if len(data) > maxKeyFile {
 		return nil, bad
 	}

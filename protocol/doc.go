@@ -37,6 +37,11 @@ package protocol
 //     between them (the "mac" member); and the ack code seq_reused, for a
 //     new transaction id under a terminal sequence number the hub has
 //     seen with another id.
+//   - 3, extended (2026-11-23): store configs signed (configsig.go): the
+//     hub signs each Config with the coalition's member token key, over
+//     the config's topic and bytes, in its "sig" member, and an enrolled
+//     till takes only a config signed by a key it trusts. A reader of
+//     version 2 ignores the member, so configs stay UnsealedVersion.
 //
 // Compatibility. Hubs are upgraded before their tills. A hub accepts
 // every version from MinVersion to Version and answers each till in the
@@ -45,10 +50,11 @@ package protocol
 // sent as UnsealedVersion: a till that holds no MAC key (not enrolled, or
 // enrolled at a hub of version 2) sends exactly what a till of version 2
 // sends, and keeps working with a hub of version 2. The hub's store
-// configs carry no MAC and are published as UnsealedVersion too, so tills
-// of version 2 keep reading them. What a MAC is required for is the
-// hub's and the enrolled till's rule, not the version's: see the hub's
-// ingest and the agent's uplink.
+// configs carry no MAC — they are signed instead — and are published as
+// UnsealedVersion too, so tills of version 2 keep reading them. What a
+// MAC or a signature is required for is the hub's and the enrolled
+// till's rule, not the version's: see the hub's ingest and the agent's
+// uplink.
 const Version = 3
 
 // UnsealedVersion is the version of a message without a MAC: nothing

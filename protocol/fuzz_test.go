@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -482,6 +483,14 @@ func TestFuzzSeedsValid(t *testing.T) {
 		"FuzzDecodeBalanceReply": func(s string) error { _, err := protocol.DecodeBalanceReply([]byte(s)); return err },
 		"FuzzParseTerminalTopic": func(s string) error { _, _, _, err := protocol.ParseTerminalTopic(s); return err },
 		"FuzzDecodeConfig":       func(s string) error { _, err := protocol.DecodeConfig([]byte(s)); return err },
+		"FuzzVerifyConfig": func(s string) error {
+			c, err := protocol.DecodeConfig([]byte(s))
+			if err != nil {
+				return err
+			}
+			topic, _ := protocol.ConfigTopic(c.Store)
+			return protocol.VerifyConfig([]ed25519.PublicKey{tokenPubB, tokenPubA}, topic, []byte(s), c.Sig)
+		},
 	}
 	n := 0
 	for target, dec := range decode {

@@ -34,7 +34,8 @@ import (
 // message cannot be replayed on another channel (an ack as a reply, a
 // query as a batch) or for another terminal.
 //
-// A Config is the same for every till of a store and carries no MAC.
+// A Config is the same for every till of a store and carries no MAC: the
+// hub signs it instead (configsig.go).
 
 // MACKeyLen is the length of a terminal's MAC key.
 const MACKeyLen = 32

@@ -243,6 +243,12 @@ type Config struct {
 	MemberTokenKeys []string `json:"member_token_keys,omitempty"`
 	// PublishedAt is the hub's clock when it published the config.
 	PublishedAt time.Time `json:"published_at"`
+	// Sig is the hub's signature of the config with the coalition's
+	// member token key (SignConfig), always its last member: an enrolled
+	// till takes only a config signed by a key it trusts. Readers of
+	// version 2 ignore it; the config stays UnsealedVersion. Since
+	// Version 3, extended.
+	Sig string `json:"sig,omitempty"`
 }
 
 // TokenKeys returns MemberTokenKeys decoded (see ParseTokenKeys).

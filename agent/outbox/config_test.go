@@ -25,7 +25,7 @@ func config(pub time.Time, version int64) *protocol.Config {
 
 func (b *box) config() *protocol.Config {
 	b.t.Helper()
-	cfg, err := b.Config()
+	cfg, _, err := b.Config()
 	if err != nil {
 		b.t.Fatalf("Config: %v", err)
 	}
@@ -55,7 +55,7 @@ func TestConfigKeepsTheNewest(t *testing.T) {
 		{"newer again", config(pub.Add(time.Hour), 4), true, true, config(pub.Add(time.Hour), 4)},
 	}
 	for _, s := range steps {
-		saved, err := b.SaveConfig(s.cfg)
+		saved, err := b.SaveConfig(s.cfg, false)
 		if err != nil || saved != s.saved {
 			t.Fatalf("%s: SaveConfig = %v, %v; want %v, nil", s.name, saved, err, s.saved)
 		}
@@ -70,7 +70,7 @@ func TestConfigKeepsTheNewest(t *testing.T) {
 	// An invalid config is refused with its protocol code and changes nothing.
 	bad := config(pub.Add(2*time.Hour), 5)
 	bad.Rules[0].Partner = "p2"
-	if saved, err := b.SaveConfig(bad); saved || protocol.CodeOf(err) != protocol.CodeInvalidRules {
+	if saved, err := b.SaveConfig(bad, true); saved || protocol.CodeOf(err) != protocol.CodeInvalidRules {
 		t.Fatalf("SaveConfig(invalid) = %v, %v; want false and code %s", saved, err, protocol.CodeInvalidRules)
 	}
 	b.reopen()
@@ -88,5 +88,41 @@ func TestConfigKeepsTheNewest(t *testing.T) {
 	}
 	if err := b.Check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestConfigVerified: whether a config was verified is kept with it, and
+// a verified config replaces an unverified one whatever their times (one
+// kept before the till verified configs may be a forgery from far in the
+// future), but not an older verified one; an unverified one, newer, still
+// replaces a verified one (a till that no longer has keys to verify with).
+func TestConfigVerified(t *testing.T) {
+	b := openBox(t)
+	pub := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []struct {
+		name         string
+		cfg          *protocol.Config
+		verified     bool
+		saved        bool
+		want         *protocol.Config
+		wantVerified bool
+	}{
+		{"unverified, from far ahead", config(future, 1), false, true, config(future, 1), false},
+		{"verified, older", config(pub, 2), true, true, config(pub, 2), true},
+		{"the same, unverified", config(pub, 2), false, false, config(pub, 2), true},
+		{"verified, older still", config(pub.Add(-time.Minute), 3), true, false, config(pub, 2), true},
+		{"verified, newer", config(pub.Add(time.Minute), 4), true, true, config(pub.Add(time.Minute), 4), true},
+		{"unverified, newer", config(pub.Add(time.Hour), 5), false, true, config(pub.Add(time.Hour), 5), false},
+	} {
+		saved, err := b.SaveConfig(s.cfg, s.verified)
+		if err != nil || saved != s.saved {
+			t.Fatalf("%s: SaveConfig = %v, %v; want %v", s.name, saved, err, s.saved)
+		}
+		b.reopen()
+		got, verified, err := b.Config()
+		if err != nil || !reflect.DeepEqual(got, s.want) || verified != s.wantVerified {
+			t.Fatalf("%s: Config = %+v, %v, %v; want %+v, %v", s.name, got, verified, err, s.want, s.wantVerified)
+		}
 	}
 }

@@ -36,7 +36,7 @@ import (
 var (
 	bucketQueue    = []byte("queue")    // seq (8 bytes, big-endian) -> protocol.Transaction JSON
 	bucketIDs      = []byte("ids")      // tx id -> seq, for deleting on ack
-	bucketMeta     = []byte("meta")     // "seq" -> last assigned terminal sequence number; "config" -> protocol.Config JSON
+	bucketMeta     = []byte("meta")     // "seq" -> last assigned terminal sequence number; "config" -> protocol.Config JSON; "config_verified" -> present when its signature was verified
 	bucketIdem     = []byte("idem")     // Idempotency-Key -> IdemRecord JSON
 	bucketPending  = []byte("pending")  // burn id -> Idempotency-Key ("" when none): burns awaiting a verdict
 	bucketLocal    = []byte("local")    // tx id -> Local JSON: what this till did, for reverses
@@ -44,6 +44,7 @@ var (
 	bucketTokens   = []byte("tokens")   // member token nonce -> 8-byte unix ns until which it is kept
 	keySeq         = []byte("seq")
 	keyConfig      = []byte("config")
+	keyConfigOK    = []byte("config_verified")
 )
 
 // ErrLocked is returned by Open when another process holds the outbox file.
@@ -731,10 +732,15 @@ func (o *Outbox) WaitingOn(t *protocol.Transaction) (string, error) {
 
 // SaveConfig stores cfg, the config the hub pushed for this till's store,
 // unless the stored one (still valid) was published at the same time or
-// later: only the newest (by PublishedAt) is kept. It reports whether cfg was stored. cfg
-// must be valid (protocol.Config.Validate); an invalid one is refused with
-// its protocol error and nothing is written.
-func (o *Outbox) SaveConfig(cfg *protocol.Config) (bool, error) {
+// later: only the newest (by PublishedAt) is kept. verified says that the
+// agent checked cfg's signature with keys it trusts
+// (protocol.VerifyConfig), and is kept with it, in the same commit: a
+// verified config replaces an unverified one whatever their times (one
+// kept before the till verified configs may claim any time). It reports
+// whether cfg was stored. cfg must be valid (protocol.Config.Validate);
+// an invalid one is refused with its protocol error and nothing is
+// written.
+func (o *Outbox) SaveConfig(cfg *protocol.Config, verified bool) (bool, error) {
 	if err := cfg.Validate(); err != nil {
 		return false, err
 	}
@@ -747,12 +753,19 @@ func (o *Outbox) SaveConfig(cfg *protocol.Config) (bool, error) {
 		meta := btx.Bucket(bucketMeta)
 		if v := meta.Get(keyConfig); v != nil {
 			// One that no longer decodes (Config would refuse it) is replaced.
-			if cur, err := protocol.DecodeConfig(v); err == nil && !cfg.PublishedAt.After(cur.PublishedAt) {
+			curOK := meta.Get(keyConfigOK) != nil
+			if cur, err := protocol.DecodeConfig(v); err == nil && !cfg.PublishedAt.After(cur.PublishedAt) && (curOK || !verified) {
 				return nil
 			}
 		}
 		saved = true
-		return meta.Put(keyConfig, enc)
+		if err := meta.Put(keyConfig, enc); err != nil {
+			return err
+		}
+		if verified {
+			return meta.Put(keyConfigOK, []byte{1})
+		}
+		return meta.Delete(keyConfigOK)
 	})
 	if err != nil {
 		return false, fmt.Errorf("outbox: save config: %w", err)
@@ -760,24 +773,27 @@ func (o *Outbox) SaveConfig(cfg *protocol.Config) (bool, error) {
 	return saved, nil
 }
 
-// Config returns the config last stored by SaveConfig, or nil when there is none.
-func (o *Outbox) Config() (*protocol.Config, error) {
+// Config returns the config last stored by SaveConfig, or nil when there
+// is none, and whether it was stored as verified.
+func (o *Outbox) Config() (cfg *protocol.Config, verified bool, err error) {
 	var raw []byte
-	err := o.db.View(func(btx *bolt.Tx) error {
-		raw = bytes.Clone(btx.Bucket(bucketMeta).Get(keyConfig))
+	err = o.db.View(func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		raw = bytes.Clone(meta.Get(keyConfig))
+		verified = meta.Get(keyConfigOK) != nil
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("outbox: config: %w", err)
+		return nil, false, fmt.Errorf("outbox: config: %w", err)
 	}
 	if raw == nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	cfg, err := protocol.DecodeConfig(raw)
+	cfg, err = protocol.DecodeConfig(raw)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: stored config: %w", err)
+		return nil, false, fmt.Errorf("outbox: stored config: %w", err)
 	}
-	return cfg, nil
+	return cfg, verified, nil
 }
 
 // SaveBalance records the member's balance as the hub reported it at at

@@ -175,6 +175,13 @@ type Health struct {
 	// or from a hub that does not know the key. Each is logged at WARN (at
 	// most once a minute); any at all wants an operator's look.
 	MACRefused int64 `json:"mac_refused"`
+	// ConfigRefused counts the store configs this enrolled till ignored
+	// since the agent started because they were not signed by a coalition
+	// key it trusts: forged (someone publishing on its store's config
+	// topic at the broker) or from a hub that does not sign configs. Each
+	// is logged at WARN (at most once a minute); the till keeps pricing
+	// with the config it has. Any at all wants an operator's look.
+	ConfigRefused int64 `json:"config_refused"`
 	// RulesVersion is the version of the partner's earn rules in force now,
 	// from the config the hub pushed; 0 when the till has none and prices
 	// earns with its --earn-rate.
@@ -182,8 +189,9 @@ type Health struct {
 	// ConfigPublishedAt is when the hub published the config the till holds.
 	ConfigPublishedAt time.Time `json:"config_published_at,omitzero"`
 	// MemberTokenKeys is how many of the coalition's member token keys the
-	// till holds (from the hub's config); 0: member QR tokens are refused
-	// token_unverifiable until the hub's config arrives.
+	// till verifies member QR tokens with (from the hub's config, or from
+	// its enrollment); 0: member QR tokens are refused token_unverifiable
+	// until the hub's config arrives.
 	MemberTokenKeys int `json:"member_token_keys"`
 	// Offline is the till's offline burn exposure: burns approved while the
 	// hub was unreachable and not yet acked by it.

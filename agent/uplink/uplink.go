@@ -41,6 +41,21 @@
 // that has not enrolled, or enrolled at a hub of protocol version 2) it
 // sends protocol.UnsealedVersion messages and takes answers as they come.
 //
+// The store's config is one retained message for every till of the store,
+// so the hub signs it with the coalition's member token key instead
+// (protocol.SignConfig). An enrolled till holds that key's public half from
+// its enrollment (Options.ConfigKeys): it takes a config only when it is
+// signed, for this store's config topic, by one of those keys or by a key
+// the newest config verified so far carries (so a key the hub announces in
+// a signed config carries over). Any other — unsigned, signed by another
+// key, for another topic, or altered — is ignored before it reaches the
+// mailbox, logged at WARN (at most once a minute) and counted
+// (ConfigRefused), and the till keeps the config it has: otherwise anybody
+// who can publish at the broker could hand the till member token keys of
+// their own, or earn rules it would quote by offline. A till without keys
+// (not enrolled) has nothing to check a config against and takes it as it
+// comes.
+//
 // Over TLS (a tls://, ssl:// or mqtts:// broker with Options.TLS) paho
 // verifies the hub's certificate during the connection attempt. A failure
 // there is no network weather: LastError and the log say what to fix
@@ -50,6 +65,7 @@ package uplink
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -102,6 +118,15 @@ type Options struct {
 	// MACKey is the terminal's MAC key from enrollment (protocol.MACKeyLen
 	// bytes), or nil: see the package doc.
 	MACKey []byte
+	// ConfigKeys are the keys a store config must be signed with
+	// (protocol.VerifyConfig): the coalition's member token keys from the
+	// till's enrollment, its trust anchor. nil: configs are taken unsigned
+	// (see the package doc).
+	ConfigKeys []ed25519.PublicKey
+	// TrustedConfig is the verified config the till kept from an earlier
+	// run, or nil: with ConfigKeys, its member token keys are trusted too,
+	// until a newer verified config replaces it.
+	TrustedConfig *protocol.Config
 	// Outbox is the durable queue to drain.
 	Outbox Outbox
 	// Window bounds the transactions published and not yet acked; default 1000.
@@ -122,7 +147,8 @@ type Options struct {
 	// will be sent again. Must not block.
 	OnHeld func(protocol.Ack)
 	// OnConfig is called from the uplink goroutine (never paho's) with each
-	// valid config for this store (and Partner) the hub publishes, including
+	// valid config for this store (and Partner) the hub publishes — with
+	// ConfigKeys, each whose signature verified —, including
 	// the retained one sent on every (re)connect. Configs that arrive faster
 	// than they are taken are collapsed to the newest by PublishedAt. It may
 	// write to disk; it must not wait on the uplink.
@@ -147,7 +173,10 @@ type Uplink struct {
 	// macRefused counts acks and replies refused for their MAC;
 	// macLogged is when one was last logged (unix ns).
 	macRefused, macLogged atomic.Int64
-	lastErr               atomic.Pointer[string] // why the hub is not reachable; nil while connected
+	// configRefused counts configs refused for their signature;
+	// configLogged is when one was last logged (unix ns).
+	configRefused, configLogged atomic.Int64
+	lastErr                     atomic.Pointer[string] // why the hub is not reachable; nil while connected
 
 	qmu     sync.Mutex
 	client  mqtt.Client // current connection, nil when down; for queries
@@ -158,6 +187,11 @@ type Uplink struct {
 	cfg        *protocol.Config // newest config not yet handed to OnConfig
 	cfgReady   chan struct{}    // signalled when cfg is set
 	cfgRefused atomic.Bool      // the broker refused the config subscription once already
+	// trusted is the newest config verified (or TrustedConfig), nil when
+	// none; cfgKeys are the keys a config is verified with: ConfigKeys and
+	// trusted's. Both only with ConfigKeys, replaced, never modified.
+	trusted *protocol.Config
+	cfgKeys []ed25519.PublicKey
 
 	topicTx, topicAck, topicQuery, topicReply, topicConfig, topicScan string
 }
@@ -219,7 +253,23 @@ func New(opts Options) (*Uplink, error) {
 	}
 	opts.Clock = clock.Or(opts.Clock)
 	u.o = opts
+	if len(opts.ConfigKeys) > 0 {
+		u.trust(opts.TrustedConfig)
+	} else {
+		u.o.ConfigKeys = nil
+	}
 	return u, nil
+}
+
+// trust makes cfg, verified, the config whose keys are trusted beside
+// ConfigKeys. Called with cmu held, or before Run.
+func (u *Uplink) trust(cfg *protocol.Config) {
+	keys := slices.Clone(u.o.ConfigKeys)
+	if cfg != nil {
+		more, _ := cfg.TokenKeys() // valid: decoded, or kept, by DecodeConfig
+		keys = append(keys, more...)
+	}
+	u.trusted, u.cfgKeys = cfg, keys
 }
 
 // Connected reports whether the uplink has a live connection to the broker.
@@ -278,6 +328,10 @@ func (u *Uplink) Dropped() int64 { return u.dropped.Load() }
 // MACRefused counts the acks and balance replies refused because they did
 // not carry this terminal's MAC (only with a MACKey).
 func (u *Uplink) MACRefused() int64 { return u.macRefused.Load() }
+
+// ConfigRefused counts the store configs refused because they were not
+// signed by a key this till trusts (only with ConfigKeys).
+func (u *Uplink) ConfigRefused() int64 { return u.configRefused.Load() }
 
 // encode encodes a message for topic: sealed, in protocol.Version, with a
 // MAC key; as protocol.UnsealedVersion without one. setVersion sets the
@@ -510,8 +564,11 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-// onConfig runs on paho's goroutine: decode, check it is ours, leave it in
-// the mailbox (keeping the newest) and signal the uplink goroutine.
+// onConfig runs on paho's goroutine: decode, check its signature (with
+// ConfigKeys) and that it is ours, leave it in the mailbox (keeping the
+// newest) and signal the uplink goroutine. The signature is checked here,
+// before the mailbox, so that a forgery claiming a later time cannot push
+// a genuine config out of it.
 func (u *Uplink) onConfig(payload []byte) {
 	if len(payload) == 0 {
 		return // a cleared retained message: nothing published, keep what we have
@@ -521,6 +578,15 @@ func (u *Uplink) onConfig(payload []byte) {
 		u.o.Logger.Warn("ignoring bad config from the hub", "err", err)
 		return
 	}
+	if u.o.ConfigKeys != nil {
+		u.cmu.Lock()
+		keys := u.cfgKeys
+		u.cmu.Unlock()
+		if err := protocol.VerifyConfig(keys, u.topicConfig, payload, cfg.Sig); err != nil {
+			u.refuseConfig(cfg, err)
+			return
+		}
+	}
 	if cfg.Store != u.o.Store || (u.o.Partner != "" && cfg.Partner != u.o.Partner) {
 		u.o.Logger.Warn("ignoring a config for another store or partner", "config_store", cfg.Store, "config_partner", cfg.Partner, "partner", u.o.Partner)
 		return
@@ -529,10 +595,24 @@ func (u *Uplink) onConfig(payload []byte) {
 	if u.cfg == nil || !cfg.PublishedAt.Before(u.cfg.PublishedAt) {
 		u.cfg = cfg
 	}
+	if u.o.ConfigKeys != nil && (u.trusted == nil || cfg.PublishedAt.After(u.trusted.PublishedAt)) {
+		u.trust(cfg)
+	}
 	u.cmu.Unlock()
 	select {
 	case u.cfgReady <- struct{}{}:
 	default:
+	}
+}
+
+// refuseConfig counts a config whose signature did not verify and logs it,
+// at most once a minute: whoever can publish one can publish many.
+func (u *Uplink) refuseConfig(cfg *protocol.Config, err error) {
+	n := u.configRefused.Add(1)
+	now := u.o.Clock.Now().UnixNano()
+	if last := u.configLogged.Load(); now-last >= int64(time.Minute) && u.configLogged.CompareAndSwap(last, now) {
+		u.o.Logger.Warn("ignoring a store config not signed by a coalition key this till trusts, keeping the one it has: forged, or from a hub that does not sign configs yet (upgrade the hub)",
+			"topic", u.topicConfig, "err", err, "key_id", protocol.ConfigSigKeyID(cfg.Sig), "published_at", cfg.PublishedAt, "refused", n)
 	}
 }
 

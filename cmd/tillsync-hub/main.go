@@ -126,9 +126,10 @@ with its MAC, and the broker must confine each terminal to its own topics:
 it, the hub's own account included. See docs/external-brokers.md.
 
 At its first start it makes the coalition's member token key (the key that
-signs member QR codes, see "member token") in the data dir, or where
---member-token-key says, and uses it from then on. Back it up with the
-ledger: with a new key, the tokens the old one signed are refused.`,
+signs member QR codes, see "member token", and the store configs) in the
+data dir, or where --member-token-key says, and uses it from then on. Back
+it up with the ledger: with a new key, the tokens the old one signed are
+refused, and enrolled tills take no new config until they enroll again.`,
 		Example: `  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
   tillsync-hub serve --data-dir ./hub-data --mqtt-listen 0.0.0.0:8883 --tls-name hub.example.com --tls-name 10.0.0.5
   tillsync-hub serve --data-dir ./hub-data --mqtt-plain-listen 127.0.0.1:1883
