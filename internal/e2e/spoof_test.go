@@ -405,7 +405,7 @@ func runSpoofing(t *testing.T, w *spoofWorld) {
 				if c != nil {
 					c.Disconnect(0)
 				}
-				tally.add("connect with another terminal's client id", err == nil && v.conn.IsConnectionOpen())
+				tally.add("its credentials under another's client id: connects as itself", err == nil && v.conn.IsConnectionOpen())
 				reconnect(a) // its own session was the one taken over
 			}
 			connectRefused("connect with another terminal's client id", v.id, v.user, a.password)
@@ -632,14 +632,14 @@ func runSpoofing(t *testing.T, w *spoofWorld) {
 	// Every attack is refused, and the ledger is as the legitimate traffic left it.
 	tried, refused := tally.totals()
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-58s %8s %8s\n", "attack", "tried", "refused")
+	fmt.Fprintf(&table, "%-62s %8s %8s\n", "attack", "tried", "stopped")
 	for _, k := range tally.order {
-		fmt.Fprintf(&table, "%-58s %8d %8d\n", k, tally.tried[k], tally.ok[k])
+		fmt.Fprintf(&table, "%-62s %8d %8d\n", k, tally.tried[k], tally.ok[k])
 		if tally.ok[k] != tally.tried[k] {
 			t.Errorf("%s: %d of %d refused", k, tally.ok[k], tally.tried[k])
 		}
 	}
-	fmt.Fprintf(&table, "%-58s %8d %8d\n", "total", tried, refused)
+	fmt.Fprintf(&table, "%-62s %8d %8d\n", "total", tried, refused)
 	t.Logf("%d stores attacking each other:\n%s", spoofStores, table.String())
 	if after := spoofLedger(t, h, ss); after != before {
 		t.Errorf("the ledger changed under attack:\nbefore %s\nafter  %s", before, after)
