@@ -97,7 +97,7 @@ func (s *BoltStore) CreateAPIToken(t APIToken, now time.Time) (APIToken, []byte,
 	}
 	secret := randomBytes(protocol.APISecretLen)
 	rec := apiTokenRec{
-		APIToken: APIToken{ID: randomText(9), Name: t.Name, Role: t.Role, Partner: t.Partner, CreatedAt: now.UTC()},
+		APIToken: APIToken{ID: randomTokenID(9), Name: t.Name, Role: t.Role, Partner: t.Partner, CreatedAt: now.UTC()},
 		Salt:     randomBytes(16),
 	}
 	rec.Hash = passHash(rec.Salt, string(secret))

@@ -218,7 +218,7 @@ func (s *BoltStore) IssueEnrollmentToken(store, terminal string, ttl time.Durati
 	if ttl < time.Minute || ttl > MaxEnrollmentTTL {
 		return EnrollmentToken{}, protocol.Errorf(protocol.CodeMalformed, "expires_in", "must be 1m to %s", MaxEnrollmentTTL)
 	}
-	tok := EnrollmentToken{ID: randomText(9), Secret: randomBytes(32), Store: store, Terminal: terminal, ExpiresAt: now.Add(ttl).UTC()}
+	tok := EnrollmentToken{ID: randomTokenID(9), Secret: randomBytes(32), Store: store, Terminal: terminal, ExpiresAt: now.Add(ttl).UTC()}
 	err := s.admin("issue enrollment token", func(tx *bolt.Tx) error {
 		key, rec, err := terminalEnrollment(tx, store, terminal)
 		if err != nil {
@@ -483,6 +483,16 @@ func randomBytes(n int) []byte {
 }
 
 func randomText(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }
+
+// randomTokenID is randomText(n) that starts with a letter or digit: an
+// id people type as a command's argument must not read as a flag (-x).
+func randomTokenID(n int) string {
+	for {
+		if id := randomText(n); id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
+}
 
 // Mosquitto's PBKDF2 password hashes ("$7$" in its password file, the
 // default of mosquitto_passwd since Mosquitto 2.0): PBKDF2-HMAC-SHA512 of
