@@ -24,8 +24,11 @@ func (c *Config) Marshal() ([]byte, error) {
 	}
 	c.annotate(&doc, "")
 	from := "defaults"
+	if c.enrolled() {
+		from += ", the data dir's enrollment"
+	}
 	if c.Path != "" {
-		from = c.Path
+		from += ", " + c.Path
 	}
 	doc.HeadComment = fmt.Sprintf("Effective tillsync-agent configuration: %s, then TILLSYNC_AGENT_* variables, then flags.\n"+
 		"log.file, when not shown, is on for a service and off in a terminal.", from)
@@ -56,4 +59,14 @@ func (c *Config) annotate(n *yaml.Node, prefix string) {
 			v.LineComment = s.String()
 		}
 	}
+}
+
+// enrolled reports whether a value came from the data dir's enrollment.
+func (c *Config) enrolled() bool {
+	for _, src := range c.src {
+		if src.Kind == FromEnrollment {
+			return true
+		}
+	}
+	return false
 }

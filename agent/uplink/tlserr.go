@@ -32,3 +32,17 @@ func TLSHint(err error) string {
 	}
 	return ""
 }
+
+// AuthHint explains the broker's refusal of the till's credentials in
+// words that say what to do; "" for any other error. Retrying does not
+// cure it: the terminal was revoked or enrolled again elsewhere, or it has
+// not enrolled and the hub requires it.
+func AuthHint(err error) string {
+	if err == nil {
+		return ""
+	}
+	if m := err.Error(); strings.Contains(m, "not Authorized") || strings.Contains(m, "bad user name or password") {
+		return "the hub refused this till's credentials: its terminal was revoked or enrolled again, or it has not enrolled and the hub requires it; enroll it again with a new token (tillsync-hub terminal token, then tillsync-agent enroll --force)"
+	}
+	return ""
+}

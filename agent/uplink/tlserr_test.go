@@ -29,3 +29,19 @@ func TestTLSHint(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthHint(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("connect to tls://hub:8883: not Authorized"), true},
+		{errors.New("connect to tls://hub:8883: bad user name or password"), true},
+		{errors.New("connect to tls://hub:8883: EOF"), false},
+		{nil, false},
+	} {
+		if got := uplink.AuthHint(tc.err); (got != "") != tc.want || (tc.want && !strings.Contains(got, "tillsync-agent enroll")) {
+			t.Errorf("AuthHint(%v) = %q", tc.err, got)
+		}
+	}
+}

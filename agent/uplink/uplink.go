@@ -64,6 +64,7 @@
 package uplink
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -291,7 +292,7 @@ func (u *Uplink) setLastError(err error) {
 		return
 	}
 	msg := err.Error()
-	if hint := TLSHint(err); hint != "" {
+	if hint := cmp.Or(TLSHint(err), AuthHint(err)); hint != "" {
 		msg += " (" + hint + ")"
 	}
 	u.lastErr.Store(&msg)
@@ -413,12 +414,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 				lvl = slog.LevelWarn
 			}
 			msg := "hub unreachable, working offline"
+			// Retrying will not fix these: someone must act.
 			if hint := TLSHint(err); hint != "" {
-				// Retrying will not fix it: someone must act.
 				msg = "hub refused at TLS, working offline: " + hint
-				if lvl == slog.LevelWarn {
-					lvl = slog.LevelError
-				}
+			} else if hint := AuthHint(err); hint != "" {
+				msg = "hub refused the till's credentials, working offline: " + hint
+			}
+			if msg != "hub unreachable, working offline" && lvl == slog.LevelWarn {
+				lvl = slog.LevelError
 			}
 			u.o.Logger.Log(ctx, lvl, msg, "broker", u.o.Broker, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
 			select {

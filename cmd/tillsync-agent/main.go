@@ -198,11 +198,25 @@ func pingCmd() *cobra.Command {
 			}
 			mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(u).
 				SetClientID(fmt.Sprintf("tillsync-ping-%d", os.Getpid())).
+				SetProtocolVersion(4). // MQTT 3.1.1 only: one attempt, not a second with 3.1
 				SetTLSConfig(tlsCfg).
 				SetConnectTimeout(timeout).SetAutoReconnect(false))
 			start := time.Now()
 			tok := mc.Connect()
-			if !tok.WaitTimeout(timeout+time.Second) || tok.Error() != nil {
+			how := "plain MQTT"
+			if tlsCfg != nil {
+				how = "TLS, certificate verified"
+			}
+			done := tok.WaitTimeout(timeout + time.Second)
+			if done && uplink.AuthHint(tok.Error()) != "" {
+				// The broker answered, after the TLS handshake: it takes
+				// enrolled tills only, and ping is none (it would take a
+				// running till's place with its credentials).
+				fmt.Fprintf(c.OutOrStdout(), "hub at %s reachable in %s (%s); it takes enrolled tills only (tillsync-agent status shows whether this till's credentials are accepted)\n",
+					u, time.Since(start).Round(time.Millisecond), how)
+				return nil
+			}
+			if !done || tok.Error() != nil {
 				why := "timed out"
 				if tok.Error() != nil {
 					why = tok.Error().Error()
@@ -213,10 +227,6 @@ func pingCmd() *cobra.Command {
 				return fmt.Errorf("hub at %s is unreachable (%s); check the address given with --hub and that tillsync-hub is running", u, why)
 			}
 			mc.Disconnect(100)
-			how := "plain MQTT"
-			if tlsCfg != nil {
-				how = "TLS, certificate verified"
-			}
 			fmt.Fprintf(c.OutOrStdout(), "hub at %s reachable in %s (%s)\n", u, time.Since(start).Round(time.Millisecond), how)
 			return nil
 		},

@@ -175,8 +175,8 @@ func TestEnrollment(t *testing.T) {
 	a.waitConnected(t, false)
 	a.earn(t, member, 1000)
 	time.Sleep(1500 * time.Millisecond) // reconnect attempts
-	if hl := a.health(t); hl.HubConnected || hl.Backlog != 1 {
-		t.Fatalf("a revoked till: %+v; want disconnected, its earn kept", hl)
+	if hl := a.health(t); hl.HubConnected || hl.Backlog != 1 || !strings.Contains(hl.HubError, "refused this till's credentials") {
+		t.Fatalf("a revoked till: %+v; want disconnected, its earn kept, and told why", hl)
 	}
 	if got, _ := h.balance(t, member); got != 30 {
 		t.Fatalf("hub balance after the revoked till's earn: %d", got)
