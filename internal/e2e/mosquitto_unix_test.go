@@ -125,59 +125,19 @@ var errTimeout = &net.OpError{Op: "connect", Err: os.ErrDeadlineExceeded}
 // passwords are refused; after a revoke, a re-run and a SIGHUP, the
 // revoked terminal is refused.
 func TestMosquittoSetup(t *testing.T) {
-	mosq := mosquittoBinary(t)
-	bin := hubCommand(t)
-	// Not t.TempDir(): its parents are owner-only, and a Mosquitto started
-	// as root reads the files as its own user.
-	base, err := os.MkdirTemp("", "tillsync-mosquitto-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	hubDir, out := filepath.Join(base, "hub"), filepath.Join(base, "mosquitto")
-	addr := testkit.FreePort(t)
-	url := "tls://" + addr
-
-	res := bin.Run(t, "broker-config", "mosquitto", "--data-dir", hubDir, "--out", out, "--listen", addr)
-	first := res.OK(t)
-	for _, want := range []string{"0 terminal(s)", "kill -HUP", "--broker-password-file " + filepath.Join(hubDir, hub.BrokerPasswordFile)} {
-		if !strings.Contains(first, want) {
-			t.Errorf("broker-config said, without %q:\n%s", want, first)
-		}
-	}
-	letMosquittoRead(t, out)
-	m := clitest.Binary{Name: "mosquitto", Path: mosq}.Start(t, "-c", filepath.Join(out, broker.MosquittoConfFile))
-	m.WaitFor(t, waitLong, "Mosquitto to listen", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	ca, err := os.ReadFile(filepath.Join(out, broker.MosquittoCAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubPass, err := hub.ReadPasswordFile(filepath.Join(hubDir, hub.BrokerPasswordFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The hub, with the credentials broker-config set up, over TLS.
-	p, err := pki.Load(filepath.Join(hubDir, "pki"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
 	var logs testkit.Buffer
 	debug := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := &env{t: t, external: url, hubDir: hubDir, clientID: randomID("tillsync-hub-e2e-"), httpAddr: testkit.FreePort(t), pki: p,
-		brokerTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, brokerUser: broker.HubUsername, brokerPass: hubPass,
-		log: debug.With("side", "hub")}
+	bed := newMosquittoBed(t, false, func(first, hubDir string) {
+		for _, want := range []string{"0 terminal(s)", "kill -HUP", "--broker-password-file " + filepath.Join(hubDir, hub.BrokerPasswordFile)} {
+			if !strings.Contains(first, want) {
+				t.Errorf("broker-config said, without %q:\n%s", want, first)
+			}
+		}
+	})
+	bin, m, out, addr, ca, hubPass, p, url := bed.bin, bed.m, bed.out, bed.addr, bed.ca, bed.hubPass, bed.e.pki, bed.url
+	hubDir := bed.e.hubDir
+	e := bed.e
+	e.log = debug.With("side", "hub")
 	h := startHubOnce(t, e)
 	store := e.store("mq-")
 	dir1, ans1 := enrollTerminal(t, e, h.h.Ledger(), store, "till-1")
@@ -317,4 +277,73 @@ func encodeBatch(t *testing.T, store, terminal, id, member string) []byte {
 		t.Fatal(err)
 	}
 	return payload
+}
+
+// mosquittoBed is a real Mosquitto set up by tillsync-hub broker-config
+// mosquitto (TLS with the hub's certificate, the hub's own account) on a
+// free port, and the env of a hub to run behind it with that account.
+type mosquittoBed struct {
+	bin     clitest.Binary // tillsync-hub
+	m       *clitest.Proc  // Mosquitto
+	e       *env
+	out     string // the Mosquitto setup's directory
+	addr    string // Mosquitto's TLS listener
+	url     string
+	ca      []byte
+	hubPass string
+}
+
+// newMosquittoBed writes the setup, starts Mosquitto with it (logging at
+// every level when verbose) and hands broker-config's first output (and
+// the hub's data dir) to check; it skips the test without a mosquitto binary.
+func newMosquittoBed(t *testing.T, verbose bool, check func(first, hubDir string)) *mosquittoBed {
+	t.Helper()
+	mosq := mosquittoBinary(t)
+	b := &mosquittoBed{bin: hubCommand(t)}
+	// Not t.TempDir(): its parents are owner-only, and a Mosquitto started
+	// as root reads the files as its own user.
+	base, err := os.MkdirTemp("", "tillsync-mosquitto-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	hubDir := filepath.Join(base, "hub")
+	b.out, b.addr = filepath.Join(base, "mosquitto"), testkit.FreePort(t)
+	b.url = "tls://" + b.addr
+	first := b.bin.Run(t, "broker-config", "mosquitto", "--data-dir", hubDir, "--out", b.out, "--listen", b.addr).OK(t)
+	if check != nil {
+		check(first, hubDir)
+	}
+	conf := filepath.Join(b.out, broker.MosquittoConfFile)
+	if verbose {
+		logEverything(t, conf)
+	}
+	letMosquittoRead(t, b.out)
+	b.m = clitest.Binary{Name: "mosquitto", Path: mosq}.Start(t, "-c", conf)
+	b.m.WaitFor(t, waitLong, "Mosquitto to listen", func() bool {
+		c, err := net.DialTimeout("tcp", b.addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if b.ca, err = os.ReadFile(filepath.Join(b.out, broker.MosquittoCAFile)); err != nil {
+		t.Fatal(err)
+	}
+	if b.hubPass, err = hub.ReadPasswordFile(filepath.Join(hubDir, hub.BrokerPasswordFile)); err != nil {
+		t.Fatal(err)
+	}
+	// The hub, with the credentials broker-config set up, over TLS.
+	p, err := pki.Load(filepath.Join(hubDir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b.ca)
+	b.e = &env{t: t, external: b.url, hubDir: hubDir, clientID: randomID("tillsync-hub-e2e-"), httpAddr: testkit.FreePort(t), pki: p,
+		brokerTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, brokerUser: broker.HubUsername, brokerPass: b.hubPass}
+	return b
 }

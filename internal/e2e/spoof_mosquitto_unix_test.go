@@ -3,22 +3,15 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/tillsync/tillsync/hub"
 	"github.com/tillsync/tillsync/hub/broker"
-	"github.com/tillsync/tillsync/hub/pki"
 	"github.com/tillsync/tillsync/internal/testkit"
-	"github.com/tillsync/tillsync/internal/testkit/clitest"
 )
 
 // mosquittoWorld is a hub behind a real Mosquitto set up by tillsync-hub
@@ -27,51 +20,12 @@ import (
 // logging at every level so that its denials can be counted. reload runs
 // broker-config against the running hub and sends Mosquitto SIGHUP.
 func mosquittoWorld(t *testing.T) *spoofWorld {
-	mosq := mosquittoBinary(t)
-	bin := hubCommand(t)
-	// Not t.TempDir(): its parents are owner-only, and a Mosquitto started
-	// as root reads the files as its own user.
-	base, err := os.MkdirTemp("", "tillsync-spoof-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	hubDir, out := filepath.Join(base, "hub"), filepath.Join(base, "mosquitto")
-	addr := testkit.FreePort(t)
-	bin.Run(t, "broker-config", "mosquitto", "--data-dir", hubDir, "--out", out, "--listen", addr).OK(t)
-	conf := filepath.Join(out, broker.MosquittoConfFile)
-	logEverything(t, conf)
-	letMosquittoRead(t, out)
-	m := clitest.Binary{Name: "mosquitto", Path: mosq}.Start(t, "-c", conf)
-	m.WaitFor(t, waitLong, "Mosquitto to listen", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	ca, err := os.ReadFile(filepath.Join(out, broker.MosquittoCAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubPass, err := hub.ReadPasswordFile(filepath.Join(hubDir, hub.BrokerPasswordFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pki.Load(filepath.Join(hubDir, "pki"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	w := &spoofWorld{logs: new(testkit.Buffer), mosquitto: m, url: "tls://" + addr, ca: ca}
-	w.e = &env{t: t, external: w.url, hubDir: hubDir, clientID: randomID("tillsync-hub-e2e-"), httpAddr: testkit.FreePort(t), pki: p,
-		brokerTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, brokerUser: broker.HubUsername, brokerPass: hubPass,
-		requireEnrollment: true,
-		log:               slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("side", "hub")}
+	bed := newMosquittoBed(t, true, nil)
+	bin, m, out, addr, conf := bed.bin, bed.m, bed.out, bed.addr, filepath.Join(bed.out, broker.MosquittoConfFile)
+	hubDir := bed.e.hubDir
+	w := &spoofWorld{logs: new(testkit.Buffer), mosquitto: m, url: bed.url, ca: bed.ca, e: bed.e}
+	w.e.requireEnrollment = true
+	w.e.log = slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("side", "hub")
 	w.h = startHubOnce(t, w.e)
 	w.reload = func() {
 		t.Helper()
