@@ -39,6 +39,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/tillsync/tillsync/internal/clock"
+	"github.com/tillsync/tillsync/internal/logpace"
 	"github.com/tillsync/tillsync/protocol"
 )
 
@@ -234,24 +235,9 @@ type terminalACL struct {
 	refused atomic.Int64
 	denied  atomic.Int64
 
-	mu     sync.Mutex
-	logged map[string]refusalLog // by client id
+	// pacer paces the refusal lines, per client id and kind.
+	pacer logpace.Pacer
 }
-
-// refusalLog is when a client id's refusal was last logged, and how many
-// were not logged since.
-type refusalLog struct {
-	at         time.Time
-	suppressed int
-}
-
-// Refusals of one client id are logged at most once per refusalLogEvery;
-// at most refusalLogIDs ids are remembered (a flood of made-up ids forgets
-// the oldest).
-const (
-	refusalLogEvery = time.Minute
-	refusalLogIDs   = 4096
-)
 
 // Authenticator is what the broker needs of the ledger's enrollment
 // (ledger.Store has both methods).
@@ -359,27 +345,8 @@ func (h *terminalACL) deny(cl *mochi.Client, topic string, write bool) {
 // pace says whether to log a refusal for key now, and how many were not
 // logged since the last line.
 func (h *terminalACL) pace(key string) (log bool, suppressed int) {
-	now := h.clock.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	last, seen := h.logged[key]
-	if seen && now.Sub(last.at) < refusalLogEvery {
-		last.suppressed++
-		h.logged[key] = last
-		return false, 0
-	}
-	if h.logged == nil || len(h.logged) >= refusalLogIDs {
-		for id, l := range h.logged {
-			if now.Sub(l.at) >= refusalLogEvery {
-				delete(h.logged, id)
-			}
-		}
-		if h.logged == nil || len(h.logged) >= refusalLogIDs {
-			h.logged = make(map[string]refusalLog)
-		}
-	}
-	h.logged[key] = refusalLog{at: now}
-	return true, last.suppressed
+	suppressed, log = h.pacer.Allow(key, h.clock.Now())
+	return log, suppressed
 }
 
 // Refused counts the connections refused (at CONNECT, or right after for

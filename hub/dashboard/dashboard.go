@@ -50,6 +50,7 @@ import (
 
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/clock"
+	"github.com/tillsync/tillsync/internal/logpace"
 )
 
 //go:embed assets
@@ -127,7 +128,7 @@ type Dashboard struct {
 	verifier *verifier
 	view     *viewCache
 	presence *presence
-	refusals refusalLog
+	refusals logpace.Pacer
 	streams  chan struct{} // one token per live stream allowed
 }
 

@@ -303,7 +303,7 @@ func (d *Dashboard) refused(r *http.Request, tokenID, why string) {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	quiet, ok := d.refusals.allow(host+" "+why, d.o.Clock.Now())
+	quiet, ok := d.refusals.Allow(host+" "+why, d.o.Clock.Now())
 	if !ok {
 		return
 	}
@@ -319,39 +319,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// refusalLog paces log lines: once a minute per key.
-type refusalLog struct {
-	mu   sync.Mutex
-	seen map[string]*paced
-}
-
-type paced struct {
-	at    time.Time
-	quiet int
-}
-
-const maxRefusalKeys = 4096
-
-func (l *refusalLog) allow(key string, now time.Time) (quiet int, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.seen == nil {
-		l.seen = make(map[string]*paced)
-	}
-	p := l.seen[key]
-	if p != nil && now.Sub(p.at) < time.Minute && !now.Before(p.at) {
-		p.quiet++
-		return 0, false
-	}
-	if p == nil {
-		if len(l.seen) >= maxRefusalKeys {
-			clear(l.seen)
-		}
-		p = &paced{}
-		l.seen[key] = p
-	}
-	quiet, p.at, p.quiet = p.quiet, now, 0
-	return quiet, true
 }

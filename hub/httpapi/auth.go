@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/httpx"
@@ -139,7 +137,7 @@ func (a *api) refuse(w http.ResponseWriter, r *http.Request, status int, code pr
 	if who == "" {
 		who = "remote " + remoteHost(r)
 	}
-	if quiet, ok := a.refusals.allow(who+" "+string(code)+" "+route, a.o.Clock.Now()); ok {
+	if quiet, ok := a.refusals.Allow(who+" "+string(code)+" "+route, a.o.Clock.Now()); ok {
 		attrs := []any{"code", code, "token_id", dash(tok.ID), "route", route, "remote", r.RemoteAddr, "refused", n}
 		if tok.Role != "" {
 			attrs = append(attrs, "role", tok.Role)
@@ -185,55 +183,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// refusalLog logs a refusal once a minute per key (who, code, route): a
-// script with a revoked token, or someone trying tokens, must not flood
-// the log. Each line counts those not logged since the last.
-type refusalLog struct {
-	mu   sync.Mutex
-	seen map[string]*refusalKey
-}
-
-type refusalKey struct {
-	at    time.Time
-	quiet int
-}
-
-// refusalLogEvery is how often a refusal of the same key is logged.
-const refusalLogEvery = time.Minute
-
-// maxRefusalKeys bounds the keys remembered; past it, keys older than a
-// minute are forgotten (and all of them if that is not enough).
-const maxRefusalKeys = 4096
-
-// allow reports whether to log a refusal of key at now, and how many went
-// unlogged before it.
-func (l *refusalLog) allow(key string, now time.Time) (quiet int, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.seen == nil {
-		l.seen = make(map[string]*refusalKey)
-	}
-	k := l.seen[key]
-	if k != nil && now.Sub(k.at) < refusalLogEvery && !now.Before(k.at) {
-		k.quiet++
-		return 0, false
-	}
-	if k == nil {
-		if len(l.seen) >= maxRefusalKeys {
-			for key, old := range l.seen {
-				if now.Sub(old.at) >= refusalLogEvery {
-					delete(l.seen, key)
-				}
-			}
-			if len(l.seen) >= maxRefusalKeys {
-				clear(l.seen)
-			}
-		}
-		k = &refusalKey{}
-		l.seen[key] = k
-	}
-	quiet, k.at, k.quiet = k.quiet, now, 0
-	return quiet, true
 }

@@ -86,6 +86,7 @@ import (
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/internal/httpx"
+	"github.com/tillsync/tillsync/internal/logpace"
 	"github.com/tillsync/tillsync/protocol"
 )
 
@@ -264,8 +265,8 @@ type api struct {
 	// enrollRefused counts refused POST /v1/enroll requests, apiRefused
 	// the requests refused for their token (401 and 403).
 	enrollRefused, apiRefused atomic.Int64
-	// refusals limits the log lines about refused requests.
-	refusals refusalLog
+	// refusals paces the log lines about refused requests (who, code, route).
+	refusals logpace.Pacer
 	// rulesMu serialises the read-modify-write of a campaign, which adds a
 	// version built from the one in force.
 	rulesMu sync.Mutex
