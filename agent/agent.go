@@ -358,7 +358,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 	}
-	err := posapi.Serve(ctx, a.o.POSListener, a, posapi.Options{Logger: a.log, Secret: a.o.POSSecret})
+	err := posapi.Serve(ctx, a.o.POSListener, a, a.withMetrics(posapi.Options{Logger: a.log, Secret: a.o.POSSecret}))
 	stopSync()
 	wg.Wait()
 	a.log.Info("agent stopped")

@@ -145,6 +145,10 @@ type Options struct {
 	// OperatorTokenFile even though one exists: for an operator who lost
 	// theirs. The old ones stay valid until revoked.
 	NewOperatorToken bool
+	// MetricsMaxStores bounds the stores with series of their own in GET
+	// /metrics; the others are summed up as store="(other)" (metrics.go).
+	// Default DefaultMetricsMaxStores.
+	MetricsMaxStores int
 	// LedgerVerifyEvery is how often the dashboard's ledger health verifies
 	// the ledger (a replay of the whole journal); default 15 minutes,
 	// negative for only when asked on the dashboard.
@@ -295,8 +299,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		return err
 	}
 	external := h.o.BrokerURL != ""
+	timed := newTimedStore(h.ledger, h.o.Clock) // metrics.go
 	in := ingest.New(ingest.Options{
-		Store:      h.ledger,
+		Store:      timed,
 		Publish:    func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
 		TokenKeys:  h.MemberTokenKeys(),
 		RequireMAC: external, RequireEnrollment: external && h.o.RequireEnrollment,
@@ -346,6 +351,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		dash := h.newDashboard(bus, in)
 		upkeep.Go(func() { dash.Run(upkeepCtx) })
 		errc := make(chan error, 2)
+		metricsHandler, merr := h.metricsHandler(bus, in, timed, dash)
+		if merr != nil {
+			h.log.Error("metrics not served", "err", merr)
+		}
 		api := httpapi.Options{
 			Store: h.ledger, Stats: func() any { return in.Stats() }, OnChange: h.configChanged,
 			MemberTokenKey: h.tokenKey, MemberTokenTTL: h.o.MemberTokenTTL,
@@ -356,6 +365,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				}
 			},
 			MQTTRefused: mqttRefused(bus), MQTTDenied: mqttDenied(bus), MQTTAdvertise: h.o.MQTTAdvertise, Logger: h.log, Clock: h.o.Clock,
+			Metrics: metricsHandler,
 		}
 		switch {
 		case h.o.MQTTListener != nil && h.o.MQTTTLS != nil:

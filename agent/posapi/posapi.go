@@ -316,6 +316,11 @@ type Options struct {
 	// without it, or with another, is answered 401 unauthorized. Use it
 	// when processes other than the POS run on the till.
 	Secret string
+	// Metrics, when set, serves GET /metrics (the agent's Prometheus
+	// metrics), behind Secret like the rest.
+	Metrics http.Handler
+	// Requests, when set, counts the requests by route and status.
+	Requests *Requests
 }
 
 // MinSecretLen is the shortest shared secret Options.Secret may be.
@@ -331,13 +336,14 @@ func Handler(svc Service, o Options) http.Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	httpx.Routes(mux, (&api{svc: svc, log: log}).routes())
+	routes := (&api{svc: svc, log: log}).routes()
+	httpx.Routes(mux, routes)
 	if o.Secret == "" {
-		return mux
+		return o.instrument(mux, routes, mux) // metrics.go
 	}
 	want := sha256.Sum256([]byte("Bearer " + o.Secret))
 	var refused atomic.Int64
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return o.instrument(mux, routes, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 && r.URL.Path != "/v1/openapi.yaml" {
 			// Never the header itself: it may be a mistyped secret.
@@ -349,7 +355,7 @@ func Handler(svc Service, o Options) http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // routes are the API's endpoints; openapi.yaml describes exactly these.

@@ -178,6 +178,7 @@ type Uplink struct {
 	// configLogged is when one was last logged (unix ns).
 	configRefused, configLogged atomic.Int64
 	lastErr                     atomic.Pointer[string] // why the hub is not reachable; nil while connected
+	lat                         ackTimes               // publish-to-ack latency (latency.go)
 
 	qmu     sync.Mutex
 	client  mqtt.Client // current connection, nil when down; for queries
@@ -720,6 +721,7 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			// Held transactions stay in flight: the re-send after AckTimeout
 			// sends them again.
 			inflight = max(0, inflight-len(done))
+			u.lat.acked(done, now())
 			for _, a := range done {
 				delete(ahead, a.ID)
 			}
@@ -852,6 +854,7 @@ func (u *Uplink) publish(c mqtt.Client, txs []protocol.Transaction, inflight int
 	// The token is not waited on: the hub's ack, not the PUBACK, says what
 	// arrived, and a re-send covers a publish that silently went nowhere.
 	c.Publish(u.topicTx, 1, false, payload)
+	u.lat.published(txs, b.SentAt)
 	return nil
 }
 

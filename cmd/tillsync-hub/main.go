@@ -77,6 +77,7 @@ func serveCmd() *cobra.Command {
 		brokerUser, brokerPassFile, brokerCA                                  string
 		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment, newOpToken    bool
 		tf                                                                    tlsFlags
+		metricsMaxStores                                                      int
 		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
@@ -144,7 +145,7 @@ refused, and enrolled tills take no new config until they enroll again.`,
 				return err
 			}
 			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment,
-				MQTTAdvertise: mqttAdvertise, NewOperatorToken: newOpToken}
+				MQTTAdvertise: mqttAdvertise, NewOperatorToken: newOpToken, MetricsMaxStores: metricsMaxStores}
 			if mqttAdvertise != "" {
 				u, err := url.Parse(mqttAdvertise)
 				if err != nil || (u.Scheme != "tls" && u.Scheme != "tcp") || u.Port() == "" || u.Hostname() == "" || u.Path != "" {
@@ -348,6 +349,7 @@ refused, and enrolled tills take no new config until they enroll again.`,
 	f.StringVar(&httpsListen, "https-listen", "", "also serve the HTTP API over TLS here, with the hub's certificate")
 	f.StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
 	f.BoolVar(&newOpToken, "new-operator-token", false, "make a new operator API token and write it to operator.token in the data dir (the others stay valid until revoked)")
+	f.IntVar(&metricsMaxStores, "metrics-max-stores", hub.DefaultMetricsMaxStores, "stores with per-store series of their own at GET /metrics (most urgent first); the rest are summed up as store=\"(other)\"")
 	f.StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
 	logf.Add(c)
 	return c

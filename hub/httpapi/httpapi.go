@@ -38,6 +38,7 @@
 //	GET  /v1/settlement, /v1/periods                   yes       yes        its own lines (and a total of them)
 //	GET  /v1/members, /v1/members/{member}[/balance|/statement],
 //	     /v1/flags, /v1/token-flags, /v1/verify        yes       yes        no (member ids)
+//	GET  /metrics (Prometheus)                         yes       yes        no (every store)
 //	POST /v1/members/{member}/token                    yes       no         no
 //	every other PUT and POST (coalition, partners,
 //	     rules, campaigns, stores, terminals,
@@ -132,6 +133,9 @@ type Options struct {
 	MQTTAdvertise string
 	MQTTScheme    string
 	MQTTPort      string
+	// Metrics serves GET /metrics (Prometheus), to operator and read-only
+	// tokens; nil: the route answers 404.
+	Metrics http.Handler
 
 	Logger *slog.Logger
 	Clock  clock.Clock
@@ -230,6 +234,7 @@ func (a *api) routes() []route {
 		{"GET /v1/flags", readers, a.flags},
 		{"GET /v1/token-flags", readers, a.tokenFlags},
 		{"GET /v1/verify", readers, a.verify},
+		{"GET /metrics", readers, a.metrics},
 
 		{"POST /v1/members/{member}/token", operatorOnly, a.mintToken},
 		{"PUT /v1/coalition", operatorOnly, a.setCoalition},
