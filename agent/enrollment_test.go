@@ -21,6 +21,10 @@ import (
 
 // enrolled writes an enrollment for s1/t1/p1 into dir, with the
 // coalition's member token key.
+// coalitionKey is the coalition's member token (and config signing) key in
+// the agent's tests.
+var coalitionKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{11}, ed25519.SeedSize))
+
 func enrolled(t *testing.T, dir string) (agent.Enrollment, ed25519.PrivateKey) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(nil)

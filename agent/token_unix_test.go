@@ -23,7 +23,6 @@ import (
 )
 
 var (
-	coalitionKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{11}, ed25519.SeedSize))
 	strangerKey  = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, ed25519.SeedSize))
 	tokenNow     = time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)
 )
