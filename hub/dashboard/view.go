@@ -666,3 +666,11 @@ var codeReasons = map[protocol.Code]string{
 	protocol.CodeMalformed:          "the transaction is malformed",
 	protocol.CodeUnsupported:        "a protocol version the hub does not speak",
 }
+
+// View returns the stores and their terminals as the dashboard shows them
+// now, to every session (not scoped to a partner): the hub's alert rules
+// read them. The rows are shared: callers must not change them.
+func (d *Dashboard) View() ([]StoreRow, map[string][]TerminalRow, error) {
+	s := d.state()
+	return s.stores, s.terminals, s.err
+}
