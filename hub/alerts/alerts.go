@@ -312,7 +312,7 @@ func summary(r Rule, store, state string, v float64) string {
 }
 
 func secs(v float64) string {
-	return (time.Duration(v) * time.Second).Round(time.Second).String()
+	return time.Duration(v * float64(time.Second)).Round(time.Second).String()
 }
 
 // value computes the rule's condition for a store: its value, and whether

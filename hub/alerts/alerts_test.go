@@ -291,3 +291,17 @@ func TestStoreGoneResolves(t *testing.T) {
 		t.Fatalf("%+v", ns)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	cfg := mustParse(t, "rules:\n  - name: stuck\n    condition: oldest_unsynced\n    threshold: 30m\n")
+	clk := clock.NewFake(t0)
+	src := &fakeSource{}
+	rec := &recorder{}
+	e := alerts.New(alerts.Options{Config: cfg, Source: src, Notify: rec.notify, Clock: clk})
+	src.set(alerts.StoreFacts{Store: "s1", Terminals: []alerts.TerminalFacts{{Terminal: "t1", OldestUnsynced: t0.Add(-90*time.Minute - 1500*time.Millisecond)}}})
+	e.Evaluate()
+	ns := rec.take()
+	if want := "stuck: store s1 has a transaction unsynced for 1h30m2s (threshold 30m0s)"; len(ns) != 1 || ns[0].Summary != want {
+		t.Fatalf("notices %+v, want summary %q", ns, want)
+	}
+}
