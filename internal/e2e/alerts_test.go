@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/hub/alerts"
+	"github.com/tillsync/tillsync/internal/testkit"
 )
 
 // TestAlertStoreOffline runs a hub with a store_offline rule posting to a
@@ -97,5 +104,84 @@ rules:
 	case n := <-notices:
 		t.Errorf("a notice more: %+v", n)
 	case <-time.After(time.Second):
+	}
+}
+
+// TestAlertsPanelInChromium: the dashboard's Alerts panel lists the store
+// offline alert while the till is stopped and empties when it is back,
+// without a reload. A screenshot is saved as an artifact.
+func TestAlertsPanelInChromium(t *testing.T) {
+	browser := chromium(t)
+	e := newEnv(t, "embedded")
+	e.httpAddr = testkit.FreePort(t)
+	store := e.store("alerts-panel-")
+	cfg, err := alerts.Parse([]byte(`every: 100ms
+rules:
+  - name: store-offline
+    condition: store_offline
+    threshold: 0s
+    for: 0s
+    recover_for: 0s
+    severity: critical
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.alerts = cfg
+	startHubOnce(t, e)
+	a := startTill(t, agent.Options{DataDir: t.TempDir(), Broker: e.brokerURL(), Store: store})
+	a.earn(t, store+"-m1", 500)
+	a.waitDrained(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1366, 768),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("lang", "en-GB"))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, time.Minute)
+	defer cancelTimeout()
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+e.httpAddr+"/dashboard/"),
+		chromedp.WaitVisible(`#token`, chromedp.ByID),
+		chromedp.SendKeys(`#token`, e.hubToken(t), chromedp.ByID),
+		chromedp.Submit(`#token`, chromedp.ByID),
+		chromedp.WaitVisible(`#alerts-card`, chromedp.ByID),
+		chromedp.Evaluate(`window.__noReload = true`, nil),
+	); err != nil {
+		t.Fatalf("signing in and seeing the Alerts panel: %v", err)
+	}
+	rows := func() string {
+		var s string
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`[...document.querySelectorAll("#alerts tbody tr")].map(r => r.innerText).join("\n")`, &s)); err != nil {
+			t.Fatalf("reading the page: %v", err)
+		}
+		return s
+	}
+	if r := rows(); r != "" {
+		t.Fatalf("alerts while the store is online: %q", r)
+	}
+	a.stop(t)
+	testkit.WaitFor(t, waitLong, "the store offline alert on the page", func() bool {
+		r := rows()
+		return strings.Contains(r, "store-offline") && strings.Contains(r, "critical")
+	})
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.Sleep(300*time.Millisecond), chromedp.CaptureScreenshot(&png)); err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(artifactDir(t), "dashboard-alerts.png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+
+	a = a.reopen(t)
+	a.waitConnected(t, true)
+	testkit.WaitFor(t, waitLong, "the alert gone from the page", func() bool { return rows() == "" })
+	var noReload bool
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`window.__noReload === true`, &noReload)); err != nil || !noReload {
+		t.Errorf("the page reloaded (%v)", err)
 	}
 }
