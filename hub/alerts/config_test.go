@@ -118,3 +118,24 @@ func TestOpeningHours(t *testing.T) {
 		}
 	}
 }
+
+// The README's example rules file parses.
+func TestParseREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "### Alerts\n")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no yaml block under ### Alerts in the README")
+	}
+	c, err := alerts.Parse([]byte(block))
+	if err != nil {
+		t.Fatalf("the README's example: %v", err)
+	}
+	if len(c.Rules) != 4 || len(c.Webhooks) != 1 || len(c.Hours) != 1 || c.Rules[2].Threshold != 0.05 {
+		t.Errorf("parsed %+v", c)
+	}
+}
