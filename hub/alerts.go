@@ -17,6 +17,11 @@ type alertSource struct {
 	dash *dashboard.Dashboard
 	// rejections are the ingest's recent rejections, newest first.
 	rejections func() []ingest.Rejection
+	// started is when the hub started: a till cannot have connected while
+	// the hub was down, so it counts as seen then at the latest — else
+	// every quiet store would be "offline for hours" the moment the hub
+	// restarts, before its tills had a chance to reconnect.
+	started time.Time
 	// exposure returns a till's offline exposure and cap; nil while the
 	// hub has no source for it (the tills' retained status will be one).
 	exposure func(store, terminal string) (alerts.Exposure, bool)
@@ -40,6 +45,9 @@ func (a *alertSource) Facts() (alerts.Facts, error) {
 		sf := alerts.StoreFacts{Store: s.Store, Partner: s.Partner, Rejected: rejected[s.Store]}
 		for _, t := range terms[s.Store] {
 			tf := alerts.TerminalFacts{Terminal: t.Terminal, LastSeen: t.LastSeen, OldestUnsynced: t.OldestUnsynced}
+			if !tf.LastSeen.IsZero() && tf.LastSeen.Before(a.started) {
+				tf.LastSeen = a.started
+			}
 			switch t.State {
 			case dashboard.StateOnline:
 				tf.Online = new(true)

@@ -365,7 +365,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		upkeep.Go(func() { dash.Run(upkeepCtx) })
 		if cfg := h.o.Alerts; cfg != nil {
 			snd := alerts.NewSender(alerts.SenderOptions{Webhooks: cfg.Webhooks, Logger: h.log})
-			ev := alerts.New(alerts.Options{Config: cfg, Source: &alertSource{dash: dash, rejections: in.Rejections}, Notify: snd.Send, Logger: h.log, Clock: h.o.Clock})
+			ev := alerts.New(alerts.Options{Config: cfg, Source: &alertSource{dash: dash, rejections: in.Rejections, started: h.o.Clock.Now()}, Notify: snd.Send, Logger: h.log, Clock: h.o.Clock})
 			h.alerts.Store(ev)
 			h.log.Info("alert rules loaded", "rules", len(cfg.Rules), "webhooks", len(cfg.Webhooks), "every", cfg.Every)
 			upkeep.Go(func() { snd.Run(upkeepCtx) })
