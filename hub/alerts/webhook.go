@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,8 @@ type SenderOptions struct {
 	// its own (each attempt has the webhook's Timeout).
 	Client *http.Client
 	// Backoff is the wait before the first retry, doubled for each next
-	// one up to MaxBackoff, with jitter; defaults 1s and 1m.
+	// one up to MaxBackoff, with jitter; defaults 1s and 1m. A receiver's
+	// Retry-After (seconds) lengthens the wait, up to MaxBackoff.
 	Backoff, MaxBackoff time.Duration
 	Logger              *slog.Logger
 }
@@ -161,6 +163,9 @@ func (s *Sender) deliver(ctx context.Context, h *hook, n Notice) {
 			s.log.Error("alert notice not delivered", "url", redact(h.w.URL), "alert", n.Alert, "store", n.Store, "state", n.State, "attempts", attempt+1, "err", err)
 			return
 		}
+		if se, ok := err.(statusError); ok && se.retryAfter > wait {
+			wait = min(se.retryAfter, s.o.MaxBackoff) // the receiver asked for it
+		}
 		s.log.Warn("alert notice not delivered; retrying", "url", redact(h.w.URL), "alert", n.Alert, "store", n.Store, "attempt", attempt+1, "in", wait, "err", err)
 		jitter := time.Duration(rand.Int64N(int64(wait)/4 + 1))
 		select {
@@ -172,8 +177,12 @@ func (s *Sender) deliver(ctx context.Context, h *hook, n Notice) {
 	}
 }
 
-// statusError is a receiver's answer other than 2xx.
-type statusError struct{ code int }
+// statusError is a receiver's answer other than 2xx, with how long its
+// Retry-After header (in seconds) asked to wait.
+type statusError struct {
+	code       int
+	retryAfter time.Duration
+}
 
 func (e statusError) Error() string { return fmt.Sprintf("receiver answered %d", e.code) }
 
@@ -215,7 +224,11 @@ func (s *Sender) post(ctx context.Context, w Webhook, n Notice, body []byte) err
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return statusError{resp.StatusCode}
+		se := statusError{code: resp.StatusCode}
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			se.retryAfter = time.Duration(n) * time.Second
+		}
+		return se
 	}
 	return nil
 }

@@ -188,3 +188,26 @@ func TestWebhookQueueNeverBlocks(t *testing.T) {
 		t.Errorf("dropped %d", d)
 	}
 }
+
+// A 429 with Retry-After is tried again no sooner than it asks.
+func TestWebhookRetryAfter(t *testing.T) {
+	var first, second atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if first.CompareAndSwap(0, time.Now().UnixNano()) {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		second.CompareAndSwap(0, time.Now().UnixNano())
+	}))
+	defer srv.Close()
+	snd := alerts.NewSender(alerts.SenderOptions{Webhooks: []alerts.Webhook{{URL: srv.URL, Retries: 2, Timeout: time.Second}}, Backoff: time.Millisecond, MaxBackoff: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go snd.Run(ctx)
+	snd.Send(alerts.Notice{ID: "x", State: alerts.Firing})
+	waitFor(t, 5*time.Second, func() bool { return second.Load() != 0 })
+	if d := time.Duration(second.Load() - first.Load()); d < time.Second {
+		t.Errorf("tried again after %v, the receiver asked for 1s", d)
+	}
+}
