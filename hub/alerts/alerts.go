@@ -164,12 +164,14 @@ func New(o Options) *Evaluator {
 	if o.Source == nil {
 		panic("alerts: no source")
 	}
-	if o.Config == nil {
-		o.Config = &Config{}
+	cfg := Config{}
+	if o.Config != nil {
+		cfg = *o.Config // the caller's stays as it was
 	}
-	if o.Config.Every <= 0 {
-		o.Config.Every = DefaultEvery
+	if cfg.Every <= 0 {
+		cfg.Every = DefaultEvery
 	}
+	o.Config = &cfg
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
