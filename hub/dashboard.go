@@ -53,6 +53,17 @@ func (h *Hub) newDashboard(bus broker.Bus, in *ingest.Ingest) *dashboard.Dashboa
 		},
 		// AgentStatus: the tills' retained status message is still to come.
 	}
+	if h.o.Alerts != nil {
+		o.Alerts = func() []dashboard.Alert {
+			fs := h.Alerts()
+			out := make([]dashboard.Alert, len(fs))
+			for i, a := range fs {
+				out[i] = dashboard.Alert{Alert: a.Alert, Condition: string(a.Condition), Store: a.Store, Partner: a.Partner, Severity: string(a.Severity),
+					Value: a.Value, Threshold: a.Threshold, Unit: a.Unit, Since: a.Since, FiredAt: a.FiredAt, Summary: a.Summary}
+			}
+			return out
+		}
+	}
 	if e, ok := bus.(*broker.Embedded); ok {
 		o.Connected = e.ConnectedClients
 	}

@@ -6,7 +6,10 @@
 // HTTP API (hub/httpapi) with the operators' web dashboard beside it at
 // /dashboard/ (hub/dashboard), which it feeds the broker's client list, the
 // ingest's rejections and lags, and a ring of per-second samples of the
-// ingest rate and ack latency (samples.go).
+// ingest rate and ack latency (samples.go). With alert rules
+// (Options.Alerts) it runs hub/alerts' evaluator on the dashboard's view of
+// the stores and the ingest's rejections (alerts.go), and its webhook
+// sender.
 //
 // It also keeps the tills' side of the coalition current: every registered
 // store's protocol.Config (currency, point value, the partner's earn rules)
@@ -57,6 +60,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tillsync/tillsync/hub/alerts"
 	"github.com/tillsync/tillsync/hub/broker"
 	"github.com/tillsync/tillsync/hub/dashboard"
 	"github.com/tillsync/tillsync/hub/httpapi"
@@ -153,8 +157,12 @@ type Options struct {
 	// the ledger (a replay of the whole journal); default 15 minutes,
 	// negative for only when asked on the dashboard.
 	LedgerVerifyEvery time.Duration
-	Logger            *slog.Logger
-	Clock             clock.Clock
+	// Alerts, when set, are the alert rules the hub evaluates (hub/alerts):
+	// firing alerts are shown on the dashboard, and every firing and
+	// recovery is posted to the rules' webhooks.
+	Alerts *alerts.Config
+	Logger *slog.Logger
+	Clock  clock.Clock
 }
 
 // Maintenance defaults.
@@ -183,6 +191,8 @@ type Hub struct {
 	// samples are the ingest's last minutes, second by second, for the
 	// dashboard's charts.
 	samples sampler
+	// alerts evaluates Options.Alerts; nil without rules or before Run.
+	alerts atomic.Pointer[alerts.Evaluator]
 }
 
 // Open checks the options and opens the ledger (failing fast on a locked or
@@ -265,6 +275,14 @@ func (h *Hub) logTokenKey() {
 func (h *Hub) MemberTokenKeys() []ed25519.PublicKey {
 	keys, _ := protocol.ParseTokenKeys(h.tokenKeys) // encoded by Open: cannot fail
 	return keys
+}
+
+// Alerts returns the alerts firing now; none without alert rules.
+func (h *Hub) Alerts() []alerts.Alert {
+	if ev := h.alerts.Load(); ev != nil {
+		return ev.Firing()
+	}
+	return []alerts.Alert{}
 }
 
 // Ready is closed once Run has the broker up and its subscriptions in place.
@@ -350,6 +368,14 @@ func (h *Hub) Run(ctx context.Context) error {
 		upkeep.Go(func() { h.samples.run(upkeepCtx, in, h.o.Clock) })
 		dash := h.newDashboard(bus, in)
 		upkeep.Go(func() { dash.Run(upkeepCtx) })
+		if cfg := h.o.Alerts; cfg != nil {
+			snd := alerts.NewSender(alerts.SenderOptions{Webhooks: cfg.Webhooks, Logger: h.log})
+			ev := alerts.New(alerts.Options{Config: cfg, Source: &alertSource{dash: dash, rejections: in.Rejections, started: h.o.Clock.Now()}, Notify: snd.Send, Logger: h.log, Clock: h.o.Clock})
+			h.alerts.Store(ev)
+			h.log.Info("alert rules loaded", "rules", len(cfg.Rules), "webhooks", len(cfg.Webhooks), "every", cfg.Every)
+			upkeep.Go(func() { snd.Run(upkeepCtx) })
+			upkeep.Go(func() { ev.Run(upkeepCtx) })
+		}
 		errc := make(chan error, 2)
 		metricsHandler, merr := h.metricsHandler(bus, in, timed, dash)
 		if merr != nil {

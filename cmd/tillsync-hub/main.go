@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tillsync/tillsync/hub"
+	"github.com/tillsync/tillsync/hub/alerts"
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/seedfile"
 	"github.com/tillsync/tillsync/internal/cli"
@@ -73,6 +74,7 @@ func versionCmd() *cobra.Command {
 func serveCmd() *cobra.Command {
 	var (
 		dataDir, mqttListen, broker, httpListen, clientID, seedFile, tokenKey string
+		alertsFile                                                            string
 		mqttPlainListen, httpsListen, mqttAdvertise                           string
 		brokerUser, brokerPassFile, brokerCA                                  string
 		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment, newOpToken    bool
@@ -102,6 +104,12 @@ Only enrolled terminals connect (tillsync-hub terminal add, then
 tillsync-agent enroll on the till), each with its own credentials and only
 to its own topics. --require-enrollment=false lets tills that have not
 enrolled connect without credentials, for a test bench.
+
+With --alerts it reads alert rules (YAML: store offline during its opening
+hours, oldest unsynced, rejection rate, offline exposure; see
+docs/alerts.example.yaml), shows the firing alerts on the dashboard and posts
+each firing and recovery, signed, to the file's webhooks. The file may hold
+webhook secrets: keep it owner-only.
 
 With --seed it loads a seed file (coalition, partners, stores, terminals and
 earn rules, YAML or JSON) into the ledger before it starts; loading the same
@@ -233,6 +241,18 @@ refused, and enrolled tills take no new config until they enroll again.`,
 					return fmt.Errorf("--seed %s: %w", seedFile, err)
 				}
 			}
+			if alertsFile != "" {
+				data, err := readFile("--alerts", alertsFile)
+				if err != nil {
+					return err
+				}
+				if o.Alerts, err = alerts.Parse(data); err != nil {
+					return fmt.Errorf("--alerts %s: %w", alertsFile, err)
+				}
+				if o.Alerts.Hub == "" {
+					o.Alerts.Hub, _ = os.Hostname()
+				}
+			}
 			if err := cli.DataDir(dataDir, "--data-dir"); err != nil {
 				return err
 			}
@@ -348,6 +368,7 @@ refused, and enrolled tills take no new config until they enroll again.`,
 	f.BoolVar(&httpPlainAny, "http-plain-any-interface", false, "allow --http-listen on an address other than loopback (a network you trust: API tokens cross it readable)")
 	f.StringVar(&httpsListen, "https-listen", "", "also serve the HTTP API over TLS here, with the hub's certificate")
 	f.StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
+	f.StringVar(&alertsFile, "alerts", "", "alert rules (YAML, see docs/alerts.example.yaml): shown on the dashboard and posted to their webhooks")
 	f.BoolVar(&newOpToken, "new-operator-token", false, "make a new operator API token and write it to operator.token in the data dir (the others stay valid until revoked)")
 	f.IntVar(&metricsMaxStores, "metrics-max-stores", hub.DefaultMetricsMaxStores, "stores with per-store series of their own at GET /metrics (most urgent first); the rest are summed up as store=\"(other)\"")
 	f.StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")

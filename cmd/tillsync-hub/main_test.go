@@ -125,6 +125,22 @@ func TestUsageMistakeLeavesDataDirAlone(t *testing.T) {
 	}
 }
 
+// A bad alert rules file stops serve with one line naming the file and
+// the line in it, before anything touches the disk.
+func TestAlertsFileRefused(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "alerts.yaml")
+	if err := os.WriteFile(file, []byte("rules:\n  - name: off\n    condition: store_offline\n    threshold: 10 minutes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "hub")
+	run(t, "serve", "--data-dir", dir, "--alerts", file).OneLine(t, 1, "--alerts "+file, "line 4", `"10 minutes" is not a duration`)
+	run(t, "serve", "--data-dir", dir, "--alerts", file+".missing").OneLine(t, 1, "--alerts "+file+".missing")
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("data dir %s was created by a refused start (stat: %v)", dir, err)
+	}
+}
+
 func TestDataDirUnusable(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "not-a-dir")

@@ -73,7 +73,7 @@ func (d *Dashboard) snapshotFor(ss *session) (Snapshot, error) {
 		return Snapshot{}, s.err
 	}
 	stores, rejections, ov := s.scoped(ss)
-	snap := Snapshot{Session: sessionInfo(ss), Overview: ov, Samples: s.samples, Stores: stores, Rejections: rejections}
+	snap := Snapshot{Session: sessionInfo(ss), Overview: ov, Samples: s.samples, Stores: stores, Rejections: rejections, Alerts: d.alertsFor(ss)}
 	if snap.Samples == nil {
 		snap.Samples = []Sample{}
 	}
@@ -189,7 +189,7 @@ func (d *Dashboard) verify(w http.ResponseWriter, r *http.Request, ss *session) 
 // part of the page; then, every Tick, the parts that changed. With
 // ?store=ID it carries that store's page instead of the stores table.
 //
-// Events: session, overview (every Tick: it carries the hub's time),
+// Events: session, overview, alerts (with alert rules) (every Tick: it carries the hub's time),
 // samples (the new ones), stores, rejections, ledger, store, and
 // signedout when the session ended (the stream then closes).
 func (d *Dashboard) events(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -298,6 +298,11 @@ func (d *Dashboard) push(ss *session, store string, send func(string, any) error
 		}
 	}
 	if store == "" {
+		if d.o.Alerts != nil { // without rules the page shows no panel
+			if err := send("alerts", d.alertsFor(ss)); err != nil {
+				return err
+			}
+		}
 		if err := send("stores", stores); err != nil {
 			return err
 		}
@@ -325,4 +330,25 @@ func (d *Dashboard) push(ss *session, store string, send func(string, any) error
 	}
 	det.Now = time.Time{} // the overview carries the time; an unchanged page is not sent again
 	return send("store", det)
+}
+
+// alertsFor returns the alerts panel for ss: a partner's session sees its
+// own partner's stores' alerts only.
+func (d *Dashboard) alertsFor(ss *session) Alerts {
+	a := Alerts{Configured: d.o.Alerts != nil, Firing: []Alert{}}
+	if d.o.Alerts == nil {
+		return a
+	}
+	p := ss.partner()
+	for _, x := range d.o.Alerts() {
+		if p == "" || (x.Partner == p) {
+			a.Firing = append(a.Firing, x)
+		}
+	}
+	return a
+}
+
+// alertsAPI serves the alerts firing now.
+func (d *Dashboard) alertsAPI(w http.ResponseWriter, r *http.Request, ss *session) {
+	writeJSON(w, http.StatusOK, d.alertsFor(ss))
 }

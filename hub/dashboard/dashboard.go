@@ -10,7 +10,8 @@
 // ingest rate and ack latency over the last minutes; the transactions the
 // hub rejected lately, with their reasons; and the ledger's health (the last
 // verification, periodic or asked for). A server-sent-events stream keeps
-// the page current without reloading it.
+// the page current without reloading it. With alert rules, the alerts
+// firing now are listed above the stores (and at /dashboard/api/alerts).
 //
 // # Who sees what
 //
@@ -84,6 +85,9 @@ type Options struct {
 	AgentStatus func(store, terminal string) (s AgentStatus, ok bool)
 	// Recent returns up to limit journal entries of a store, newest first.
 	Recent func(store string, limit int) ([]ledger.Entry, error)
+	// Alerts returns the alerts firing now (hub/alerts); nil when the hub
+	// has no alert rules.
+	Alerts func() []Alert
 
 	// VerifyEvery is how often the ledger is verified (once right after
 	// Run starts, then at this interval); default 15 minutes, negative for
@@ -235,6 +239,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"api/snapshot", d.api(d.snapshot))
 	mux.HandleFunc("GET "+Prefix+"api/stores/{store}", d.api(d.storeDetail))
 	mux.HandleFunc("GET "+Prefix+"api/events", d.api(d.events))
+	mux.HandleFunc("GET "+Prefix+"api/alerts", d.api(d.alertsAPI))
 	mux.HandleFunc("POST "+Prefix+"api/verify", d.api(d.verify))
 	mux.HandleFunc(Prefix+"api/", d.api(func(w http.ResponseWriter, r *http.Request, _ *session) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.EscapedPath())

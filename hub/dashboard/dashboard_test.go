@@ -572,3 +572,42 @@ func TestStatic(t *testing.T) {
 		}
 	}
 }
+
+// TestAlerts: the alerts firing now are in the snapshot, at
+// /dashboard/api/alerts and in the live stream, scoped like the stores;
+// without a session the endpoint answers 401; without rules the panel
+// says so.
+func TestAlerts(t *testing.T) {
+	firing := []dashboard.Alert{
+		{Alert: "store-offline", Condition: "store_offline", Store: "s1", Partner: "p1", Severity: "critical", Value: 700, Threshold: 600, Unit: "seconds", Since: ledgertest.T0, FiredAt: ledgertest.T0, Summary: "store-offline: store s1 offline"},
+		{Alert: "stuck", Condition: "oldest_unsynced", Store: "s2", Partner: "p2", Severity: "warning", Value: 4000, Threshold: 1800, Unit: "seconds", Since: ledgertest.T0, FiredAt: ledgertest.T0},
+	}
+	f := newFixture(t, func(o *dashboard.Options) { o.Alerts = func() []dashboard.Alert { return firing } }, false)
+	if a := f.get(f.browser(), "/dashboard/api/alerts"); a.status != http.StatusUnauthorized {
+		t.Errorf("alerts without a session: %d", a.status)
+	}
+	op := f.signedIn(f.operator)
+	got := decode[dashboard.Alerts](t, f.get(op, "/dashboard/api/alerts"))
+	if !got.Configured || len(got.Firing) != 2 || got.Firing[0].Store != "s1" || got.Firing[0].Severity != "critical" {
+		t.Errorf("operator's alerts %+v", got)
+	}
+	if snap := decode[dashboard.Snapshot](t, f.get(op, "/dashboard/api/snapshot")); len(snap.Alerts.Firing) != 2 {
+		t.Errorf("snapshot's alerts %+v", snap.Alerts)
+	}
+	p := f.signedIn(f.partner)
+	got = decode[dashboard.Alerts](t, f.get(p, "/dashboard/api/alerts"))
+	if !got.Configured || len(got.Firing) != 1 || got.Firing[0].Store != "s1" {
+		t.Errorf("partner's alerts %+v", got)
+	}
+	events, _ := f.stream(p, "/dashboard/api/events")
+	ev := until(t, events, "alerts")
+	if !strings.Contains(ev.data, `"store":"s1"`) || strings.Contains(ev.data, `"s2"`) {
+		t.Errorf("partner's alerts event: %s", ev.data)
+	}
+
+	none := newFixture(t, nil, false)
+	got = decode[dashboard.Alerts](t, none.get(none.signedIn(none.operator), "/dashboard/api/alerts"))
+	if got.Configured || got.Firing == nil || len(got.Firing) != 0 {
+		t.Errorf("alerts without rules %+v", got)
+	}
+}

@@ -220,8 +220,35 @@ type StoreDetail struct {
 	Rejections []Rejection   `json:"rejections"`
 }
 
+// Alert is an alert firing now (hub/alerts' Alert): one rule for one store.
+type Alert struct {
+	Alert     string `json:"alert"`
+	Condition string `json:"condition"`
+	Store     string `json:"store"`
+	Partner   string `json:"partner,omitempty"`
+	// Severity is info, warning or critical.
+	Severity string `json:"severity"`
+	// Value and Threshold are in Unit: seconds or ratio.
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	Unit      string  `json:"unit"`
+	// Since is when the condition was first seen to hold; FiredAt when the
+	// alert fired.
+	Since   time.Time `json:"since"`
+	FiredAt time.Time `json:"fired_at"`
+	Summary string    `json:"summary"`
+}
+
+// Alerts is the alerts panel.
+type Alerts struct {
+	// Configured is false when the hub has no alert rules.
+	Configured bool    `json:"configured"`
+	Firing     []Alert `json:"firing"`
+}
+
 // Snapshot is everything the main page shows.
 type Snapshot struct {
+	Alerts     Alerts        `json:"alerts"`
 	Session    SessionInfo   `json:"session"`
 	Overview   Overview      `json:"overview"`
 	Samples    []Sample      `json:"samples"`
@@ -665,4 +692,12 @@ var codeReasons = map[protocol.Code]string{
 	protocol.CodeMissingField:       "a required field is empty",
 	protocol.CodeMalformed:          "the transaction is malformed",
 	protocol.CodeUnsupported:        "a protocol version the hub does not speak",
+}
+
+// View returns the stores and their terminals as the dashboard shows them
+// now, to every session (not scoped to a partner): the hub's alert rules
+// read them. The rows are shared: callers must not change them.
+func (d *Dashboard) View() ([]StoreRow, map[string][]TerminalRow, error) {
+	s := d.state()
+	return s.stores, s.terminals, s.err
 }

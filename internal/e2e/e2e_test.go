@@ -21,6 +21,7 @@ import (
 	"github.com/tillsync/tillsync/agent"
 	"github.com/tillsync/tillsync/agent/posapi"
 	"github.com/tillsync/tillsync/hub"
+	"github.com/tillsync/tillsync/hub/alerts"
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/pki"
 	"github.com/tillsync/tillsync/internal/testkit"
@@ -82,6 +83,8 @@ type env struct {
 	// and credentials at the external broker, when it wants them.
 	brokerTLS              *tls.Config
 	brokerUser, brokerPass string
+	// alerts, when set, are the hub's alert rules.
+	alerts *alerts.Config
 }
 
 // The coalition every e2e hub runs: one partner whose rules earn what the
@@ -190,6 +193,7 @@ func (e *env) startHub() *hubProc {
 	if e.log != nil {
 		o.Logger = e.log
 	}
+	o.Alerts = e.alerts
 	if e.external == "" {
 		// The port was ours a moment ago (or the previous hub's): wait for it.
 		var l net.Listener

@@ -11,7 +11,7 @@ let offset = 0; // the hub's clock minus the browser's
 const now = () => Date.now() + offset;
 let lastEvent = 0;
 
-const data = { session: null, overview: null, samples: [], stores: [], rejections: [], ledger: null, store: null };
+const data = { session: null, overview: null, samples: [], stores: [], rejections: [], ledger: null, store: null, alerts: { configured: false, firing: [] } };
 const ui = { sortKey: "level", sortDir: -1, filter: "", attentionOnly: false, windowMin: 5, hover: { rate: null, lat: null } };
 
 const $ = (id) => document.getElementById(id);
@@ -178,6 +178,33 @@ function renderRejections() {
   $("rej-count").textContent = data.rejections.length ? num(data.rejections.length) : "";
   $("rej-empty").hidden = list.length > 0;
   refreshRel($("rejections"), now());
+}
+
+// ---- alerts ------------------------------------------------------------------
+
+const SEVERITY = { critical: "alert", warning: "warn", info: "idle" };
+
+function alertValue(unit, v) {
+  if (unit === "seconds") return span(v * 1000);
+  return (v * 100).toFixed(1) + " %";
+}
+
+function renderAlerts() {
+  const a = data.alerts;
+  $("alerts-card").hidden = !a.configured;
+  if (!a.configured) return;
+  $("alerts").tBodies[0].replaceChildren(...a.firing.map((x) => h("tr", { class: x.severity === "critical" ? "lvl-2" : "lvl-1" },
+    h("td", {}, chip(SEVERITY[x.severity] || "idle", x.severity)),
+    h("td", { class: "mono" }, x.alert),
+    h("td", {}, storeLink(x.store)),
+    h("td", {}, rel(x.fired_at)),
+    h("td", { class: "num" }, alertValue(x.unit, x.value)),
+    h("td", { class: "num" }, alertValue(x.unit, x.threshold)),
+    h("td", { class: "reason", title: x.summary }, x.summary),
+  )));
+  $("alerts-count").textContent = a.firing.length ? num(a.firing.length) : "";
+  $("alerts-empty").hidden = a.firing.length > 0;
+  refreshRel($("alerts"), now());
 }
 
 // ---- KPIs ------------------------------------------------------------------------
@@ -470,6 +497,7 @@ function connect() {
     if (!storeID) { renderCharts(); renderKPIs(); }
   });
   on(es, "stores", (s) => { data.stores = s; renderStores(); renderRejections(); if (!storeID) renderKPIs(); });
+  on(es, "alerts", (a) => { data.alerts = a; renderAlerts(); });
   on(es, "rejections", (r) => { data.rejections = r; renderRejections(); renderKPIs(); });
   on(es, "ledger", (l) => {
     if (data.ledger && data.ledger.running && !l.running && verifyMsg) verifyMsg = "";
