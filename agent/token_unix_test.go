@@ -23,8 +23,8 @@ import (
 )
 
 var (
-	strangerKey  = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, ed25519.SeedSize))
-	tokenNow     = time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)
+	strangerKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, ed25519.SeedSize))
+	tokenNow    = time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)
 )
 
 // keysConfig is rulesConfig with the coalition's member token key.
