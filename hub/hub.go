@@ -316,7 +316,16 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { in.HandleQuery(m.Topic, m.Payload) }); err != nil {
 			return err
 		}
-		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelScan), 0, func(m broker.Message) { in.HandleScan(m.Topic, m.Payload) })
+		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelScan), 0, func(m broker.Message) { in.HandleScan(m.Topic, m.Payload) }); err != nil {
+			return err
+		}
+		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelStatus), 1, func(m broker.Message) {
+			// A late will of a replaced connection took the retained place of
+			// the till's newest status: put that back, off the broker's goroutine.
+			if newest := in.HandleStatus(m.Topic, m.Payload); newest != nil {
+				go bus.Publish(m.Topic, 0, true, newest)
+			}
+		})
 	}
 	var wg, upkeep sync.WaitGroup
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
@@ -356,6 +365,10 @@ func (h *Hub) Run(ctx context.Context) error {
 				}
 			},
 			MQTTRefused: mqttRefused(bus), MQTTDenied: mqttDenied(bus), MQTTAdvertise: h.o.MQTTAdvertise, Logger: h.log, Clock: h.o.Clock,
+			AgentStatus: func(store, terminal string) (protocol.TerminalStatus, bool) {
+				s, ok := in.Status(store, terminal)
+				return s.TerminalStatus, ok
+			},
 		}
 		switch {
 		case h.o.MQTTListener != nil && h.o.MQTTTLS != nil:
