@@ -25,7 +25,10 @@ type statusTable struct {
 type storedStatus struct {
 	TerminalStatus
 	payload []byte // as received: sealed, so it can be put back retained as is
-	topic   string
+	// restoring is the payload last handed back to be put back retained:
+	// when it comes back through the broker it is not news, and may be
+	// older than a status of the same session that came meanwhile.
+	restoring []byte
 }
 
 // HandleStatus takes a message from a terminal's status topic: a status
@@ -36,10 +39,14 @@ type storedStatus struct {
 //
 // A status whose session is older than the newest seen for the terminal
 // is ignored: it is the will (or a late status) of a connection the till
-// has replaced, and the till is not offline. restore is then the newest
-// status's payload, for the caller to publish again, retained, on topic:
+// has replaced, and the till is not offline. So is an online status of a
+// session already said offline (its will, or the till's own last word
+// before a clean stop): nothing follows those in a session, so it is a
+// stale one put back (by this hub, racing the will). restore is then the
+// newest status's payload, for the caller to publish again, retained, on topic:
 // the broker has replaced the retained status with the stale one, and a
-// hub subscribing later must not read it. Otherwise restore is nil.
+// hub subscribing later must not read it. Otherwise restore is nil. The
+// restored status, when it comes back, is ignored.
 func (in *Ingest) HandleStatus(topic string, payload []byte) (restore []byte) {
 	if len(payload) == 0 {
 		return nil
@@ -66,15 +73,23 @@ func (in *Ingest) HandleStatus(topic string, payload []byte) (restore []byte) {
 	k := TerminalKey{store, terminal}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cur, ok := t.m[k]; ok && s.Session < cur.Session {
-		in.log.Debug("ignoring a status of an older session", "store", store, "terminal", terminal,
-			"session", s.Session, "newest", cur.Session, "online", s.Online)
+	cur, ok := t.m[k]
+	switch {
+	case ok && cur.restoring != nil && bytes.Equal(payload, cur.restoring):
+		cur.restoring = nil
+		t.m[k] = cur
+		return nil
+	case ok && (s.Session < cur.Session || s.Session == cur.Session && s.Online && !cur.Online):
+		in.log.Debug("ignoring a stale status", "store", store, "terminal", terminal,
+			"session", s.Session, "newest", cur.Session, "online", s.Online, "newest_online", cur.Online)
+		cur.restoring = cur.payload
+		t.m[k] = cur
 		return cur.payload
 	}
 	if t.m == nil {
 		t.m = make(map[TerminalKey]storedStatus)
 	}
-	t.m[k] = storedStatus{TerminalStatus{*s, in.o.Clock.Now()}, bytes.Clone(payload), topic}
+	t.m[k] = storedStatus{TerminalStatus: TerminalStatus{*s, in.o.Clock.Now()}, payload: bytes.Clone(payload), restoring: cur.restoring}
 	return nil
 }
 

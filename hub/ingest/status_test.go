@@ -55,6 +55,20 @@ func TestStatusLateWill(t *testing.T) {
 	if s, _ := f.in.Status("s1", "t1"); s.Online || s.Session != 5 {
 		t.Fatalf("after its own will: %+v, want offline", s)
 	}
+	// The session's online status put back after its will (the hub's
+	// restore racing the will) is stale too: the will is put back.
+	will5 := encode(t, status("s1", "t1", 5, false))
+	if r := f.in.HandleStatus(tp, newOnline); string(r) != string(will5) {
+		t.Fatalf("online after the same session's will: restore %q, want the will", r)
+	}
+	if s, _ := f.in.Status("s1", "t1"); s.Online {
+		t.Fatal("online again after the session's will")
+	}
+	// The next session is online.
+	f.in.HandleStatus(tp, encode(t, status("s1", "t1", 6, true)))
+	if s, _ := f.in.Status("s1", "t1"); !s.Online || s.Session != 6 {
+		t.Fatalf("session 6: %+v", s)
+	}
 	if st := f.in.Stats(); st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -92,5 +106,33 @@ func TestStatusRefused(t *testing.T) {
 	f.in.HandleStatus(tp, nil)
 	if st := f.in.Stats(); st.Refused != 6 {
 		t.Fatalf("an empty payload refused: %+v", st)
+	}
+}
+
+// TestStatusRestoreEcho: the newest status the hub handed back to be put
+// back retained, coming back after a newer status of the same session,
+// does not replace it.
+func TestStatusRestoreEcho(t *testing.T) {
+	f := newFixture(t, ingest.Options{}, nil)
+	tp := topic(t, "s1", "t1", protocol.ChannelStatus)
+	v1 := encode(t, status("s1", "t1", 5, true))
+	s2 := status("s1", "t1", 5, true)
+	s2.Backlog = 7
+	v2 := encode(t, s2)
+	f.in.HandleStatus(tp, v1)
+	if r := f.in.HandleStatus(tp, encode(t, status("s1", "t1", 4, false))); string(r) != string(v1) {
+		t.Fatalf("restore %q", r)
+	}
+	f.in.HandleStatus(tp, v2)
+	if r := f.in.HandleStatus(tp, v1); r != nil {
+		t.Fatalf("the echo asked for a restore %q", r)
+	}
+	if s, _ := f.in.Status("s1", "t1"); s.Backlog != 7 || !s.Online {
+		t.Fatalf("after the echo: %+v, want the newer status", s)
+	}
+	// Once echoed, the same bytes are an ordinary status again.
+	f.in.HandleStatus(tp, v1)
+	if s, _ := f.in.Status("s1", "t1"); s.Backlog != 0 {
+		t.Fatalf("%+v", s)
 	}
 }
