@@ -285,3 +285,31 @@ func TestNoteClock(t *testing.T) {
 		t.Fatalf("offset %v %v, want 2.05s", d, ok)
 	}
 }
+
+// TestStatusRefreshedUnchanged: with nothing changing the status still
+// goes out every StatusEvery.
+func TestStatusRefreshedUnchanged(t *testing.T) {
+	var part agentPart
+	f := newFixtureWith(t, time.Hour, func(f *fixture, o *Options) {
+		o.Status, o.NextSession, o.StatusEvery = part.status, f.ob.NextSession, 1500*time.Millisecond
+	})
+	w := watchStatus(t, f.up.o.Broker, "s1", "t1")
+	testkit.WaitFor(t, 10*time.Second, "two refreshes", func() bool {
+		n := 0
+		for _, s := range w.all() {
+			if !s.retained {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	var live []seenStatus
+	for _, s := range w.all() {
+		if !s.retained {
+			live = append(live, s)
+		}
+	}
+	if gap := live[1].s.SentAt.Sub(live[0].s.SentAt); gap < 1500*time.Millisecond || gap > 3*time.Second {
+		t.Errorf("refreshed after %v, want about 1.5s", gap)
+	}
+}
