@@ -887,6 +887,10 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
 	}
 	h.Offline = a.off.exposure(a.o.Offline, a.clk.Now())
+	if d, ok := a.up.ClockOffset(); ok {
+		ms := d.Milliseconds()
+		h.ClockOffsetMS = &ms
+	}
 	return h
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/agent/posapi"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 )
@@ -69,6 +70,24 @@ func TestStatusOnPermissiveBroker(t *testing.T) {
 	if s := status(); !s.Online || s.Session != 1 {
 		t.Fatalf("after forged statuses: %+v, want session 1 online", s)
 	}
+
+	// A balance query gives the till its clock offset from the hub (the
+	// same machine here: near zero), in its health and its status.
+	if s.ClockOffsetMS != nil {
+		t.Fatalf("a clock offset before any balance query: %d", *s.ClockOffsetMS)
+	}
+	var b posapi.Balance
+	getJSON(t, a.pos+"/v1/members/"+store+"-m1/balance", &b)
+	if b.Source != "hub" {
+		t.Fatalf("balance %+v, want the hub's", b)
+	}
+	if off := a.health(t).ClockOffsetMS; off == nil || *off < -1000 || *off > 1000 {
+		t.Fatalf("health clock_offset_ms %v, want about 0", off)
+	}
+	testkit.WaitFor(t, waitLong, "the clock offset in the status at the hub", func() bool {
+		s := status()
+		return s != nil && s.ClockOffsetMS != nil && *s.ClockOffsetMS > -1000 && *s.ClockOffsetMS < 1000
+	})
 
 	a.stop(t)
 	testkit.WaitFor(t, waitLong, "till-1 offline at the hub", func() bool { s := status(); return s != nil && !s.Online && s.Session == 1 })
