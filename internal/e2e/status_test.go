@@ -27,27 +27,7 @@ func TestStatusOnPermissiveBroker(t *testing.T) {
 	_, other := enrollTerminal(t, e, hp.h.Ledger(), store, "till-2")
 	topic := topicOf(t, store, "till-1", protocol.ChannelStatus)
 
-	status := func() *protocol.TerminalStatus {
-		t.Helper()
-		var out struct {
-			Stores []struct {
-				Store     string `json:"store"`
-				Terminals []struct {
-					Terminal    string                   `json:"terminal"`
-					AgentStatus *protocol.TerminalStatus `json:"agent_status"`
-				} `json:"terminals"`
-			} `json:"stores"`
-		}
-		hubGet(t, e, "/v1/stores", &out)
-		for _, s := range out.Stores {
-			for _, tm := range s.Terminals {
-				if s.Store == store && tm.Terminal == "till-1" {
-					return tm.AgentStatus
-				}
-			}
-		}
-		return nil
-	}
+	status := func() *protocol.TerminalStatus { return agentStatusAt(t, e, store, "till-1") }
 	a := startTill(t, agent.Options{DataDir: dir, Broker: url, Store: store, Terminal: "till-1", Version: "3.1.4"})
 	testkit.WaitFor(t, waitLong, "till-1's status at the hub", func() bool { s := status(); return s != nil && s.Online })
 	s := status()
@@ -91,4 +71,28 @@ func TestStatusOnPermissiveBroker(t *testing.T) {
 
 	a.stop(t)
 	testkit.WaitFor(t, waitLong, "till-1 offline at the hub", func() bool { s := status(); return s != nil && !s.Online && s.Session == 1 })
+}
+
+// agentStatusAt is what GET /v1/stores says store/terminal's till last
+// reported about itself; nil when nothing.
+func agentStatusAt(t *testing.T, e *env, store, terminal string) *protocol.TerminalStatus {
+	t.Helper()
+	var out struct {
+		Stores []struct {
+			Store     string `json:"store"`
+			Terminals []struct {
+				Terminal    string                   `json:"terminal"`
+				AgentStatus *protocol.TerminalStatus `json:"agent_status"`
+			} `json:"terminals"`
+		} `json:"stores"`
+	}
+	hubGet(t, e, "/v1/stores", &out)
+	for _, s := range out.Stores {
+		for _, tm := range s.Terminals {
+			if s.Store == store && tm.Terminal == terminal {
+				return tm.AgentStatus
+			}
+		}
+	}
+	return nil
 }
