@@ -313,3 +313,19 @@ func TestStatusRefreshedUnchanged(t *testing.T) {
 		t.Errorf("refreshed after %v, want about 1.5s", gap)
 	}
 }
+
+// TestStatusWithoutSessionStillSyncs: when the session counter cannot be
+// read the till connects without a status and still syncs.
+func TestStatusWithoutSessionStillSyncs(t *testing.T) {
+	var part agentPart
+	f := newFixtureWith(t, time.Hour, func(f *fixture, o *Options) {
+		o.Status = part.status
+		o.NextSession = func() (uint64, error) { return 0, io.ErrUnexpectedEOF }
+	})
+	w := watchStatus(t, f.up.o.Broker, "s1", "t1")
+	id := f.append(t, protocol.KindEarn, "")
+	testkit.WaitFor(t, 5*time.Second, "the transaction sent", func() bool { return f.sent()[id] == 1 })
+	if got := w.all(); len(got) != 0 {
+		t.Errorf("statuses without a session: %+v", got)
+	}
+}

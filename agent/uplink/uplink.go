@@ -544,14 +544,18 @@ func (u *Uplink) backoff(n int) time.Duration {
 func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
 	lost := make(chan error, 1)
 	var will []byte
+	u.sessionNo = 0 // no status on this connection until a session is had
 	if u.o.Status != nil {
+		// Without a session number (the outbox cannot commit) the till
+		// still syncs, which is what matters; it just says nothing of itself.
 		n, err := u.o.NextSession()
-		if err != nil {
-			return nil, nil, fmt.Errorf("status session: %w", err)
+		if err == nil {
+			u.sessionNo = n
+			will, err = u.statusPayload(false, u.o.Clock.Now())
 		}
-		u.sessionNo = n
-		if will, err = u.statusPayload(false, u.o.Clock.Now()); err != nil {
-			return nil, nil, fmt.Errorf("status: %w", err)
+		if err != nil {
+			u.sessionNo, will = 0, nil
+			u.o.Logger.Warn("connecting without a status: the session counter or the outbox cannot be read", "err", err)
 		}
 	}
 	opts := mqtt.NewClientOptions().
@@ -1008,7 +1012,7 @@ type statusState struct {
 // any after StatusEvery. Not due yet, a change waits for a later call
 // (the session's ticker calls it twice a second).
 func (u *Uplink) refreshStatus(c mqtt.Client, st *statusState) error {
-	if u.o.Status == nil {
+	if u.o.Status == nil || u.sessionNo == 0 {
 		return nil
 	}
 	now := u.o.Clock.Now()
@@ -1080,7 +1084,7 @@ func (u *Uplink) statusPayload(online bool, now time.Time) ([]byte, error) {
 // publishOffline says, before a clean disconnect, what the will would
 // have: the broker discards the will of a client that disconnects itself.
 func (u *Uplink) publishOffline(c mqtt.Client) {
-	if u.o.Status == nil {
+	if u.o.Status == nil || u.sessionNo == 0 {
 		return
 	}
 	payload, err := u.statusPayload(false, u.o.Clock.Now())
@@ -1088,7 +1092,8 @@ func (u *Uplink) publishOffline(c mqtt.Client) {
 		u.o.Logger.Warn("no offline status sent", "err", err)
 		return
 	}
-	c.Publish(u.topicStatus, 1, true, payload).WaitTimeout(time.Second)
+	// Bounded: a service's stop must stay short.
+	c.Publish(u.topicStatus, 1, true, payload).WaitTimeout(500 * time.Millisecond)
 }
 
 // noteClock takes a clock offset estimate from a balance query sent at
