@@ -89,6 +89,11 @@ func (in *Ingest) HandleStatus(topic string, payload []byte) (restore []byte) {
 	if t.m == nil {
 		t.m = make(map[TerminalKey]storedStatus)
 	}
+	if !ok && len(t.m) >= maxLags {
+		// Bounded like the lags: a broker that lets any client id in
+		// could otherwise grow the table without end.
+		return nil
+	}
 	t.m[k] = storedStatus{TerminalStatus: TerminalStatus{*s, in.o.Clock.Now()}, payload: bytes.Clone(payload), restoring: cur.restoring}
 	return nil
 }
