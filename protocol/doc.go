@@ -47,10 +47,9 @@ package protocol
 //     backlog, scanner, clock offset, offline exposure) and sets one with
 //     online false as its last will, ordered by a session counter. An
 //     addition: a hub that does not know the channel never subscribes to
-//     it, so Version stays 3. An external broker's ACL must grant the
-//     channel before tills of this version connect (tillsync-hub
-//     broker-config writes it): Mosquitto refuses a client whose will
-//     its ACL does not allow.
+//     it, so Version stays 3. An external broker whose ACL does not grant
+//     the channel (run tillsync-hub broker-config again) drops the
+//     statuses and the will; the till syncs as before.
 //
 // Compatibility. Hubs are upgraded before their tills. A hub accepts
 // every version from MinVersion to Version and answers each till in the
