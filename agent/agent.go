@@ -318,6 +318,7 @@ func New(o Options) (*Agent, error) {
 		Store: o.Store, Terminal: o.Terminal, Partner: o.Partner, Outbox: ob,
 		Window: o.Window, BatchMax: o.BatchMax, AckTimeout: o.AckTimeout, BackoffMax: o.BackoffMax,
 		OnAck: a.onAck, OnHeld: a.onHeld, OnConfig: a.onConfig, Logger: a.log, Clock: o.Clock,
+		Status: a.status, NextSession: ob.NextSession,
 	})
 	if err != nil {
 		ob.Close()
@@ -886,6 +887,10 @@ func (a *Agent) Health(ctx context.Context) posapi.Health {
 		h.RulesVersion, h.ConfigPublishedAt = rulesVersion(cfg, a.clk.Now()), cfg.PublishedAt
 	}
 	h.Offline = a.off.exposure(a.o.Offline, a.clk.Now())
+	if d, ok := a.up.ClockOffset(); ok {
+		ms := d.Milliseconds()
+		h.ClockOffsetMS = &ms
+	}
 	return h
 }
 
@@ -918,8 +923,32 @@ func (a *Agent) onScan(s scanner.Scan) {
 	a.scans.add(posapi.ScanEvent{Member: member, Source: posapi.SourceCard, Symbology: s.Symbology, At: s.At})
 }
 
-// onScannerStatus keeps the scanner's state for health.
+// status is the agent's part of the status the uplink publishes to the
+// hub (protocol.TerminalStatus); the uplink adds the session, backlog and
+// clock offset. It reads what health reads, without touching the disk.
+func (a *Agent) status() protocol.TerminalStatus {
+	s := protocol.TerminalStatus{AgentVersion: a.o.Version}
+	if len(s.AgentVersion) > protocol.MaxAgentVersionLen {
+		s.AgentVersion = s.AgentVersion[:protocol.MaxAgentVersionLen]
+	}
+	if a.o.ScannerPort != "" || !a.o.ScannerUSB.IsZero() {
+		a.smu.Lock()
+		connected := a.scanner.Connected
+		s.LastScan = a.scanner.LastScan
+		a.smu.Unlock()
+		s.ScannerConnected = &connected
+	}
+	e := a.off.exposure(a.o.Offline, a.clk.Now())
+	s.OfflinePoints, s.OfflineBurns = e.Points, e.Burns
+	if a.o.Offline.Enabled() {
+		s.OfflineCap = a.o.Offline.TillCap()
+	}
+	return s
+}
+
+// onScannerStatus keeps the scanner's state for health and the status.
 func (a *Agent) onScannerStatus(st scanner.Status) {
+	defer a.up.StatusChanged()
 	a.smu.Lock()
 	defer a.smu.Unlock()
 	refused := a.scanner.Refused

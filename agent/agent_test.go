@@ -275,6 +275,19 @@ func (p *till) waitDrained(t *testing.T) {
 	})
 }
 
+// waitDrainedAdvancing is waitDrained for a till on the test's clock,
+// after the broker came back: the till may reconnect before the hub has
+// subscribed and its batch go nowhere, so the clock moves on to let the
+// ack timeout re-send it.
+func (p *till) waitDrainedAdvancing(t *testing.T, clk *clock.Fake) {
+	t.Helper()
+	testkit.WaitFor(t, waitLong, "the outbox to drain", func() bool {
+		clk.Advance(100 * time.Millisecond)
+		h := p.health(t)
+		return h.HubConnected && h.Backlog == 0
+	})
+}
+
 var (
 	jan1  = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	dec1  = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -475,7 +488,7 @@ func TestConfigSurvivesRestartOffline(t *testing.T) {
 	old := rulesConfig(pub.Add(-time.Hour))
 	old.Rules = old.Rules[:1]
 	hub2.publishConfig(old)
-	p.waitDrained(t)
+	p.waitDrainedAdvancing(t, clk)
 	if tx, ok := hub2.find(res.TxID); !ok || tx.Points != 110 || tx.RulesVersion != 2 {
 		t.Fatalf("hub received the offline earn as %+v, %v", tx, ok)
 	}

@@ -130,7 +130,7 @@ func TestOfflineBurnLimits(t *testing.T) {
 	// acked they are no longer exposure.
 	b = testkit.StartBrokerAt(t, b.Addr)
 	hub = startHub(t, b.URL)
-	p.waitDrained(t)
+	p.waitDrainedAdvancing(t, clk)
 	var burns []protocol.Transaction
 	for _, tx := range hub.received() {
 		if tx.Kind == protocol.KindBurn {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/tillsync/tillsync/hub/broker"
 	"github.com/tillsync/tillsync/hub/dashboard"
@@ -51,7 +52,13 @@ func (h *Hub) newDashboard(bus broker.Bus, in *ingest.Ingest) *dashboard.Dashboa
 		Recent: func(store string, limit int) ([]ledger.Entry, error) {
 			return h.ledger.RecentEntries(store, limit, recentScan)
 		},
-		// AgentStatus: the tills' retained status message is still to come.
+		AgentStatus: func(store, terminal string) (dashboard.AgentStatus, bool) {
+			s, ok := in.Status(store, terminal)
+			if !ok {
+				return dashboard.AgentStatus{}, false
+			}
+			return agentStatus(s), true
+		},
 	}
 	if h.o.Alerts != nil {
 		o.Alerts = func() []dashboard.Alert {
@@ -68,6 +75,19 @@ func (h *Hub) newDashboard(bus broker.Bus, in *ingest.Ingest) *dashboard.Dashboa
 		o.Connected = e.ConnectedClients
 	}
 	return dashboard.New(o)
+}
+
+// agentStatus is a till's status as the dashboard shows it.
+func agentStatus(s ingest.TerminalStatus) dashboard.AgentStatus {
+	d := dashboard.AgentStatus{Online: s.Online, Version: s.AgentVersion, ScannerConnected: s.ScannerConnected,
+		LastScan: s.LastScan, ReportedAt: s.ReceivedAt} // the hub's clock: the page compares it with the hub's now
+	if s.ClockOffsetMS != nil {
+		off := time.Duration(*s.ClockOffsetMS) * time.Millisecond
+		d.ClockOffset = &off
+	}
+	points := s.OfflinePoints // every status carries it: 0 is none in use
+	d.OfflineExposure = &points
+	return d
 }
 
 // httpHandler serves the dashboard under /dashboard/ (and redirects

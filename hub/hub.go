@@ -339,7 +339,16 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelQuery), 0, func(m broker.Message) { in.HandleQuery(m.Topic, m.Payload) }); err != nil {
 			return err
 		}
-		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelScan), 0, func(m broker.Message) { in.HandleScan(m.Topic, m.Payload) })
+		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelScan), 0, func(m broker.Message) { in.HandleScan(m.Topic, m.Payload) }); err != nil {
+			return err
+		}
+		return bus.Subscribe(protocol.AllTerminals(protocol.ChannelStatus), 1, func(m broker.Message) {
+			// A late will of a replaced connection took the retained place of
+			// the till's newest status: put that back, off the broker's goroutine.
+			if newest := in.HandleStatus(m.Topic, m.Payload); newest != nil {
+				go bus.Publish(m.Topic, 0, true, newest)
+			}
+		})
 	}
 	var wg, upkeep sync.WaitGroup
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
@@ -370,7 +379,16 @@ func (h *Hub) Run(ctx context.Context) error {
 		upkeep.Go(func() { dash.Run(upkeepCtx) })
 		if cfg := h.o.Alerts; cfg != nil {
 			snd := alerts.NewSender(alerts.SenderOptions{Webhooks: cfg.Webhooks, Logger: h.log})
-			ev := alerts.New(alerts.Options{Config: cfg, Source: &alertSource{dash: dash, rejections: in.Rejections, started: h.o.Clock.Now()}, Notify: snd.Send, Logger: h.log, Clock: h.o.Clock})
+			ev := alerts.New(alerts.Options{Config: cfg, Source: &alertSource{dash: dash, rejections: in.Rejections, started: h.o.Clock.Now(),
+				exposure: func(store, terminal string) (alerts.Exposure, bool) {
+					// What the till says in its status: the offline burns
+					// the hub has not answered yet, against its cap.
+					s, ok := in.Status(store, terminal)
+					if !ok || s.OfflineCap == 0 {
+						return alerts.Exposure{}, false
+					}
+					return alerts.Exposure{Points: s.OfflinePoints, Cap: s.OfflineCap}, true
+				}}, Notify: snd.Send, Logger: h.log, Clock: h.o.Clock})
 			h.alerts.Store(ev)
 			h.log.Info("alert rules loaded", "rules", len(cfg.Rules), "webhooks", len(cfg.Webhooks), "every", cfg.Every)
 			upkeep.Go(func() { snd.Run(upkeepCtx) })
@@ -392,6 +410,10 @@ func (h *Hub) Run(ctx context.Context) error {
 			},
 			MQTTRefused: mqttRefused(bus), MQTTDenied: mqttDenied(bus), MQTTAdvertise: h.o.MQTTAdvertise, Logger: h.log, Clock: h.o.Clock,
 			Metrics: metricsHandler,
+			AgentStatus: func(store, terminal string) (protocol.TerminalStatus, bool) {
+				s, ok := in.Status(store, terminal)
+				return s.TerminalStatus, ok
+			},
 		}
 		switch {
 		case h.o.MQTTListener != nil && h.o.MQTTTLS != nil:

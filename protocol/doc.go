@@ -42,6 +42,14 @@ package protocol
 //     the config's topic and bytes, in its "sig" member, and an enrolled
 //     till takes only a config signed by a key it trusts. A reader of
 //     version 2 ignores the member, so configs stay UnsealedVersion.
+//   - 3, extended (2026-11-23): the status channel (ChannelStatus): a
+//     till publishes its TerminalStatus retained (online, agent version,
+//     backlog, scanner, clock offset, offline exposure and its cap) and sets one with
+//     online false as its last will, ordered by a session counter. An
+//     addition: a hub that does not know the channel never subscribes to
+//     it, so Version stays 3. An external broker whose ACL does not grant
+//     the channel (run tillsync-hub broker-config again) drops the
+//     statuses and the will; the till syncs as before.
 //
 // Compatibility. Hubs are upgraded before their tills. A hub accepts
 // every version from MinVersion to Version and answers each till in the

@@ -68,6 +68,8 @@ func sealedCases() []struct {
 			func(b []byte) (any, string, error) { v, err := protocol.DecodeBalanceReply(b); return v, mac(v), err }},
 		{"sighting", protocol.ChannelScan, ptr(validSighting()), func(v any, m string) { v.(*protocol.Sighting).MAC = m },
 			func(b []byte) (any, string, error) { v, err := protocol.DecodeSighting(b); return v, mac(v), err }},
+		{"terminal status", protocol.ChannelStatus, ptr(validStatus()), func(v any, m string) { v.(*protocol.TerminalStatus).MAC = m },
+			func(b []byte) (any, string, error) { v, err := protocol.DecodeTerminalStatus(b); return v, mac(v), err }},
 	}
 }
 
@@ -91,6 +93,10 @@ func mac(v any) string {
 			return m.MAC
 		}
 	case *protocol.Sighting:
+		if m != nil {
+			return m.MAC
+		}
+	case *protocol.TerminalStatus:
 		if m != nil {
 			return m.MAC
 		}

@@ -20,6 +20,9 @@ const (
 	ChannelReply Channel = "reply"
 	// ChannelScan carries Sightings of member tokens, agent to hub.
 	ChannelScan Channel = "scan"
+	// ChannelStatus carries TerminalStatuses, retained, agent to hub (and
+	// the agent's last will, from the broker).
+	ChannelStatus Channel = "status"
 )
 
 // TerminalTopic returns tillsync/v1/stores/{store}/terminals/{terminal}/{ch}.
@@ -66,7 +69,7 @@ func ParseTerminalTopic(topic string) (store, terminal string, ch Channel, err e
 
 func validChannel(c Channel) bool {
 	switch c {
-	case ChannelTx, ChannelAck, ChannelQuery, ChannelReply, ChannelScan:
+	case ChannelTx, ChannelAck, ChannelQuery, ChannelReply, ChannelScan, ChannelStatus:
 		return true
 	}
 	return false

@@ -7,7 +7,7 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-var channels = []protocol.Channel{protocol.ChannelTx, protocol.ChannelAck, protocol.ChannelQuery, protocol.ChannelReply, protocol.ChannelScan}
+var channels = []protocol.Channel{protocol.ChannelTx, protocol.ChannelAck, protocol.ChannelQuery, protocol.ChannelReply, protocol.ChannelScan, protocol.ChannelStatus}
 
 func TestTerminalTopic(t *testing.T) {
 	for _, tc := range []struct {
@@ -70,11 +70,12 @@ func TestTerminalTopicRefuses(t *testing.T) {
 
 func TestAllTerminals(t *testing.T) {
 	want := map[protocol.Channel]string{
-		protocol.ChannelTx:    "tillsync/v1/stores/+/terminals/+/tx",
-		protocol.ChannelAck:   "tillsync/v1/stores/+/terminals/+/ack",
-		protocol.ChannelQuery: "tillsync/v1/stores/+/terminals/+/query",
-		protocol.ChannelReply: "tillsync/v1/stores/+/terminals/+/reply",
-		protocol.ChannelScan:  "tillsync/v1/stores/+/terminals/+/scan",
+		protocol.ChannelTx:     "tillsync/v1/stores/+/terminals/+/tx",
+		protocol.ChannelAck:    "tillsync/v1/stores/+/terminals/+/ack",
+		protocol.ChannelQuery:  "tillsync/v1/stores/+/terminals/+/query",
+		protocol.ChannelReply:  "tillsync/v1/stores/+/terminals/+/reply",
+		protocol.ChannelScan:   "tillsync/v1/stores/+/terminals/+/scan",
+		protocol.ChannelStatus: "tillsync/v1/stores/+/terminals/+/status",
 	}
 	for _, ch := range channels {
 		if got := protocol.AllTerminals(ch); got != want[ch] {

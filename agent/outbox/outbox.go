@@ -45,6 +45,7 @@ var (
 	keySeq         = []byte("seq")
 	keyConfig      = []byte("config")
 	keyConfigOK    = []byte("config_verified")
+	keySession     = []byte("session") // last connection session number handed out (NextSession)
 )
 
 // ErrLocked is returned by Open when another process holds the outbox file.
@@ -771,6 +772,27 @@ func (o *Outbox) SaveConfig(cfg *protocol.Config, verified bool) (bool, error) {
 		return false, fmt.Errorf("outbox: save config: %w", err)
 	}
 	return saved, nil
+}
+
+// NextSession returns the next number of the till's connection session
+// counter, committed before it returns: 1, 2, 3… never reused, across
+// restarts too. The uplink takes one for every connection attempt and
+// puts it in its status and its last will, so that the hub can tell a
+// late will of an old connection from the status of a newer one.
+func (o *Outbox) NextSession() (uint64, error) {
+	var n uint64
+	err := o.db.Update(func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		n = 1
+		if v := meta.Get(keySession); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v) + 1
+		}
+		return meta.Put(keySession, binary.BigEndian.AppendUint64(nil, n))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: next session: %w", err)
+	}
+	return n, nil
 }
 
 // Config returns the config last stored by SaveConfig, or nil when there

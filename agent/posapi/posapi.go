@@ -196,6 +196,10 @@ type Health struct {
 	// Offline is the till's offline burn exposure: burns approved while the
 	// hub was unreachable and not yet acked by it.
 	Offline OfflineExposure `json:"offline"`
+	// ClockOffsetMS is the till's clock minus the hub's, in milliseconds,
+	// estimated from the last balance query's round trip; absent before
+	// the first. The till reports it to the hub in its status too.
+	ClockOffsetMS *int64 `json:"clock_offset_ms,omitempty"`
 }
 
 // OfflineExposure is what this till has approved offline that the hub has

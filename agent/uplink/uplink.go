@@ -56,6 +56,24 @@
 // (not enrolled) has nothing to check a config against and takes it as it
 // comes.
 //
+// With Options.Status the uplink publishes the terminal's status
+// (protocol.TerminalStatus), retained, on its status topic: when it
+// connects, when something in it changes (at most once a second: a
+// change within a second of the last status goes out with the next one)
+// and every StatusEvery. Every connection attempt takes a new session
+// number from Options.NextSession (the outbox's durable counter), and
+// sets, before it connects, a retained last will: the same status with
+// online false and that session, which the broker publishes when the
+// connection dies. Before a clean disconnect (Run's context ends) it
+// publishes that offline status itself, since the broker then drops the
+// will. The hub ignores a status older, by session, than the newest it
+// has seen, so a late will of a replaced connection cannot mark the till
+// offline. The clock offset it reports is estimated from balance
+// replies: the hub's as_of against the middle of the query's round trip
+// (protocol.ClockOffset); none until the first reply. Statuses are QoS 0
+// (a hub's broker that predates the status topic drops them instead of
+// disconnecting the till), the will and the last offline status QoS 1.
+//
 // Over TLS (a tls://, ssl:// or mqtts:// broker with Options.TLS) paho
 // verifies the hub's certificate during the connection attempt. A failure
 // there is no network weather: LastError and the log say what to fix
@@ -154,6 +172,17 @@ type Options struct {
 	// than they are taken are collapsed to the newest by PublishedAt. It may
 	// write to disk; it must not wait on the uplink.
 	OnConfig func(protocol.Config)
+	// Status, when set, returns the agent's part of the terminal's status
+	// (AgentVersion, ScannerConnected, LastScan, OfflinePoints,
+	// OfflineBurns), and the uplink publishes it with the rest filled in:
+	// see the package doc. Called from the uplink goroutine; must not block.
+	Status func() protocol.TerminalStatus
+	// NextSession returns the next number of the till's durable session
+	// counter (the outbox's NextSession); required with Status.
+	NextSession func() (uint64, error)
+	// StatusEvery is how often the status is published when nothing
+	// changes; default 1 minute.
+	StatusEvery time.Duration
 	// OnState is called when the connection comes up or goes down, with the error that took it down.
 	OnState func(connected bool, err error)
 	// Logger defaults to discarding; Clock to the real one.
@@ -180,6 +209,10 @@ type Uplink struct {
 	lastErr                     atomic.Pointer[string] // why the hub is not reachable; nil while connected
 	lat                         ackTimes               // publish-to-ack latency (latency.go)
 
+	statusKick  chan struct{}         // the agent's part of the status changed
+	clockOffset atomic.Pointer[int64] // the till's clock minus the hub's, ms; nil: no estimate yet
+	sessionNo   uint64                // the current connection's session number; uplink goroutine only
+
 	qmu     sync.Mutex
 	client  mqtt.Client // current connection, nil when down; for queries
 	queries map[string]chan protocol.BalanceReply
@@ -195,8 +228,11 @@ type Uplink struct {
 	trusted *protocol.Config
 	cfgKeys []ed25519.PublicKey
 
-	topicTx, topicAck, topicQuery, topicReply, topicConfig, topicScan string
+	topicTx, topicAck, topicQuery, topicReply, topicConfig, topicScan, topicStatus string
 }
+
+// statusMinGap is the least time between two statuses of a connection.
+const statusMinGap = time.Second
 
 // ErrOffline is returned by Query when there is no connection to the broker.
 var ErrOffline = errors.New("uplink: not connected to the hub")
@@ -212,7 +248,7 @@ func New(opts Options) (*Uplink, error) {
 	var err error
 	u := &Uplink{
 		kick: make(chan struct{}, 1), urgent: make(chan protocol.Transaction, 16), acks: make(chan []protocol.Ack, 1024), sightings: make(chan []byte, 64),
-		queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1),
+		queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1), statusKick: make(chan struct{}, 1),
 	}
 	if u.topicTx, err = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelTx); err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
@@ -222,6 +258,13 @@ func New(opts Options) (*Uplink, error) {
 	u.topicReply, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelReply)
 	u.topicConfig, _ = protocol.ConfigTopic(opts.Store)
 	u.topicScan, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelScan)
+	u.topicStatus, _ = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelStatus)
+	if opts.Status != nil && opts.NextSession == nil {
+		return nil, errors.New("uplink: a status needs a session counter (NextSession)")
+	}
+	if opts.StatusEvery <= 0 {
+		opts.StatusEvery = time.Minute
+	}
 	if opts.Partner != "" && !protocol.ValidID(opts.Partner) {
 		return nil, fmt.Errorf("uplink: partner %q is not a valid id", opts.Partner)
 	}
@@ -315,6 +358,24 @@ func (u *Uplink) Urgent(tx protocol.Transaction) {
 	default:
 		u.Kick()
 	}
+}
+
+// StatusChanged tells the uplink that the agent's part of the status
+// changed (the scanner, the offline exposure). It never blocks.
+func (u *Uplink) StatusChanged() {
+	select {
+	case u.statusKick <- struct{}{}:
+	default:
+	}
+}
+
+// ClockOffset returns the till's clock minus the hub's as last estimated,
+// and false before the first estimate.
+func (u *Uplink) ClockOffset() (time.Duration, bool) {
+	if p := u.clockOffset.Load(); p != nil {
+		return time.Duration(*p) * time.Millisecond, true
+	}
+	return 0, false
 }
 
 func (u *Uplink) Kick() {
@@ -440,6 +501,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.setLastError(fmt.Errorf("connection lost: %w", errOr(err, "closed")))
 		}
 		u.setState(false, err, nil)
+		if ctx.Err() != nil {
+			u.publishOffline(c)
+		}
 		c.Disconnect(250)
 		u.dropSightings() // offline sightings are dropped, not sent at the next connect
 		if ctx.Err() == nil {
@@ -480,6 +544,21 @@ func (u *Uplink) backoff(n int) time.Duration {
 // that connection drops.
 func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
 	lost := make(chan error, 1)
+	var will []byte
+	u.sessionNo = 0 // no status on this connection until a session is had
+	if u.o.Status != nil {
+		// Without a session number (the outbox cannot commit) the till
+		// still syncs, which is what matters; it just says nothing of itself.
+		n, err := u.o.NextSession()
+		if err == nil {
+			u.sessionNo = n
+			will, err = u.statusPayload(false, u.o.Clock.Now())
+		}
+		if err != nil {
+			u.sessionNo, will = 0, nil
+			u.o.Logger.Warn("connecting without a status: the session counter or the outbox cannot be read", "err", err)
+		}
+	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(u.o.Broker).
 		SetClientID(u.o.ClientID).
@@ -502,6 +581,10 @@ func (u *Uplink) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 			default:
 			}
 		})
+	if will != nil {
+		// Retained: a hub (re)subscribing later learns the till is gone.
+		opts.SetBinaryWill(u.topicStatus, will, 1, true)
+	}
 	c := mqtt.NewClient(opts)
 	tok := c.Connect()
 	if !waitToken(ctx, tok, u.o.ConnectTimeout+time.Second) {
@@ -656,7 +739,11 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	now := u.o.Clock.Now
+	var st statusState
 	for {
+		if err := u.refreshStatus(c, &st); err != nil {
+			return err
+		}
 		// Fill the window.
 		for inflight < u.o.Window {
 			txs, err := u.o.Outbox.Pending(cursor, min(u.o.BatchMax, u.o.Window-inflight))
@@ -689,6 +776,8 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 		case err := <-lost:
 			return errOr(err, "connection closed")
 		case <-u.kick:
+		case <-u.statusKick:
+			st.changed = true
 		case tx := <-u.urgent:
 			// Not if the window has sent it already, or the hub answered it.
 			if tx.Seq <= cursor || ahead[tx.ID] != nil {
@@ -881,9 +970,11 @@ func (u *Uplink) Query(ctx context.Context, member string) (protocol.BalanceRepl
 		delete(u.queries, id)
 		u.qmu.Unlock()
 	}()
+	sent := u.o.Clock.Now()
 	c.Publish(u.topicQuery, 0, false, payload)
 	select {
 	case r := <-ch:
+		u.noteClock(sent, u.o.Clock.Now(), r.AsOf)
 		return r, nil
 	case <-ctx.Done():
 		return protocol.BalanceReply{}, fmt.Errorf("uplink: balance query: %w", ctx.Err())
@@ -908,4 +999,118 @@ func errOr(err error, msg string) error {
 		return err
 	}
 	return errors.New(msg)
+}
+
+// statusState is what a connection's session remembers of the statuses
+// it published.
+type statusState struct {
+	at      time.Time // when the last one went; zero before the first
+	checked time.Time // when a status was last made to compare
+	last    []byte    // its content, without the times (statusKey)
+	changed bool      // the agent said something changed since
+}
+
+// refreshStatus publishes the status over c when it is due: the first of
+// the connection, a changed one at least statusMinGap after the last, or
+// any after StatusEvery. Not due yet, a change waits for a later call
+// (the session's ticker calls it twice a second).
+func (u *Uplink) refreshStatus(c mqtt.Client, st *statusState) error {
+	if u.o.Status == nil || u.sessionNo == 0 {
+		return nil
+	}
+	now := u.o.Clock.Now()
+	if !st.at.IsZero() && now.Sub(st.at) < statusMinGap {
+		return nil
+	}
+	// A busy loop (acks arriving all the time) need not read the outbox
+	// for every turn: a change is looked for at most every quarter second.
+	if !st.changed && now.Sub(st.checked) < statusMinGap/4 {
+		return nil
+	}
+	st.checked = now
+	s, err := u.status(true, now)
+	if err != nil {
+		return err
+	}
+	key := statusKey(s)
+	if !st.at.IsZero() && !st.changed && string(key) == string(st.last) && now.Sub(st.at) < u.o.StatusEvery {
+		return nil
+	}
+	payload, err := u.encode(u.topicStatus, &s, func(v int) { s.Version = v })
+	if err != nil {
+		return fmt.Errorf("encode status: %w", err)
+	}
+	// Not waited on: a lost status is replaced by the next, or by the will.
+	c.Publish(u.topicStatus, 0, true, payload)
+	st.at, st.last, st.changed = now, key, false
+	return nil
+}
+
+// statusKey is a status without what changes by the second alone (its
+// time, the oldest transaction's age), to tell a change from a refresh.
+func statusKey(s protocol.TerminalStatus) []byte {
+	s.SentAt, s.OldestUnsyncedSeconds = time.Time{}, 0
+	b, _ := protocol.Encode(&s) // plain struct: cannot fail
+	return b
+}
+
+// status returns the terminal's status as of now for the current session.
+func (u *Uplink) status(online bool, now time.Time) (protocol.TerminalStatus, error) {
+	s := u.o.Status()
+	s.Store, s.Terminal, s.Session, s.Online, s.SentAt, s.MAC = u.o.Store, u.o.Terminal, u.sessionNo, online, now, ""
+	n, oldest, err := u.o.Outbox.Stats()
+	if err != nil {
+		return s, err
+	}
+	s.Backlog, s.OldestUnsynced, s.OldestUnsyncedSeconds = n, time.Time{}, 0
+	if n > 0 && !oldest.IsZero() {
+		s.OldestUnsynced = oldest
+		s.OldestUnsyncedSeconds = max(0, int64(now.Sub(oldest)/time.Second))
+	}
+	s.ClockOffsetMS = nil
+	if p := u.clockOffset.Load(); p != nil {
+		ms := *p
+		s.ClockOffsetMS = &ms
+	}
+	return s, nil
+}
+
+// statusPayload encodes the status as of now, sealed with a MAC key.
+func (u *Uplink) statusPayload(online bool, now time.Time) ([]byte, error) {
+	s, err := u.status(online, now)
+	if err != nil {
+		return nil, err
+	}
+	return u.encode(u.topicStatus, &s, func(v int) { s.Version = v })
+}
+
+// publishOffline says, before a clean disconnect, what the will would
+// have: the broker discards the will of a client that disconnects itself.
+func (u *Uplink) publishOffline(c mqtt.Client) {
+	if u.o.Status == nil || u.sessionNo == 0 {
+		return
+	}
+	payload, err := u.statusPayload(false, u.o.Clock.Now())
+	if err != nil {
+		u.o.Logger.Warn("no offline status sent", "err", err)
+		return
+	}
+	// Bounded: a service's stop must stay short.
+	c.Publish(u.topicStatus, 1, true, payload).WaitTimeout(500 * time.Millisecond)
+}
+
+// noteClock takes a clock offset estimate from a balance query sent at
+// sent and answered at received (the till's clock) with the hub's as_of.
+// A round trip over a second says too little; a change under 250ms is
+// noise, not worth a status.
+func (u *Uplink) noteClock(sent, received, asOf time.Time) {
+	if asOf.IsZero() || received.Sub(sent) > time.Second {
+		return
+	}
+	ms := protocol.ClockOffset(sent, received, asOf).Milliseconds()
+	if p := u.clockOffset.Load(); p != nil && max(ms-*p, *p-ms) < 250 {
+		return
+	}
+	u.clockOffset.Store(&ms)
+	u.StatusChanged()
 }

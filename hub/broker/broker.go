@@ -252,7 +252,7 @@ type Authenticator interface {
 
 func (*terminalACL) ID() string { return "tillsync-terminal-acl" }
 func (*terminalACL) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnSessionEstablished
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnSessionEstablished || b == mochi.OnPublish
 }
 
 func (h *terminalACL) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
@@ -263,7 +263,25 @@ func (h *terminalACL) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet)
 		h.refuse(cl, why)
 		return false
 	}
+	// mochi publishes a last will without asking OnACLCheck: a will is
+	// checked here, once, like the publish it stands for.
+	if pk.Connect.WillFlag && !allowedRetained(cl.ID, pk.Connect.WillTopic, pk.Connect.WillRetain) {
+		h.refuse(cl, "a last will on "+pk.Connect.WillTopic+": a terminal's will may only be its own status")
+		return false
+	}
 	return true
+}
+
+// OnPublish refuses a retained publish by a terminal anywhere but its own
+// status topic: a retained message is handed to every later subscriber,
+// and only the till's status is meant to be kept. (Its topic has passed
+// OnACLCheck already.)
+func (h *terminalACL) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || !pk.FixedHeader.Retain || allowedRetained(cl.ID, pk.TopicName, true) {
+		return pk, nil
+	}
+	h.deny(cl, pk.TopicName+" (retained)", true)
+	return pk, packets.ErrRejectPacket
 }
 
 // OnSessionEstablished checks a credentialed client again, now that it is
@@ -337,7 +355,7 @@ func (h *terminalACL) deny(cl *mochi.Client, topic string, write bool) {
 	}
 	if log, suppressed := h.pace(key); log {
 		h.log.Warn(what, "client", cl.ID, "remote", cl.Net.Remote, "topic", topic,
-			"why", "a terminal may publish only its own tx, query and scan topics and read only its own ack, reply and its store's config",
+			"why", "a terminal may publish only its own tx, query, scan and status topics (retained: status only) and read only its own ack, reply and its store's config",
 			"denied", n, "not_logged", suppressed)
 	}
 }
@@ -373,8 +391,8 @@ func (h *terminalACL) OnACLCheck(cl *mochi.Client, topic string, write bool) boo
 }
 
 // allowed is the terminal ACL: an agent's client id may publish only its
-// own terminal's tx, query and scan topics, and read only its own ack and
-// reply topics and its store's config.
+// own terminal's tx, query, scan and status topics, and read only its own
+// ack and reply topics and its store's config.
 func allowed(id, topic string, write bool) bool {
 	if !write {
 		if store, ok := agentStore(id); ok {
@@ -388,9 +406,23 @@ func allowed(id, topic string, write bool) bool {
 		return false
 	}
 	if write {
-		return ch == protocol.ChannelTx || ch == protocol.ChannelQuery || ch == protocol.ChannelScan
+		return ch == protocol.ChannelTx || ch == protocol.ChannelQuery || ch == protocol.ChannelScan || ch == protocol.ChannelStatus
 	}
 	return ch == protocol.ChannelAck || ch == protocol.ChannelReply
+}
+
+// allowedRetained is the ACL of a terminal's last will and of its
+// retained publishes: a publish allowed (write) and, when retained, only
+// on its own status topic.
+func allowedRetained(id, topic string, retain bool) bool {
+	if !allowed(id, topic, true) {
+		return false
+	}
+	if !retain {
+		return true
+	}
+	_, _, ch, err := protocol.ParseTerminalTopic(topic)
+	return err == nil && ch == protocol.ChannelStatus
 }
 
 // agentStore returns the store named by an agent's client id: ok only when

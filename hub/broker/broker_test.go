@@ -615,3 +615,68 @@ func TestEmbeddedConfigTopic(t *testing.T) {
 		}
 	})
 }
+
+// TestEmbeddedStatusTopic: a till publishes its status retained on its
+// own status topic and may leave a retained last will there; a status in
+// another terminal's name, a will on another terminal's topic, and a
+// retained publish on any other topic are refused.
+func TestEmbeddedStatusTopic(t *testing.T) {
+	e, addr, _ := embedded(t, "127.0.0.1:0")
+	url := "tcp://" + addr
+	var hubIn inbox
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelStatus), 0, hubIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	var txIn inbox
+	if err := e.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, txIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	own, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelStatus)
+	ownTx, _ := protocol.TerminalTopic("s1", "t1", protocol.ChannelTx)
+
+	// Its own status, retained, with a retained will there too.
+	till := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(protocol.AgentClientID("s1", "t1")).
+		SetConnectTimeout(5*time.Second).SetAutoReconnect(false).SetBinaryWill(own, []byte("will-1"), 1, true))
+	if tok := till.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("connect with a will on its own status topic: %v", tok.Error())
+	}
+	if tok := till.Publish(own, 0, true, []byte("status-1")); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	testkit.WaitFor(t, wait, "the hub to receive the status", func() bool { _, ok := hubIn.find("status-1"); return ok })
+
+	// A retained batch is refused; the same batch not retained goes through.
+	till.Publish(ownTx, 0, true, []byte("batch retained"))
+	publish(t, till, ownTx, 0, []byte("batch-1"))
+	testkit.WaitFor(t, wait, "the plain batch", func() bool { _, ok := txIn.find("batch-1"); return ok })
+	if _, ok := txIn.find("batch retained"); ok {
+		t.Error("a retained batch reached the hub")
+	}
+
+	// Another terminal's status: dropped (QoS 0), no disconnect.
+	intruder := client(t, url, protocol.AgentClientID("s2", "t1"))
+	intruder.Publish(own, 0, true, []byte("forged status"))
+	intruderOwn, _ := protocol.TerminalTopic("s2", "t1", protocol.ChannelStatus)
+	publish(t, intruder, intruderOwn, 0, []byte("status-2"))
+	testkit.WaitFor(t, wait, "the intruder's own status", func() bool { _, ok := hubIn.find("status-2"); return ok })
+	if _, ok := hubIn.find("forged status"); ok {
+		t.Error("a status in another terminal's name reached the hub")
+	}
+
+	// A will on another terminal's status topic, or a retained will
+	// elsewhere, is refused at CONNECT.
+	for name, o := range map[string]*mqtt.ClientOptions{
+		"will on another terminal's status": mqtt.NewClientOptions().SetClientID(protocol.AgentClientID("s2", "t2")).SetBinaryWill(own, []byte("forged will"), 1, true),
+		"retained will on its own tx":       mqtt.NewClientOptions().SetClientID(protocol.AgentClientID("s2", "t2")).SetBinaryWill("tillsync/v1/stores/s2/terminals/t2/tx", []byte("forged will"), 1, true),
+	} {
+		c := mqtt.NewClient(o.AddBroker(url).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() == nil {
+			c.Disconnect(0)
+			t.Errorf("%s: connected", name)
+		}
+	}
+
+	// The till's connection dies: the broker publishes its will.
+	e.Disconnect(protocol.AgentClientID("s1", "t1"))
+	testkit.WaitFor(t, wait, "the will", func() bool { _, ok := hubIn.find("will-1"); return ok })
+}

@@ -81,9 +81,12 @@ func MosquittoPasswords(s MosquittoSetup) ([]byte, error) {
 }
 
 // MosquittoACL is the ACL file: the hub reads and writes everything under
-// protocol.TopicRoot; a terminal writes only its own tx, query and scan
-// topics and reads only its own ack and reply topics and its store's
-// config; nobody else (anonymous clients included) gets anything, because
+// protocol.TopicRoot; a terminal writes only its own tx, query, scan and
+// status topics and reads only its own ack and reply topics and its
+// store's config (Mosquitto's ACL cannot confine retained publishes to
+// the status topic as the embedded broker does: a batch retained on a tx
+// topic only comes to the hub again, which answers it as a duplicate);
+// nobody else (anonymous clients included) gets anything, because
 // Mosquitto denies what no line allows.
 func MosquittoACL(s MosquittoSetup) ([]byte, error) {
 	var b bytes.Buffer
@@ -105,7 +108,7 @@ func MosquittoACL(s MosquittoSetup) ([]byte, error) {
 		for _, c := range []struct {
 			access string
 			ch     protocol.Channel
-		}{{"write", protocol.ChannelTx}, {"write", protocol.ChannelQuery}, {"write", protocol.ChannelScan}, {"read", protocol.ChannelAck}, {"read", protocol.ChannelReply}} {
+		}{{"write", protocol.ChannelTx}, {"write", protocol.ChannelQuery}, {"write", protocol.ChannelScan}, {"write", protocol.ChannelStatus}, {"read", protocol.ChannelAck}, {"read", protocol.ChannelReply}} {
 			topic, err := protocol.TerminalTopic(a.Store, a.Terminal, c.ch)
 			if err != nil {
 				return nil, fmt.Errorf("broker: account %s: %w", a.Username, err)

@@ -41,6 +41,7 @@ user tillsync-agent@s1@t1
 topic write tillsync/v1/stores/s1/terminals/t1/tx
 topic write tillsync/v1/stores/s1/terminals/t1/query
 topic write tillsync/v1/stores/s1/terminals/t1/scan
+topic write tillsync/v1/stores/s1/terminals/t1/status
 topic read tillsync/v1/stores/s1/terminals/t1/ack
 topic read tillsync/v1/stores/s1/terminals/t1/reply
 topic read tillsync/v1/stores/s1/config
@@ -50,6 +51,7 @@ user tillsync-agent@s-2@till.3
 topic write tillsync/v1/stores/s-2/terminals/till.3/tx
 topic write tillsync/v1/stores/s-2/terminals/till.3/query
 topic write tillsync/v1/stores/s-2/terminals/till.3/scan
+topic write tillsync/v1/stores/s-2/terminals/till.3/status
 topic read tillsync/v1/stores/s-2/terminals/till.3/ack
 topic read tillsync/v1/stores/s-2/terminals/till.3/reply
 topic read tillsync/v1/stores/s-2/config

@@ -120,6 +120,9 @@ type Options struct {
 	// enrolled, or was revoked), to disconnect at once the client connected
 	// with the old ones (or with none). It must not block. May be nil.
 	OnCredentials func(store, terminal string)
+	// AgentStatus returns the status a terminal's till last reported
+	// (its retained status message); ok false when none. May be nil.
+	AgentStatus func(store, terminal string) (s protocol.TerminalStatus, ok bool)
 	// MQTTRefused counts the MQTT connections the embedded broker refused
 	// (health: mqtt_refused); nil without one.
 	MQTTRefused func() int64
@@ -167,6 +170,10 @@ type TerminalStatus struct {
 	LastSeenSeconds float64 `json:"last_seen_seconds"`
 	// NeverSeen is set for a registered terminal that has sent nothing yet.
 	NeverSeen bool `json:"never_seen,omitempty"`
+	// AgentStatus is what the till last reported about itself on its
+	// status topic (without its MAC); absent when it reported nothing
+	// since the hub started.
+	AgentStatus *protocol.TerminalStatus `json:"agent_status,omitempty"`
 }
 
 // Store is one store in GET /v1/stores: every registered store (with or
@@ -383,6 +390,12 @@ func (a *api) stores(w http.ResponseWriter, r *http.Request) {
 		st.Quiet = now.Sub(t.LastSeen) > a.o.StaleAfter
 		if t.LastSeen.IsZero() {
 			st.NeverSeen, st.LastSeenSeconds = true, 0
+		}
+		if a.o.AgentStatus != nil {
+			if as, ok := a.o.AgentStatus(t.Store, t.Terminal); ok {
+				as.MAC = ""
+				st.AgentStatus = &as
+			}
 		}
 		s := get(t.Store)
 		s.Terminals = append(s.Terminals, st)

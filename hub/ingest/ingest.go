@@ -117,6 +117,9 @@ type Ingest struct {
 
 	// recent is what the dashboard shows: rejections, latency, lags (recent.go).
 	recent recent
+
+	// statuses are the tills' newest statuses (status.go).
+	statuses statusTable
 }
 
 // query is a balance query with the topic its reply goes to and the key

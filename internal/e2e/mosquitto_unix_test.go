@@ -173,6 +173,14 @@ func TestMosquittoSetup(t *testing.T) {
 	if b1, _ := h.balance(t, m1); b1 != 15 {
 		t.Fatalf("balance of %s: %d, want 15", m1, b1)
 	}
+	// Mosquitto's ACL takes the tills' last wills and statuses: the hub
+	// sees both online by their own word.
+	for _, term := range []string{"till-1", "till-2"} {
+		testkit.WaitFor(t, waitLong, term+"'s status at the hub", func() bool {
+			s := agentStatusAt(t, e, store, term)
+			return s != nil && s.Online && s.MAC == "" && s.Version == protocol.Version
+		})
+	}
 	a1.stop(t) // its account is the spy's now: one session per username
 
 	// till-1's credentials, used by someone else: nothing of till-2's.
