@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 
 	dataDir := filepath.Join(t.TempDir(), "till")
-	till := startTill(t, agent.Options{DataDir: dataDir, Broker: e.brokerURL(), Store: live})
+	till := startTill(t, agent.Options{DataDir: dataDir, Broker: e.brokerURL(), Store: live, Version: "1.4.0"})
 	till.waitConnected(t, true)
 	for i := range 5 {
 		till.earn(t, fmt.Sprintf("member-%d", i%3), int64(1000+i*250))
@@ -140,6 +141,12 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, "the store shown online", func() bool { return state() == "online" })
+	// The till's own status reaches the page: its version.
+	testkit.WaitFor(t, 10*time.Second, "the till's version shown", func() bool {
+		var text string
+		chromedp.Run(ctx, chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q)||{innerText:""}).innerText`, row), &text))
+		return strings.Contains(text, "1.4.0")
+	})
 	testkit.WaitFor(t, 10*time.Second, "the rejected burn listed", func() bool {
 		var n int
 		chromedp.Run(ctx, chromedp.Evaluate(`document.querySelectorAll("#rejections tbody tr").length`, &n))
