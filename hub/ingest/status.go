@@ -65,6 +65,17 @@ func (in *Ingest) HandleStatus(topic string, payload []byte) (restore []byte) {
 		in.refuse("status names another terminal than its topic", topic, fmt.Errorf("status from %s/%s", s.Store, s.Terminal))
 		return nil
 	}
+	if s.MAC != "" {
+		if auth := in.o.Store.TerminalAuth(store, terminal); auth.MACKey == nil && !auth.Enrolled && !auth.Revoked {
+			// Sealed by a terminal this hub never enrolled: another hub's
+			// till (an external broker keeps every retained status, a
+			// shared one or one whose hub started a new ledger). Nothing
+			// to verify it with and nothing to show; a status moves no
+			// points, so it is dropped without counting it refused.
+			in.log.Debug("ignoring the status of a terminal this hub has not enrolled", "store", store, "terminal", terminal)
+			return nil
+		}
+	}
 	if _, err := in.authenticate(store, terminal, topic, payload, s.MAC); err != nil {
 		in.refuseMAC(store, terminal, topic, err)
 		return nil

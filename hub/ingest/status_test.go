@@ -107,6 +107,17 @@ func TestStatusRefused(t *testing.T) {
 	if st := f.in.Stats(); st.Refused != 6 {
 		t.Fatalf("an empty payload refused: %+v", st)
 	}
+	// A sealed status of a terminal this hub never enrolled (another
+	// hub's, retained at a shared broker) is dropped: not shown, not
+	// counted refused.
+	strange := topic(t, "elsewhere", "t1", protocol.ChannelStatus)
+	f.in.HandleStatus(strange, sealedStatus(t, key, strange, status("elsewhere", "t1", 1, true)))
+	if _, ok := f.in.Status("elsewhere", "t1"); ok {
+		t.Error("another hub's till's status taken")
+	}
+	if st := f.in.Stats(); st.Refused != 6 {
+		t.Fatalf("another hub's till's status counted refused: %+v", st)
+	}
 }
 
 // TestStatusRestoreEcho: the newest status the hub handed back to be put

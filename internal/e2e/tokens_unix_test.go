@@ -99,6 +99,9 @@ func TestMemberTokenAcrossStores(t *testing.T) {
 			if ev := a1.scan(t, minted.Token); ev.Error == nil || ev.Error.Code != protocol.CodeTokenReplayed || ev.Member != "" {
 				t.Fatalf("the same token again at the same till: %+v", ev)
 			}
+			// Sightings travel on their own (QoS 0, one message each): let
+			// the first reach the hub before the next till's.
+			testkit.WaitFor(t, waitLong, "the first sighting at the hub", func() bool { return h.h.Stats().Sightings == 1 })
 			// The next till of the same store: accepted, recorded, not flagged.
 			if ev := a2.scan(t, minted.Token); ev.Member != "M1001" || ev.Error != nil {
 				t.Fatalf("at %s/till-2: %+v", storeA, ev)
