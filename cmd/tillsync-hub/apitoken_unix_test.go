@@ -158,6 +158,8 @@ func TestCommandsFindTheToken(t *testing.T) {
 		t.Fatalf("operator.token: %v, %v; want mode 0600", fi.Mode().Perm(), err)
 	}
 	opID, _, _ := protocol.ParseAPIToken(readFileT(t, operatorTokenFile(dir)))
+	// The log reaches us through a pipe: the line may trail the API's first answer.
+	p.WaitFor(t, 10*time.Second, "the token's line in the hub's log", func() bool { return strings.Contains(p.Output(), "operator API token created") })
 	contains(t, "the hub's log", p.Output(), "operator API token created", operatorTokenFile(dir), "token_id="+opID)
 	if strings.Contains(p.Output(), secretOf(readFileT(t, operatorTokenFile(dir)))) {
 		t.Fatalf("the hub logged the operator token:\n%s", p.Output())
