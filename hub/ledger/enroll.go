@@ -359,11 +359,10 @@ func (s *BoltStore) RevokeTerminal(store, terminal string, now time.Time) error 
 	})
 }
 
-// Enrollments lists the enrollment state of every terminal that has a
-// token or enrolled, by store and terminal.
-func (s *BoltStore) Enrollments() ([]Enrollment, error) {
-	var out []Enrollment
-	err := s.db.View(func(tx *bolt.Tx) error {
+// eachEnrollment calls fn with every terminal's enrollment record, by
+// store and terminal.
+func (s *BoltStore) eachEnrollment(fn func(store, terminal string, rec enrollRec)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEnrollment)
 		if b == nil {
 			return nil
@@ -374,14 +373,27 @@ func (s *BoltStore) Enrollments() ([]Enrollment, error) {
 				return fmt.Errorf("enrollment %s: %w", k, err)
 			}
 			store, terminal, _ := bytes.Cut(k, []byte("/"))
-			out = append(out, Enrollment{Store: string(store), Terminal: string(terminal), TokenExpires: rec.TokenExpires,
-				EnrolledAt: rec.EnrolledAt, RevokedAt: rec.RevokedAt, PublicKey: rec.PublicKey})
+			fn(string(store), string(terminal), rec)
 			return nil
 		})
+	})
+}
+
+// Enrollments lists the enrollment state of every terminal that has a
+// token or enrolled, by store and terminal.
+func (s *BoltStore) Enrollments() ([]Enrollment, error) {
+	var out []Enrollment
+	err := s.eachEnrollment(func(store, terminal string, rec enrollRec) {
+		out = append(out, Enrollment{Store: store, Terminal: terminal, TokenExpires: rec.TokenExpires,
+			EnrolledAt: rec.EnrolledAt, RevokedAt: rec.RevokedAt, PublicKey: rec.PublicKey})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: enrollments: %w", err)
 	}
+	// Keys are "store/terminal": '-' and '.' sort before '/'.
+	slices.SortFunc(out, func(a, b Enrollment) int {
+		return cmp.Or(strings.Compare(a.Store, b.Store), strings.Compare(a.Terminal, b.Terminal))
+	})
 	return out, nil
 }
 
@@ -389,24 +401,12 @@ func (s *BoltStore) Enrollments() ([]Enrollment, error) {
 // enrolled, unrevoked terminal, by store and terminal.
 func (s *BoltStore) BrokerUsers() ([]BrokerUser, error) {
 	var out []BrokerUser
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEnrollment)
-		if b == nil {
-			return nil
+	err := s.eachEnrollment(func(store, terminal string, rec enrollRec) {
+		if rec.EnrolledAt.IsZero() || !rec.RevokedAt.IsZero() {
+			return
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var rec enrollRec
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("enrollment %s: %w", k, err)
-			}
-			store, terminal, _ := bytes.Cut(k, []byte("/"))
-			if rec.EnrolledAt.IsZero() || !rec.RevokedAt.IsZero() {
-				return nil
-			}
-			out = append(out, BrokerUser{Store: string(store), Terminal: string(terminal),
-				Username: protocol.AgentUsername(string(store), string(terminal)), MosquittoHash: rec.MosquittoHash})
-			return nil
-		})
+		out = append(out, BrokerUser{Store: store, Terminal: terminal,
+			Username: protocol.AgentUsername(store, terminal), MosquittoHash: rec.MosquittoHash})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: broker users: %w", err)
