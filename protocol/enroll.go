@@ -25,7 +25,7 @@ func ParseEnrollmentToken(s string) (id string, secret []byte, caFingerprint str
 	bad := Errorf(CodeMalformed, "token", "not an enrollment token (TSE1.…); copy it whole from tillsync-hub terminal add")
 	rest, ok := strings.CutPrefix(strings.TrimSpace(s), EnrollmentTokenPrefix)
 	parts := strings.Split(rest, ".")
-	if !ok || len(parts) != 3 || parts[0] == "" || len(parts[0]) > 64 {
+	if !ok || len(parts) != 3 || !ValidID(parts[0]) {
 		return "", nil, "", bad
 	}
 	secret, err = base64.RawURLEncoding.DecodeString(parts[1])
