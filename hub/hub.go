@@ -161,8 +161,12 @@ type Options struct {
 	// firing alerts are shown on the dashboard, and every firing and
 	// recovery is posted to the rules' webhooks.
 	Alerts *alerts.Config
-	Logger *slog.Logger
-	Clock  clock.Clock
+	// AfterCommit is called after each ledger commit of the ingest, before
+	// its acks are published (ingest.Options.AfterCommit): a hook for
+	// fault injection, nil in production.
+	AfterCommit func()
+	Logger      *slog.Logger
+	Clock       clock.Clock
 }
 
 // Maintenance defaults.
@@ -323,7 +327,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		Publish:    func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
 		TokenKeys:  h.MemberTokenKeys(),
 		RequireMAC: external, RequireEnrollment: external && h.o.RequireEnrollment,
-		Logger: h.log, Clock: h.o.Clock,
+		AfterCommit: h.o.AfterCommit, Logger: h.log, Clock: h.o.Clock,
 	})
 	h.ingest.Store(in)
 	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))

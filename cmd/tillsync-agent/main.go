@@ -29,6 +29,7 @@ import (
 	"github.com/tillsync/tillsync/agent/outbox"
 	"github.com/tillsync/tillsync/agent/uplink"
 	"github.com/tillsync/tillsync/internal/cli"
+	"github.com/tillsync/tillsync/internal/clock"
 )
 
 func main() { cli.Main(rootCmd()) }
@@ -70,6 +71,7 @@ func hubURL(s string) (string, error) {
 
 func runCmd() *cobra.Command {
 	var af agentFlags
+	var clockOffset time.Duration
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent until interrupted (or as a service)",
@@ -91,15 +93,18 @@ OS log and that file.`,
   tillsync-agent run --config /etc/tillsync/agent.yaml
   TILLSYNC_AGENT_SCANNER_PORT=COM4 tillsync-agent run --config agent.yaml --log-level debug`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runAgent(c, &af) },
+		RunE: func(c *cobra.Command, _ []string) error { return runAgent(c, &af, clockOffset) },
 	}
 	af.add(c)
+	// Fault injection for the chaos harness (tillsync-sim chaos); not for production.
+	c.Flags().DurationVar(&clockOffset, "fault-clock-offset", 0, "fault injection: run the agent's clock this far from the system's (e.g. -20h), as a till with a wrong clock")
+	c.Flags().MarkHidden("fault-clock-offset")
 	return c
 }
 
 // runAgent runs the agent in the terminal or, when the OS service manager
 // started it, as a service.
-func runAgent(c *cobra.Command, af *agentFlags) (err error) {
+func runAgent(c *cobra.Command, af *agentFlags, clockOffset time.Duration) (err error) {
 	asService := !service.Interactive()
 	prog := &program{stopWait: stopWait, exit: os.Exit}
 	var svc service.Service
@@ -148,6 +153,10 @@ func runAgent(c *cobra.Command, af *agentFlags) (err error) {
 		return err
 	}
 	o.Logger, o.Version = log, cli.Version
+	if clockOffset != 0 {
+		o.Clock = clock.Offset{D: clockOffset}
+		log.Warn("fault injection: the agent's clock is off the system's", "offset", clockOffset.String())
+	}
 	a, err := agent.New(o)
 	if err != nil {
 		o.POSListener.Close()

@@ -80,6 +80,7 @@ func serveCmd() *cobra.Command {
 		mqttTLS, mqttPlainAny, httpPlainAny, requireEnrollment, newOpToken    bool
 		tf                                                                    tlsFlags
 		metricsMaxStores                                                      int
+		faultKillAfter                                                        int64
 		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
@@ -154,6 +155,12 @@ refused, and enrolled tills take no new config until they enroll again.`,
 			}
 			o := hub.Options{DataDir: dataDir, Logger: log, BrokerClientID: clientID, MemberTokenKeyFile: tokenKey, RequireEnrollment: requireEnrollment,
 				MQTTAdvertise: mqttAdvertise, NewOperatorToken: newOpToken, MetricsMaxStores: metricsMaxStores}
+			if faultKillAfter < 0 {
+				return cli.Usagef("--fault-kill-after-commit %d: want the number of a ledger commit (1 or more), or 0 for none", faultKillAfter)
+			}
+			if faultKillAfter > 0 {
+				o.AfterCommit = killAfterCommits(faultKillAfter, log)
+			}
 			if mqttAdvertise != "" {
 				u, err := url.Parse(mqttAdvertise)
 				if err != nil || (u.Scheme != "tls" && u.Scheme != "tcp") || u.Port() == "" || u.Hostname() == "" || u.Path != "" {
@@ -372,6 +379,9 @@ refused, and enrolled tills take no new config until they enroll again.`,
 	f.BoolVar(&newOpToken, "new-operator-token", false, "make a new operator API token and write it to operator.token in the data dir (the others stay valid until revoked)")
 	f.IntVar(&metricsMaxStores, "metrics-max-stores", hub.DefaultMetricsMaxStores, "stores with per-store series of their own at GET /metrics (most urgent first); the rest are summed up as store=\"(other)\"")
 	f.StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
+	// Fault injection for the chaos harness (tillsync-sim chaos); not for production.
+	f.Int64Var(&faultKillAfter, "fault-kill-after-commit", 0, "fault injection: kill the hub (as kill -9 would) after its Nth ledger commit, before that commit's acks go out")
+	f.MarkHidden("fault-kill-after-commit")
 	logf.Add(c)
 	return c
 }

@@ -78,8 +78,14 @@ type Options struct {
 	// enrolled (with an external broker; the embedded broker refuses their
 	// connections itself).
 	RequireEnrollment bool
-	Logger            *slog.Logger
-	Clock             clock.Clock
+	// AfterCommit, when set, is called after each ledger commit that
+	// succeeded, before any of its acks is published: the one moment at
+	// which a crash leaves transactions committed but unacked. It exists
+	// for fault injection (tillsync-hub serve --fault-kill-after-commit,
+	// used by the chaos harness); it must not block.
+	AfterCommit func()
+	Logger      *slog.Logger
+	Clock       clock.Clock
 }
 
 // Stats counts what the ingest has seen since it started.
@@ -404,6 +410,9 @@ func (in *Ingest) commit(group []*work) {
 			return
 		}
 		in.commits.Add(1)
+		if in.o.AfterCommit != nil {
+			in.o.AfterCommit()
+		}
 	}
 	r := 0
 	for _, w := range group {

@@ -57,3 +57,11 @@ func Or(c Clock) Clock {
 	}
 	return c
 }
+
+// Offset is the system clock moved by D: a till whose clock is wrong. The
+// agent runs on one for the chaos harness's clock skew (tillsync-agent run
+// --fault-clock-offset).
+type Offset struct{ D time.Duration }
+
+// Now returns time.Now() moved by D.
+func (o Offset) Now() time.Time { return time.Now().Add(o.D) }
