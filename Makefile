@@ -5,6 +5,13 @@ BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/tillsync/tillsync/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 10s
+# make chaos: how many seeds, from which, for how long each; CHAOS_SEED=N replays one.
+CHAOS_SEEDS     ?= 3
+CHAOS_SEED_BASE ?= 1
+CHAOS_DURATION  ?= 20s
+CHAOS_SEED      ?=
+# make crashloop: how many kill -9s of the agent.
+CRASH_KILLS ?= 1000
 CMDS     := tillsync-hub tillsync-agent tillsync-sim
 DIST     ?= dist
 # What make dist builds: the programs that ship, for every till and hub platform.
@@ -12,7 +19,7 @@ DIST_CMDS    := tillsync-agent tillsync-hub
 DIST_TARGETS := windows/amd64 windows/386 linux/amd64 linux/arm64 linux/arm darwin/arm64
 SHA256SUM    ?= $(shell command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo 'shasum -a 256')
 
-.PHONY: help build dist demo test vet fmt-check bench fuzz clean
+.PHONY: help build dist demo test vet fmt-check bench fuzz chaos crashloop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +67,13 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+chaos: build ## hub and tills under seeded faults, history checked: CHAOS_SEEDS seeds (3) of CHAOS_DURATION (20s); CHAOS_SEED=N replays one
+	$(BIN)/tillsync-sim chaos $(if $(CHAOS_SEED),--seed $(CHAOS_SEED),--seeds $(CHAOS_SEEDS) --seed-base $(CHAOS_SEED_BASE)) \
+	  --duration $(CHAOS_DURATION) $(if $(filter-out 1 2 3,$(CHAOS_SEEDS)),--quiet)
+
+crashloop: build ## kill -9 a till's agent CRASH_KILLS times (1000) mid-traffic; outbox checked after each, ledger at the end
+	$(BIN)/tillsync-sim crashloop --kills $(CRASH_KILLS)
 
 clean: ## remove build output
 	rm -rf $(BIN) $(DIST)

@@ -939,6 +939,37 @@ func (o *Outbox) Check() error {
 	})
 }
 
+// CheckFile runs bbolt's consistency check over the outbox file at path,
+// opened read-only (no agent may hold it), and returns how many
+// transactions it holds queued. The crash loop (tillsync-sim crashloop)
+// checks the file with it after every kill -9 of the agent.
+func CheckFile(path string) (queued int, err error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, bolterr.ErrTimeout) {
+		return 0, fmt.Errorf("outbox: check %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("outbox: check %s: %w", path, err)
+	}
+	defer db.Close()
+	err = db.View(func(btx *bolt.Tx) error {
+		var first error
+		for err := range btx.Check() { // drain: Check's goroutine reads the tx until it is done
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("outbox: check %s: %w", path, first)
+		}
+		if b := btx.Bucket(bucketQueue); b != nil {
+			queued = b.Stats().KeyN
+		}
+		return nil
+	})
+	return queued, err
+}
+
 func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)

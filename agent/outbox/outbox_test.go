@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -1082,4 +1083,44 @@ func TestAckedKeepsBookedPoints(t *testing.T) {
 		t.Errorf("earn-2 after an ack without points: %+v", l)
 	}
 	b.mustAppend(reverseOf("r1", "earn-1", "m1", 110))
+}
+
+// CheckFile checks a closed outbox file read-only and counts its queue;
+// it refuses a file an agent holds, and reports a damaged one.
+func TestCheckFile(t *testing.T) {
+	b := openBox(t)
+	for i := range 300 {
+		b.mustAppend(newTx(fmt.Sprintf("tx%03d", i), protocol.KindEarn, members[i%len(members)], 10))
+	}
+	if _, err := outbox.CheckFile(b.path); !errors.Is(err, outbox.ErrLocked) {
+		t.Errorf("CheckFile of a file the agent holds: %v, want ErrLocked", err)
+	}
+	b.Outbox.Close()
+	b.Outbox = nil
+	n, err := outbox.CheckFile(b.path)
+	if err != nil || n != 300 {
+		t.Fatalf("CheckFile = %d, %v; want 300 queued, no problem", n, err)
+	}
+
+	// A page of the file zeroed, as a disk that lost a write would leave it.
+	data, err := os.ReadFile(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := false
+	for page := 4; (page+1)*4096 <= len(data) && !damaged; page++ {
+		bad := slices.Clone(data)
+		clear(bad[page*4096 : (page+1)*4096])
+		p := filepath.Join(t.TempDir(), "outbox.db")
+		if err := os.WriteFile(p, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := outbox.CheckFile(p); err != nil {
+			damaged = true
+			t.Logf("page %d zeroed: %v", page, err)
+		}
+	}
+	if !damaged {
+		t.Error("CheckFile found no problem in any file with a page zeroed")
+	}
 }

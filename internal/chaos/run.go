@@ -291,7 +291,7 @@ func (r *run) setup(ctx context.Context) error {
 	if err := os.WriteFile(c.seedFile, coalitionSeed(c.tills), 0o600); err != nil {
 		return err
 	}
-	r.say("  setup: hub at %s (MQTT %s), %d tills enrolling; data and logs in %s", c.hubHTTP, c.mqttPlain, len(c.tills), o.Dir)
+	r.say("  setup: hub at %s (MQTT %s), enrolling %d till(s); data and logs in %s", c.hubHTTP, c.mqttPlain, len(c.tills), o.Dir)
 	if err := c.startHub(ctx, 0); err != nil {
 		return err
 	}
