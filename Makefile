@@ -10,6 +10,7 @@ CHAOS_SEEDS     ?= 3
 CHAOS_SEED_BASE ?= 1
 CHAOS_DURATION  ?= 20s
 CHAOS_SEED      ?=
+CHAOS_BROKER    ?= embedded
 # make crashloop: how many kill -9s of the agent.
 CRASH_KILLS ?= 1000
 CMDS     := tillsync-hub tillsync-agent tillsync-sim
@@ -68,9 +69,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	  done; \
 	done
 
-chaos: build ## hub and tills under seeded faults, history checked: CHAOS_SEEDS seeds (3) of CHAOS_DURATION (20s); CHAOS_SEED=N replays one
+chaos: build ## hub and tills under seeded faults, history checked: CHAOS_SEEDS seeds (3) of CHAOS_DURATION (20s); CHAOS_SEED=N replays one; CHAOS_BROKER=mosquitto
 	$(BIN)/tillsync-sim chaos $(if $(CHAOS_SEED),--seed $(CHAOS_SEED),--seeds $(CHAOS_SEEDS) --seed-base $(CHAOS_SEED_BASE)) \
-	  --duration $(CHAOS_DURATION) $(if $(filter-out 1 2 3,$(CHAOS_SEEDS)),--quiet)
+	  --duration $(CHAOS_DURATION) --broker $(CHAOS_BROKER) $(if $(filter-out 1 2 3,$(CHAOS_SEEDS)),--quiet)
 
 crashloop: build ## kill -9 a till's agent CRASH_KILLS times (1000) mid-traffic; outbox checked after each, ledger at the end
 	$(BIN)/tillsync-sim crashloop --kills $(CRASH_KILLS)

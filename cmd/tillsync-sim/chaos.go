@@ -15,7 +15,7 @@ import (
 )
 
 type chaosOptions struct {
-	bin, dir                       string
+	bin, dir, broker, mosquitto    string
 	seed, seedBase                 uint64
 	seeds, tills, members, workers int
 	duration                       time.Duration
@@ -42,12 +42,18 @@ checker holds the ledger against every answer the POS got:
   - every balance is what the tills' answers add up to, equals the
     journal's replay, and the hash chain verifies.
 
+With --broker mosquitto the broker is a Mosquitto of its own (the mosquitto
+binary on PATH or in /usr/sbin), set up by tillsync-hub broker-config, and a
+broker restart is Mosquitto's; by default it is the hub's embedded broker,
+and a broker restart is the hub's.
+
 Each seed prints its schedule first; the same seed replays the same
 schedule and the same POS requests (--seed N). A seed that fails keeps its
 data and logs and prints the command that replays it.`,
 		Example: `  tillsync-sim chaos                    # seeds 1-3, 20s each
   tillsync-sim chaos --seeds 50 --seed-base 1000
-  tillsync-sim chaos --seed 17 --dir /tmp/chaos-17   # replay seed 17, keep its data`,
+  tillsync-sim chaos --seed 17 --dir /tmp/chaos-17   # replay seed 17, keep its data
+  tillsync-sim chaos --broker mosquitto --seeds 2`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.bin == "" {
@@ -66,6 +72,17 @@ data and logs and prints the command that replays it.`,
 			if o.seeds < 1 {
 				return cli.Usagef("--seeds %d: want 1 or more", o.seeds)
 			}
+			switch o.broker {
+			case "embedded":
+			case "mosquitto":
+				p, err := chaos.FindMosquitto()
+				if err != nil {
+					return fmt.Errorf("--broker mosquitto: %w; install Mosquitto (apt-get install mosquitto, brew install mosquitto) or use --broker embedded", err)
+				}
+				o.mosquitto = p
+			default:
+				return cli.Usagef("--broker %q: want embedded (the hub's own) or mosquitto", o.broker)
+			}
 			return runChaos(c.Context(), c.OutOrStdout(), o)
 		},
 	}
@@ -79,6 +96,7 @@ data and logs and prints the command that replays it.`,
 	f.IntVar(&o.members, "members", 30, "members the POS traffic serves")
 	f.IntVar(&o.workers, "workers", 2, "POS workers sending to each till at once")
 	f.DurationVar(&o.duration, "duration", 20*time.Second, "how long the traffic and the faults run, per seed (5s or more)")
+	f.StringVar(&o.broker, "broker", "embedded", "the broker: embedded (the hub's own) or mosquitto")
 	f.BoolVar(&o.quiet, "quiet", false, "print a line per seed instead of each schedule and fault")
 	return c
 }
@@ -113,7 +131,7 @@ func runChaos(ctx context.Context, out io.Writer, o chaosOptions) error {
 		}
 		fmt.Fprintf(out, "== seed %d (%d of %d)\n", seed, i+1, o.seeds)
 		res, err := chaos.Run(ctx, chaos.Options{Bin: o.bin, Dir: dir, Seed: seed, Tills: o.tills, Members: o.members,
-			Workers: o.workers, Duration: o.duration, Out: progress})
+			Workers: o.workers, Duration: o.duration, Mosquitto: o.mosquitto, Out: progress})
 		if err != nil {
 			return fmt.Errorf("seed %d could not run: %w (its data and logs are in %s)", seed, err, dir)
 		}
@@ -141,7 +159,7 @@ func runChaos(ctx context.Context, out io.Writer, o chaosOptions) error {
 		for _, v := range r.Violations {
 			fmt.Fprintf(out, "  - %s\n", v)
 		}
-		fmt.Fprintf(out, "  data and logs: %s\n  replay: tillsync-sim chaos --seed %d\n", dir, seed)
+		fmt.Fprintf(out, "  data and logs: %s\n  replay: tillsync-sim chaos --seed %d --broker %s --tills %d --duration %v\n", dir, seed, o.broker, o.tills, o.duration)
 	}
 	var kl []string
 	for _, k := range chaos.Kinds {
@@ -149,10 +167,14 @@ func runChaos(ctx context.Context, out io.Writer, o chaosOptions) error {
 			kl = append(kl, fmt.Sprintf("%s %d", k, kinds[k]))
 		}
 	}
-	fmt.Fprintf(out, "\nchaos: %d seeds in %v, %d faults (%s; %d hub crashes between commit and ack), %d POS requests, %d ledger transactions checked, longest drain %.1fs, %d violations\n",
-		o.seeds, time.Since(started).Round(time.Second), faults, strings.Join(kl, ", "), fired, ops, txs, maxDrain.Seconds(), viols)
+	fmt.Fprintf(out, "\nchaos (%s broker): %d seeds in %v, %d faults (%s; %d hub crashes between commit and ack), %d POS requests, %d ledger transactions checked, longest drain %.1fs, %d violations\n",
+		o.broker, o.seeds, time.Since(started).Round(time.Second), faults, strings.Join(kl, ", "), fired, ops, txs, maxDrain.Seconds(), viols)
 	if len(failed) > 0 {
-		return fmt.Errorf("chaos: seeds %v failed; replay one with tillsync-sim chaos --seed N", failed)
+		replay := "tillsync-sim chaos --seed N"
+		if o.broker != "embedded" {
+			replay += " --broker " + o.broker
+		}
+		return fmt.Errorf("chaos: seeds %v failed; replay one with %s", failed, replay)
 	}
 	return nil
 }

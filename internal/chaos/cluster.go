@@ -133,18 +133,27 @@ type till struct {
 
 func (t *till) String() string { return fmt.Sprintf("till %d (%s/%s)", t.idx, t.store, t.terminal) }
 
-// cluster is a run's hub and tills on loopback.
+// cluster is a run's hub, broker and tills on loopback.
 type cluster struct {
 	bin, dir  string
 	seedFile  string
 	hubDir    string
-	mqttPlain string // the hub's plain MQTT listener, behind the proxies
-	mqttTLS   string
+	mqttPlain string // the broker's plain MQTT listener, behind the proxies
+	mqttTLS   string // the broker's TLS listener (unused by the run's tills)
 	hubHTTP   string
 	hub       *proc
 	tills     []*till
 	http      *http.Client
+
+	// mosq is the external broker (Mosquitto) when the run has one; the
+	// hub embeds its broker otherwise.
+	mosq     *proc
+	mosqConf string
 }
+
+// external reports whether the run's broker is Mosquitto rather than the
+// hub's own.
+func (c *cluster) external() bool { return c.mosq != nil }
 
 func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -158,8 +167,13 @@ func freePort() (string, error) {
 // hubArgs are serve's arguments; armAfter > 0 arms the fault that kills
 // the hub after that ledger commit.
 func (c *cluster) hubArgs(armAfter int) []string {
-	args := []string{"serve", "--data-dir", c.hubDir, "--seed", c.seedFile,
-		"--mqtt-listen", c.mqttTLS, "--mqtt-plain-listen", c.mqttPlain, "--http-listen", c.hubHTTP}
+	args := []string{"serve", "--data-dir", c.hubDir, "--seed", c.seedFile, "--http-listen", c.hubHTTP}
+	if c.external() {
+		args = append(args, "--broker", "tcp://"+c.mqttPlain, "--broker-username", brokerHubUser,
+			"--broker-password-file", filepath.Join(c.hubDir, brokerHubPasswordFile))
+	} else {
+		args = append(args, "--mqtt-listen", c.mqttTLS, "--mqtt-plain-listen", c.mqttPlain)
+	}
 	if armAfter > 0 {
 		args = append(args, "--fault-kill-after-commit", fmt.Sprint(armAfter))
 	}
@@ -205,6 +219,87 @@ func (c *cluster) startAgent(ctx context.Context, t *till) error {
 		_, err := c.health(t)
 		return err == nil, nil
 	})
+}
+
+// The hub's account at an external broker, as tillsync-hub broker-config
+// sets it up (hub/broker.HubUsername, hub.BrokerPasswordFile).
+const (
+	brokerHubUser         = "tillsync-hub"
+	brokerHubPasswordFile = "broker-hub.password"
+)
+
+// FindMosquitto finds a mosquitto binary: on PATH, else where Debian's
+// package puts it.
+func FindMosquitto() (string, error) {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
+		return "/usr/sbin/mosquitto", nil
+	}
+	return "", errors.New("no mosquitto binary on PATH or in /usr/sbin")
+}
+
+// setupMosquitto writes Mosquitto's setup (writeMosquitto) and starts it.
+func (c *cluster) setupMosquitto(ctx context.Context, mosquitto string) error {
+	c.mosqConf = filepath.Join(c.dir, "mosquitto", "mosquitto.conf")
+	if err := c.writeMosquitto(); err != nil {
+		return err
+	}
+	c.mosq = &proc{name: "mosquitto", bin: mosquitto, log: filepath.Join(c.dir, "mosquitto.log")}
+	return c.startMosquitto(ctx)
+}
+
+// writeMosquitto writes Mosquitto's setup with tillsync-hub broker-config
+// mosquitto (password file with the hub's and, once the hub runs, every
+// enrolled terminal's account, ACL, TLS listener), and adds a plain
+// listener on loopback for the tills behind the proxies (a proxy reads
+// MQTT packets, so it cannot carry TLS).
+func (c *cluster) writeMosquitto() error {
+	dir := filepath.Dir(c.mosqConf)
+	args := []string{"broker-config", "mosquitto", "--data-dir", c.hubDir, "--out", dir, "--listen", c.mqttTLS}
+	if c.hub.running() {
+		args = append(args, "--hub", "http://"+c.hubHTTP)
+	}
+	if _, err := c.run("tillsync-hub", args...); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(c.mosqConf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(c.mqttPlain)
+	_, err = fmt.Fprintf(f, "\n# The chaos harness: plain MQTT on loopback for the tills, behind its proxies.\n%slistener %s %s\nuse_username_as_clientid true\n", mosquittoUser(), port, host)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// startMosquitto starts the external broker and waits until it listens.
+func (c *cluster) startMosquitto(ctx context.Context) error {
+	if err := c.mosq.start("-c", c.mosqConf); err != nil {
+		return err
+	}
+	return waitFor(ctx, 15*time.Second, "Mosquitto to listen", func() (bool, error) {
+		if !c.mosq.running() {
+			return false, fmt.Errorf("mosquitto exited at its start; see %s", c.mosq.log)
+		}
+		conn, err := net.DialTimeout("tcp", c.mqttPlain, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil, nil
+	})
+}
+
+// reloadMosquitto writes the terminals' accounts again and has Mosquitto
+// re-read them, as an operator does after enrolling tills.
+func (c *cluster) reloadMosquitto() error {
+	if err := c.writeMosquitto(); err != nil {
+		return err
+	}
+	return reload(c.mosq)
 }
 
 // health is what the harness reads of a till's health.
@@ -276,6 +371,11 @@ func (c *cluster) stopAll() []error {
 	wg.Wait()
 	if err := c.hub.stop(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.mosq != nil {
+		if err := c.mosq.stop(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, t := range c.tills {
 		if t.proxy != nil {

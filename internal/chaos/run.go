@@ -36,6 +36,12 @@ type Options struct {
 	// DrainWithin is how long after healing every outbox must be empty
 	// and every POS request answered; default 60s.
 	DrainWithin time.Duration
+	// Mosquitto, when set, is the path of a mosquitto binary: the run's
+	// broker is then a Mosquitto set up by tillsync-hub broker-config, the
+	// hub reaches it as an external broker, and a broker restart is
+	// Mosquitto's (kill -9, started again). Empty: the hub's embedded
+	// broker, whose restart is the hub's.
+	Mosquitto string
 	// Out receives progress: the schedule, each fault as it is done, the
 	// result. Nil: nothing.
 	Out io.Writer
@@ -291,7 +297,16 @@ func (r *run) setup(ctx context.Context) error {
 	if err := os.WriteFile(c.seedFile, coalitionSeed(c.tills), 0o600); err != nil {
 		return err
 	}
-	r.say("  setup: hub at %s (MQTT %s), enrolling %d till(s); data and logs in %s", c.hubHTTP, c.mqttPlain, len(c.tills), o.Dir)
+	broker := "the hub's embedded broker"
+	if o.Mosquitto != "" {
+		broker = "Mosquitto (" + o.Mosquitto + ")"
+	}
+	r.say("  setup: hub at %s, %s at %s, enrolling %d till(s); data and logs in %s", c.hubHTTP, broker, c.mqttPlain, len(c.tills), o.Dir)
+	if o.Mosquitto != "" {
+		if err := c.setupMosquitto(ctx, o.Mosquitto); err != nil {
+			return err
+		}
+	}
 	if err := c.startHub(ctx, 0); err != nil {
 		return err
 	}
@@ -306,6 +321,14 @@ func (r *run) setup(ctx context.Context) error {
 		if err := c.enroll(t); err != nil {
 			return err
 		}
+	}
+	if c.external() {
+		// The tills' accounts, as the operator adds them after enrolling.
+		if err := c.reloadMosquitto(); err != nil {
+			return err
+		}
+	}
+	for _, t := range c.tills {
 		if t.proxy, err = NewProxy("127.0.0.1:0", c.mqttPlain, r.o.Seed<<8|uint64(t.idx)); err != nil {
 			return err
 		}
@@ -473,6 +496,15 @@ func (r *run) hubFault(ctx context.Context, f Fault) {
 		sleep(ctx, f.For)
 		restart(0)
 	case RestartBroker:
+		if c.external() {
+			c.mosq.kill()
+			r.event(f, "Mosquitto killed (kill -9); back in %v", f.For)
+			sleep(ctx, f.For)
+			if err := c.startMosquitto(context.WithoutCancel(ctx)); err != nil {
+				r.event(f, "Mosquitto did not come back: %v (healing tries again)", err)
+			}
+			return
+		}
 		r.stopped(c.hub.stop())
 		r.event(f, "broker (the hub's embedded one) stopped; back in %v", f.For)
 		sleep(ctx, f.For)
@@ -504,6 +536,11 @@ func (r *run) heal(ctx context.Context) error {
 	c := r.c
 	for _, t := range c.tills {
 		t.proxy.Set(Faults{})
+	}
+	if c.external() && !c.mosq.running() {
+		if err := c.startMosquitto(ctx); err != nil {
+			return err
+		}
 	}
 	if !c.hub.running() {
 		if err := c.startHub(ctx, 0); err != nil {

@@ -13,8 +13,9 @@ import (
 
 // TestRunSeed runs the harness end to end, as make chaos does, on a short
 // seed: real hub and agent binaries, every kind of fault, the checker on
-// the whole history. It must find nothing, and it must have had something
-// to check.
+// the whole history; with the hub's embedded broker, and with a Mosquitto
+// of its own where one is installed. It must find nothing, and it must
+// have had something to check.
 func TestRunSeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hub and agents for half a minute; make chaos runs more")
@@ -25,9 +26,20 @@ func TestRunSeed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	t.Run("embedded", func(t *testing.T) { runSeed(t, bin, "") })
+	t.Run("mosquitto", func(t *testing.T) {
+		mosq, err := FindMosquitto()
+		if err != nil {
+			t.Skipf("%v: the run behind Mosquitto is left out", err)
+		}
+		runSeed(t, bin, mosq)
+	})
+}
+
+func runSeed(t *testing.T, bin, mosquitto string) {
 	dir := t.TempDir()
 	var out strings.Builder
-	res, err := Run(context.Background(), Options{Bin: bin, Dir: dir, Seed: 1, Tills: 4, Duration: 8 * time.Second, Out: &out})
+	res, err := Run(context.Background(), Options{Bin: bin, Dir: dir, Seed: 1, Tills: 4, Duration: 8 * time.Second, Mosquitto: mosquitto, Out: &out})
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
