@@ -28,10 +28,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -435,24 +437,38 @@ func agentStore(id string) (store string, ok bool) {
 
 // levelFloor drops records below a level, and mochi's own line for a
 // connection refused at CONNECT (its listener logs each at WARN): the
-// terminalACL hook has logged it, paced and with the reason.
+// terminalACL hook has logged it, paced and with the reason. mochi's
+// listener also logs, at WARN and with no message, every connection that
+// ended with an error: one that merely ended (EOF, closed, reset: a till
+// going offline, the hub stopping) is dropped, and the others are given a
+// message an operator can read.
 type levelFloor struct {
 	slog.Handler
 	min slog.Level
 }
 
 func (l levelFloor) Handle(ctx context.Context, r slog.Record) error {
-	refusal := false
+	refusal, ended := false, false
 	r.Attrs(func(a slog.Attr) bool {
-		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, packets.ErrBadUsernameOrPassword) {
-			refusal = true
+		if err, ok := a.Value.Any().(error); ok && a.Key == "error" {
+			refusal = errors.Is(err, packets.ErrBadUsernameOrPassword)
+			ended = r.Message == "" && connectionEnded(err)
 		}
 		return !refusal
 	})
-	if refusal {
+	if refusal || ended {
 		return nil
 	}
+	if r.Message == "" {
+		r.Message = "mqtt connection ended with an error"
+	}
 	return l.Handler.Handle(ctx, r)
+}
+
+// connectionEnded reports whether err only says that a connection ended.
+func connectionEnded(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
