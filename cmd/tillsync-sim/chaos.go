@@ -56,12 +56,8 @@ data and logs and prints the command that replays it.`,
   tillsync-sim chaos --broker mosquitto --seeds 2`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if o.bin == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				o.bin = filepath.Dir(exe)
+			if err := besideMe(&o.bin); err != nil {
+				return err
 			}
 			if c.Flags().Changed("seed") {
 				if c.Flags().Changed("seeds") || c.Flags().Changed("seed-base") {
@@ -201,12 +197,8 @@ exactly once and nothing else (the same checker as chaos).`,
   tillsync-sim crashloop --kills 100 --seed 7`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if bin == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				bin = filepath.Dir(exe)
+			if err := besideMe(&bin); err != nil {
+				return err
 			}
 			if kills < 1 {
 				return cli.Usagef("--kills %d: want 1 or more", kills)

@@ -41,12 +41,8 @@ accepting earns; then the catch-up, and every member's balance as the hub's
 ledger has it, checked against what the till was told.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if o.Bin == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				o.Bin = filepath.Dir(exe)
+			if err := besideMe(&o.Bin); err != nil {
+				return err
 			}
 			return runDemo(c.Context(), c.OutOrStdout(), o)
 		},
@@ -62,4 +58,18 @@ type demoOptions struct {
 	Bin, DataDir string
 	Outage       time.Duration
 	Verbose      bool
+}
+
+// besideMe sets an empty --bin to the directory this program is in, where
+// make build puts the other two.
+func besideMe(bin *string) error {
+	if *bin != "" {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	*bin = filepath.Dir(exe)
+	return nil
 }

@@ -96,6 +96,7 @@ func CrashLoop(ctx context.Context, o CrashOptions) (*CrashResult, error) {
 	}
 
 	res := &CrashResult{}
+	r.start = started
 	rnd := rand.New(rand.NewPCG(o.Seed, 0x6372617368))
 	for i := 1; i <= o.Kills; i++ {
 		if !sleep(ctx, time.Duration(rnd.Int64N(int64(o.MaxUp)))) {
@@ -126,34 +127,13 @@ func CrashLoop(ctx context.Context, o CrashOptions) (*CrashResult, error) {
 		}
 	}
 	stopLoad()
-	restarted := time.Now()
-	drainErr := r.drain(ctx, l, restarted, &workers)
-	res.Drain = time.Since(restarted)
-	stopAnswers()
-	workers.Wait()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	for _, err := range r.c.stopAll() {
-		r.stopped(err)
-	}
-	view, err := ReadLedger(filepath.Join(r.c.hubDir, "ledger.db"))
+	rep, drain, err := r.finish(ctx, l, time.Now(), &workers, stopAnswers)
 	if err != nil {
 		return nil, err
 	}
-	ops := l.Ops()
-	if err := writeOps(filepath.Join(o.Dir, "ops.jsonl"), ops); err != nil {
-		return nil, err
-	}
-	violations := res.Report.Violations
-	res.Report = Check(ops, view)
-	res.Report.Violations = append(violations, res.Report.Violations...)
-	if drainErr != nil {
-		res.Report.violate("%v", drainErr)
-	}
-	for _, err := range r.slow {
-		res.Report.violate("%v", err)
-	}
+	res.Drain = drain
+	rep.Violations = append(res.Report.Violations, rep.Violations...) // the unclean checks first
+	res.Report = rep
 	res.Elapsed = time.Since(started)
 	return res, nil
 }

@@ -205,33 +205,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := r.heal(ctx); err != nil {
 		return nil, err
 	}
-	drainErr := r.drain(ctx, l, healed, &workers)
-	res.Drain = time.Since(healed)
-	stopAnswers()
-	workers.Wait()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	r.say("  %7.2fs drained in %.1fs; stopping and reading the ledger", time.Since(r.start).Seconds(), res.Drain.Seconds())
-	for _, err := range r.c.stopAll() {
-		r.stopped(err)
-	}
-
-	view, err := ReadLedger(filepath.Join(r.c.hubDir, "ledger.db"))
+	rep, drain, err := r.finish(ctx, l, healed, &workers, stopAnswers)
 	if err != nil {
 		return nil, err
 	}
-	ops := l.Ops()
-	if err := writeOps(filepath.Join(o.Dir, "ops.jsonl"), ops); err != nil {
-		return nil, err
-	}
-	res.Report = Check(ops, view)
-	if drainErr != nil {
-		res.Report.violate("%v", drainErr)
-	}
-	for _, err := range r.slow {
-		res.Report.violate("%v", err)
-	}
+	res.Report, res.Drain = rep, drain
 	for _, k := range Kinds {
 		if v, ok := r.injected.Load(k); ok {
 			res.Injected[k] = int(v.(*atomic.Int64).Load())
@@ -248,6 +226,40 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Proxy.Duplicated += s.Duplicated
 	}
 	return res, nil
+}
+
+// finish waits, from the moment the faults ended, until every POS request
+// has its answer and every outbox is empty (drain), stops the processes,
+// and holds the ledger against every answer (Check). A drain that took
+// too long and a process that did not stop in time are violations too.
+func (r *run) finish(ctx context.Context, l *load, from time.Time, workers *sync.WaitGroup, stopAnswers func()) (Report, time.Duration, error) {
+	drainErr := r.drain(ctx, l, from, workers)
+	drain := time.Since(from)
+	stopAnswers()
+	workers.Wait()
+	if ctx.Err() != nil {
+		return Report{}, drain, ctx.Err()
+	}
+	r.say("  %7.2fs drained in %.1fs; stopping and reading the ledger", time.Since(r.start).Seconds(), drain.Seconds())
+	for _, err := range r.c.stopAll() {
+		r.stopped(err)
+	}
+	view, err := ReadLedger(filepath.Join(r.c.hubDir, "ledger.db"))
+	if err != nil {
+		return Report{}, drain, err
+	}
+	ops := l.Ops()
+	if err := writeOps(filepath.Join(r.o.Dir, "ops.jsonl"), ops); err != nil {
+		return Report{}, drain, err
+	}
+	rep := Check(ops, view)
+	if drainErr != nil {
+		rep.violate("%v", drainErr)
+	}
+	for _, err := range r.slow {
+		rep.violate("%v", err)
+	}
+	return rep, drain, nil
 }
 
 // writeOps keeps every POS request and its answer, a JSON line each, for

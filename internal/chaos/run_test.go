@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,12 +21,7 @@ func TestRunSeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hub and agents for half a minute; make chaos runs more")
 	}
-	bin := t.TempDir()
-	for _, name := range []string{"tillsync-hub", "tillsync-agent"} {
-		if _, err := clitest.Build(bin, name, "github.com/tillsync/tillsync/cmd/"+name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin := binaries(t)
 	t.Run("embedded", func(t *testing.T) { runSeed(t, bin, "") })
 	t.Run("mosquitto", func(t *testing.T) {
 		mosq, err := FindMosquitto()
@@ -34,6 +30,64 @@ func TestRunSeed(t *testing.T) {
 		}
 		runSeed(t, bin, mosq)
 	})
+}
+
+// binaries builds tillsync-hub and tillsync-agent once for the package's
+// tests.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tillsync-chaos-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir = dir
+		for _, name := range []string{"tillsync-hub", "tillsync-agent"} {
+			if _, err := clitest.Build(dir, name, "github.com/tillsync/tillsync/cmd/"+name); err != nil {
+				buildErr = err
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// TestCrashLoop kills the agent mid-traffic a few dozen times, as make
+// crashloop does a thousand times: every outbox check clean, nothing lost.
+func TestCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the hub and an agent; make crashloop runs more")
+	}
+	var out strings.Builder
+	res, err := CrashLoop(context.Background(), CrashOptions{Bin: binaries(t), Dir: t.TempDir(), Seed: 3, Kills: 25, Out: &out})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("clean %d of %d kills; violations:\n%s", res.Clean, res.Kills, strings.Join(res.Report.Violations, "\n"))
+	}
+	if res.Kills != 25 || res.Report.Accepted == 0 || res.Report.LedgerTxs == 0 {
+		t.Errorf("too little happened: %d kills, %+v", res.Kills, res.Report)
+	}
 }
 
 func runSeed(t *testing.T, bin, mosquitto string) {
