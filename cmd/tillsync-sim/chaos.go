@@ -47,8 +47,9 @@ binary on PATH or in /usr/sbin), set up by tillsync-hub broker-config, and a
 broker restart is Mosquitto's; by default it is the hub's embedded broker,
 and a broker restart is the hub's.
 
-Each seed prints its schedule first; the same seed replays the same
-schedule and the same POS requests (--seed N). A seed that fails keeps its
+Each seed prints its schedule first; the same seed (--seed N) replays the
+same schedule and the same POS requests from each worker (the timing of real
+processes, such as which packet a loss hits, does not replay). A seed that fails keeps its
 data and logs and prints the command that replays it.`,
 		Example: `  tillsync-sim chaos                    # seeds 1-3, 20s each
   tillsync-sim chaos --seeds 50 --seed-base 1000

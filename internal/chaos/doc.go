@@ -19,10 +19,12 @@
 // (tillsync-hub's hidden --fault-kill-after-commit), broker restarts,
 // partitions and blackholes, delay, loss and duplication, and tills whose
 // clocks are up to a day off (tillsync-agent's hidden
-// --fault-clock-offset). The same seed replays the same schedule and the
-// same POS requests; what cannot replay exactly is the interleaving of
-// real processes (which packet a 20% loss hits, which commit a kill
-// lands after).
+// --fault-clock-offset). The same seed replays the same schedule, and
+// each POS worker sends the same requests (only which earlier earn a
+// return names depends on which earns had their answer by then); what
+// cannot replay exactly is the interleaving of real processes: which
+// packet a 20% loss hits, which transactions a commit holds when the hub
+// dies after it.
 //
 // After the load it heals everything, waits until every POS request has
 // its answer and every outbox is empty (within DefaultDrainWithin), stops

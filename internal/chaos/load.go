@@ -135,10 +135,13 @@ func (l *load) run(start, answer context.Context, t *till, worker int, seed uint
 // next picks the next request: mostly earns, then burns, returns of this
 // till's own earns, and balance lookups (which warm the till's cache of
 // balances for its offline burns). A lookup returns nil: it is sent here
-// and not kept.
+// and not kept. Every pick draws the same numbers from r, so a worker's
+// requests replay with its seed; only which earlier earn a return names
+// depends on which earns had their answer by then.
 func (l *load) next(r *rand.Rand, t *till, key string) *Op {
-	member := l.members[r.IntN(len(l.members))]
-	switch p := r.IntN(100); {
+	p, member := r.IntN(100), l.members[r.IntN(len(l.members))]
+	amount, points, pick, part := 100+50*r.Int64N(200), 1+r.Int64N(40), r.Float64(), r.IntN(2) == 0
+	switch {
 	case p < 10:
 		resp, err := l.http.Get("http://" + t.pos + "/v1/members/" + member + "/balance")
 		if err == nil {
@@ -150,22 +153,22 @@ func (l *load) next(r *rand.Rand, t *till, key string) *Op {
 		l.mu.Lock()
 		earns := l.earns[t.idx]
 		if len(earns) > 0 {
-			i := r.IntN(len(earns))
+			i := int(pick * float64(len(earns)))
 			e := earns[i]
 			l.earns[t.idx] = append(earns[:i], earns[i+1:]...)
 			l.mu.Unlock()
 			op := &Op{Till: t.idx, Key: key, Kind: OpReverse, Member: e.Member, Original: e.TxID}
-			if r.IntN(2) == 0 {
+			if part {
 				op.Amount = e.Amount / 2 // a return of part of the goods: its share of the points
 			}
 			return l.add(op)
 		}
 		l.mu.Unlock()
-		fallthrough
+		return l.add(&Op{Till: t.idx, Key: key, Kind: OpEarn, Member: member, Amount: amount})
 	case p < 70:
-		return l.add(&Op{Till: t.idx, Key: key, Kind: OpEarn, Member: member, Amount: 100 + 50*r.Int64N(200)})
+		return l.add(&Op{Till: t.idx, Key: key, Kind: OpEarn, Member: member, Amount: amount})
 	default:
-		return l.add(&Op{Till: t.idx, Key: key, Kind: OpBurn, Member: member, Points: 1 + r.Int64N(40)})
+		return l.add(&Op{Till: t.idx, Key: key, Kind: OpBurn, Member: member, Points: points})
 	}
 }
 
