@@ -86,11 +86,22 @@ func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 	return nil, Usagef("--log-format %q: want text or json", f.Format)
 }
 
+// ListenAddr checks that addr has the form of an address to listen on,
+// host:port, explaining in one line that names the flag when it does not.
+// Listen checks it first; a command calls it on its own to refuse the
+// mistake before it makes anything on disk.
+func ListenAddr(what, addr, flag string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081; set it with %s", what, addr, flag)
+	}
+	return nil
+}
+
 // Listen opens a TCP listener, explaining a busy or unusable address in one
 // line that names the flag to change.
 func Listen(what, addr, flag string) (net.Listener, error) {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081; set it with %s", what, addr, flag)
+	if err := ListenAddr(what, addr, flag); err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", addr)
 	switch {
