@@ -34,6 +34,9 @@ func Main(root *cobra.Command) {
 	root.SilenceErrors = true
 	root.SilenceUsage = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if e := unknownSubcommand(c); e != nil {
+			return e
+		}
 		return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	c, err := root.ExecuteC()
@@ -56,6 +59,25 @@ func Main(root *cobra.Command) {
 		os.Exit(2)
 	}
 	os.Exit(1)
+}
+
+// unknownSubcommand explains a flag error of a command that only groups
+// subcommands, after a word that names none of them ("partner lst --hub
+// …"): the word is the mistake, not the flag, which belongs to the
+// subcommand meant. Nil when c is no such command or no word came first.
+func unknownSubcommand(c *cobra.Command) error {
+	args := c.Flags().Args() // the words before the flag that failed
+	if !c.HasSubCommands() || len(args) == 0 {
+		return nil
+	}
+	hint := ""
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2
+	}
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return Usagef("unknown command %q for %q%s (see %s --help)", args[0], c.CommandPath(), hint, c.CommandPath())
 }
 
 // LogFlags are the logging flags every long-running command takes.
