@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is stamped at build time with -ldflags "-X github.com/tillsync/tillsync/internal/cli.Version=…".
@@ -36,6 +38,9 @@ func Main(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if e := unknownSubcommand(c); e != nil {
 			return e
+		}
+		if msg, ok := invalidValue(err); ok {
+			return &UsageError{fmt.Errorf("%s (see %s --help)", msg, c.CommandPath())}
 		}
 		return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
@@ -78,6 +83,34 @@ func unknownSubcommand(c *cobra.Command) error {
 		hint = fmt.Sprintf("; did you mean %q?", s[0])
 	}
 	return Usagef("unknown command %q for %q%s (see %s --help)", args[0], c.CommandPath(), hint, c.CommandPath())
+}
+
+// invalidValue explains a flag value its flag's type refuses, in words:
+// pflag's own message quotes Go's parser ("strconv.ParseInt: parsing
+// …"). ok is false for the types it does not know.
+func invalidValue(err error) (msg string, ok bool) {
+	var ie *pflag.InvalidValueError
+	if !errors.As(err, &ie) {
+		return "", false
+	}
+	name := "--" + ie.GetFlag().Name
+	if errors.Is(err, strconv.ErrRange) {
+		return fmt.Sprintf("%s %q: out of range", name, ie.GetValue()), true
+	}
+	var want string
+	switch ie.GetFlag().Value.Type() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		want = "a whole number"
+	case "float32", "float64":
+		want = "a number"
+	case "duration":
+		want = "a duration such as 30s, 15m or 24h"
+	case "bool":
+		want = "true or false"
+	default:
+		return "", false
+	}
+	return fmt.Sprintf("%s %q: want %s", name, ie.GetValue(), want), true
 }
 
 // LogFlags are the logging flags every long-running command takes.
