@@ -12,35 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tillsync/tillsync/internal/testkit/clitest"
 )
-
-var (
-	agentBinOnce sync.Once
-	agentBin     clitest.Binary
-	agentBinErr  error
-)
-
-// agentCommand builds tillsync-agent once for the package's tests.
-func agentCommand(t *testing.T) clitest.Binary {
-	t.Helper()
-	agentBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tillsync-agent-e2e-")
-		if err != nil {
-			agentBinErr = err
-			return
-		}
-		agentBin, agentBinErr = clitest.Build(dir, "tillsync-agent", "github.com/tillsync/tillsync/cmd/tillsync-agent")
-	})
-	if agentBinErr != nil {
-		t.Fatal(agentBinErr)
-	}
-	return agentBin
-}
 
 // cliCase is one command line with a mistake in it.
 type cliCase struct {
