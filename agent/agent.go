@@ -626,6 +626,19 @@ func (a *Agent) Earn(ctx context.Context, key, hash string, r posapi.EarnRequest
 	return res, nil
 }
 
+// checkCurrency refuses an amount in another currency than the
+// coalition's, once the hub's config has said which that is. An earn's is
+// checked by its pricing; a burn's and a return's are checked here: the
+// hub books a return's share of its sale by the amounts alone, so a return
+// in dollars of a sale in euros would take back the wrong points.
+func (a *Agent) checkCurrency(currency string) error {
+	cfg := a.config()
+	if cfg == nil || cfg.Currency == "" || currency == "" || currency == cfg.Currency {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeCurrencyMismatch, "currency", "%s, the coalition's currency is %s", currency, cfg.Currency)
+}
+
 // Reverse accepts a return against an earlier earn or burn.
 func (a *Agent) Reverse(ctx context.Context, key, hash string, r posapi.ReverseRequest) (posapi.Result, error) {
 	if res, ok, err := a.seen(key, hash); ok || err != nil {
@@ -678,6 +691,13 @@ func (a *Agent) Reverse(ctx context.Context, key, hash string, r posapi.ReverseR
 	}
 	tx := a.newTx(protocol.KindReverse, member)
 	tx.Original, tx.Points, tx.Amount, tx.Currency, tx.Receipt = r.Original, points, r.Amount, r.Currency, r.Receipt
+	tx.Seq = 1 // assigned for real by the outbox; here only to validate early
+	if err := tx.Validate(); err != nil {
+		return posapi.Result{}, err
+	}
+	if err := a.checkCurrency(tx.Currency); err != nil {
+		return posapi.Result{}, err
+	}
 	res := posapi.Result{Status: "accepted", TxID: tx.ID, Kind: string(tx.Kind), Member: member, Points: points, CreatedAt: tx.CreatedAt}
 	if prev, dup, err := a.commit(&tx, key, hash, &res, false); dup || err != nil {
 		return prev, err
@@ -700,6 +720,9 @@ func (a *Agent) Burn(ctx context.Context, key, hash string, r posapi.BurnRequest
 	tx.Seq = 1 // checked for real by the outbox; here only to validate early
 	if err := tx.Validate(); err != nil {
 		return posapi.Result{}, err // as the burn the POS asked for: the hold obeys the same rules
+	}
+	if err := a.checkCurrency(tx.Currency); err != nil {
+		return posapi.Result{}, err
 	}
 	tx.Kind = protocol.KindHold
 	// The POS asked for a burn; that the hub sees a hold and a capture is ours.

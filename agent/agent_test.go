@@ -445,6 +445,51 @@ func TestEarnPricedByPushedRules(t *testing.T) {
 	}
 }
 
+// TestAmountsInTheCoalitionsCurrency: once the hub's config says the
+// coalition's currency, a burn or a return whose amount is in another is
+// refused currency_mismatch, as an earn is, and nothing is stored or sent:
+// the hub would book a return's share of its sale as if the currencies
+// were one. In the coalition's currency both go through.
+func TestAmountsInTheCoalitionsCurrency(t *testing.T) {
+	b := testkit.StartBroker(t)
+	hub := startHub(t, b.URL)
+	hub.publishConfig(rulesConfig(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)))
+	clk := clock.NewFake(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	p := startTill(t, t.TempDir(), b.URL, func(o *agent.Options) { o.Clock = clk })
+	testkit.WaitFor(t, waitLong, "the config to arrive", func() bool { return p.health(t).RulesVersion == 1 })
+	sale, _ := p.earn(t, posapi.EarnRequest{Member: "m1", Amount: 5000, Currency: "EUR"})
+	p.waitDrained(t)
+
+	for _, c := range []struct {
+		name, path string
+		req        any
+	}{
+		{"a burn paying 5.00 USD", "/v1/burn", posapi.BurnRequest{Member: "m1", Points: 5, Amount: 500, Currency: "USD"}},
+		{"a return of 25.00 USD of a 50.00 EUR sale", "/v1/reverse", posapi.ReverseRequest{Original: sale.TxID, Amount: 2500, Currency: "USD"}},
+		{"a return of 5.00 GBP of a sale at another till", "/v1/reverse", posapi.ReverseRequest{Original: "01J0OTHERTILL0000000000000", Member: "m1", Points: 10, Amount: 500, Currency: "GBP"}},
+	} {
+		before := len(hub.received())
+		var r posapi.Result
+		st, raw, code := p.post(t, c.path, "", c.req, &r)
+		if st != http.StatusBadRequest || code != protocol.CodeCurrencyMismatch || !bytes.Contains(raw, []byte("EUR")) {
+			t.Errorf("%s: HTTP %d %s, want 400 currency_mismatch naming EUR", c.name, st, raw)
+		}
+		if n := len(p.queued(t)); n != 0 || len(hub.received()) != before {
+			t.Errorf("%s: refused, yet %d queued and %d sent", c.name, n, len(hub.received())-before)
+		}
+	}
+
+	// In EUR: the return's share, and a burn.
+	var r posapi.Result
+	if st, raw, code := p.post(t, "/v1/reverse", "", posapi.ReverseRequest{Original: sale.TxID, Amount: 2500, Currency: "EUR"}, &r); st != http.StatusOK || r.Points != 25 {
+		t.Fatalf("a return of 25.00 EUR: HTTP %d %s %s, want 25 points", st, code, raw)
+	}
+	if st, raw, code := p.post(t, "/v1/burn", "", posapi.BurnRequest{Member: "m1", Points: 5, Amount: 500, Currency: "EUR"}, &r); st != http.StatusOK || r.Status != "approved" {
+		t.Fatalf("a burn paying 5.00 EUR: HTTP %d %s %s", st, code, raw)
+	}
+	p.waitDrained(t) // the burn's capture, before the hub stops
+}
+
 // TestConfigSurvivesRestartOffline: the config is kept in the outbox; a till
 // restarted while the hub is unreachable still prices with it, and only a
 // newer config replaces it.

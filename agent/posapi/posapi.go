@@ -71,17 +71,17 @@ type BurnRequest struct {
 	Member   string `json:"member"`
 	Points   int64  `json:"points"`
 	Amount   int64  `json:"amount,omitempty"`   // what the points pay for, minor units (optional)
-	Currency string `json:"currency,omitempty"` // required with Amount
+	Currency string `json:"currency,omitempty"` // required with Amount; the coalition's
 	Receipt  string `json:"receipt,omitempty"`
 }
 
 // ReverseRequest gives back (part of) an earlier earn or burn.
 type ReverseRequest struct {
-	Original string `json:"original"`         // tx_id of the earn or burn
-	Member   string `json:"member,omitempty"` // needed only when the original was made at another till
-	Points   int64  `json:"points,omitempty"` // default: all that is left of the original
-	Amount   int64  `json:"amount,omitempty"` // returned amount, minor units (optional)
-	Currency string `json:"currency,omitempty"`
+	Original string `json:"original"`           // tx_id of the earn or burn
+	Member   string `json:"member,omitempty"`   // needed only when the original was made at another till
+	Points   int64  `json:"points,omitempty"`   // default: all that is left of the original
+	Amount   int64  `json:"amount,omitempty"`   // returned amount, minor units (optional)
+	Currency string `json:"currency,omitempty"` // required with Amount; the coalition's
 	Receipt  string `json:"receipt,omitempty"`
 }
 

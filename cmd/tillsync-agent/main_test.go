@@ -92,6 +92,8 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"ping", "--timeout", "soon"}, []string{"--timeout", "--help"}},
 		{[]string{"bogus"}, []string{`"bogus"`, "tillsync-agent --help"}},
 		{[]string{"status", "extra"}, []string{`"extra"`, "tillsync-agent status --help"}},
+		// A mistyped subcommand is named as such, not the flags after it.
+		{[]string{"config", "chek", "--config", "agent.yaml"}, []string{`"chek"`, `"check"`, "tillsync-agent config --help"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

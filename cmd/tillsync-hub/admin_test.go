@@ -92,6 +92,9 @@ func TestAdminUsageMistakes(t *testing.T) {
 		{[]string{"seed"}, []string{"arg(s)", "--help"}},
 		{[]string{"coalition", "bogus"}, []string{`"bogus"`, "tillsync-hub coalition --help"}},
 		{[]string{"partner", "lst"}, []string{`"lst"`, `"list"`}},
+		// A mistyped subcommand is named as such, not the flags after it.
+		{[]string{"partner", "lst", "--hub", hub}, []string{`"lst"`, `"list"`, "tillsync-hub partner --help"}},
+		{[]string{"tls", "sho", "--data-dir", t.TempDir()}, []string{`"sho"`, `"show"`}},
 		{[]string{"coalition", "set", "--hub", hub}, []string{"nothing to set", "--currency"}},
 		{[]string{"coalition", "set", "--expiry-months", "many"}, []string{"--expiry-months", "--help"}},
 		{[]string{"partner", "add", "--hub", hub}, []string{"arg(s)"}},

@@ -239,6 +239,28 @@ refused, and enrolled tills take no new config until they enroll again.`,
 			if err := tf.check(); err != nil {
 				return err
 			}
+			if metricsMaxStores < 1 {
+				return cli.Usagef("--metrics-max-stores %d: want 1 or more stores with series of their own (default %d)", metricsMaxStores, hub.DefaultMetricsMaxStores)
+			}
+			listeners := []struct {
+				dst             *net.Listener
+				what, addr, fix string
+			}{
+				{&o.MQTTListener, "MQTT (TLS)", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"},
+				{&o.MQTTPlainListener, "plain MQTT", mqttPlainListen, "--mqtt-plain-listen"},
+				{&o.HTTPListener, "HTTP API", httpListen, "--http-listen"},
+				{&o.HTTPSListener, "HTTPS API", httpsListen, "--https-listen"},
+			}
+			// A mistyped address is a usage mistake, refused before the
+			// data dir is made.
+			for _, l := range listeners {
+				if l.addr == "" {
+					continue
+				}
+				if err := cli.ListenAddr(l.what, l.addr, l.fix); err != nil {
+					return err
+				}
+			}
 			if seedFile != "" {
 				data, err := readFile("--seed", seedFile)
 				if err != nil {
@@ -279,15 +301,7 @@ refused, and enrolled tills take no new config until they enroll again.`,
 				*dst = l
 				return nil
 			}
-			for _, l := range []struct {
-				dst             *net.Listener
-				what, addr, fix string
-			}{
-				{&o.MQTTListener, "MQTT (TLS)", mqttListen, "--mqtt-listen (or use a running broker with --broker tcp://HOST:PORT)"},
-				{&o.MQTTPlainListener, "plain MQTT", mqttPlainListen, "--mqtt-plain-listen"},
-				{&o.HTTPListener, "HTTP API", httpListen, "--http-listen"},
-				{&o.HTTPSListener, "HTTPS API", httpsListen, "--https-listen"},
-			} {
+			for _, l := range listeners {
 				if err := listen(l.dst, l.what, l.addr, l.fix); err != nil {
 					return err
 				}

@@ -118,10 +118,26 @@ func TestUsageMistakes(t *testing.T) {
 // A usage mistake is reported before anything touches the disk.
 func TestUsageMistakeLeavesDataDirAlone(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "hub")
-	run(t, "serve", "--data-dir", dir, "--broker", "nonsense").OneLine(t, 2, "--broker")
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("data dir %s was created by a command line that was refused (stat: %v)", dir, err)
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"--broker", "nonsense"}, []string{"--broker"}},
+		{[]string{"--mqtt-listen", "nonsense"}, []string{"--mqtt-listen", "nonsense", "host:port"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--mqtt-plain-listen", "nonsense"}, []string{"--mqtt-plain-listen", "nonsense"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "nonsense"}, []string{"--http-listen", "nonsense"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--https-listen", "nonsense"}, []string{"--https-listen", "nonsense"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--metrics-max-stores", "-1"}, []string{"--metrics-max-stores -1", "1 or more"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--metrics-max-stores", "0"}, []string{"--metrics-max-stores 0", "1 or more"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "hub")
+			run(t, append([]string{"serve", "--data-dir", dir}, tc.args...)...).OneLine(t, 2, tc.wants...)
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("data dir %s was created by a command line that was refused (stat: %v)", dir, err)
+			}
+		})
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/seedfile"
@@ -349,26 +351,67 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, optional bo
 	return true
 }
 
-// bodyError says in one line what is wrong with a JSON body.
+// timeExample is how the API writes a time, for the messages about one.
+const timeExample = "RFC 3339, e.g. 2026-12-01T09:00:00Z"
+
+// bodyError says in one line what is wrong with a JSON body, in the JSON
+// API's terms: never Go's type names or time layouts.
 func bodyError(err error) string {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
+	var pe *time.ParseError
 	switch {
 	case errors.As(err, &te):
+		value := strings.Replace(te.Value, "bool", "boolean", 1)
 		if te.Field != "" {
-			return fmt.Sprintf("%s: a JSON %s where a %s is wanted", te.Field, te.Value, te.Type)
+			return fmt.Sprintf("%s: a JSON %s where %s is wanted", te.Field, value, wanted(te.Type))
 		}
-		return fmt.Sprintf("a JSON %s where an object is wanted", te.Value)
+		return fmt.Sprintf("a JSON %s where an object is wanted", value)
 	case errors.As(err, &se):
 		return fmt.Sprintf("not valid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "the JSON body ends too early"
+	case errors.As(err, &pe):
+		// time.Time decodes itself and says neither the field nor the
+		// format in words; the value names the field well enough.
+		why := ""
+		if pe.Message != "" {
+			why = " (" + strings.TrimPrefix(pe.Message, ": ") + ")"
+		}
+		return fmt.Sprintf("%q is not a time%s; write times in %s", pe.Value, why, timeExample)
+	case strings.HasPrefix(err.Error(), "Time.UnmarshalJSON"):
+		return "a time is a JSON string in " + timeExample
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
 		return "unknown field " + f + "; see the API documentation for the fields allowed"
 	}
 	return strings.Join(strings.Fields(msg), " ")
+}
+
+// wanted says what a JSON value of type t is, for people.
+func wanted(t reflect.Type) string {
+	if t == reflect.TypeFor[time.Time]() {
+		return "a time (" + timeExample + ")"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return wanted(t.Elem())
+	}
+	return "another kind of value"
 }
 
 // statusOf maps a protocol code to an HTTP status.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,6 +152,48 @@ func TestCoalitionAPI(t *testing.T) {
 		{"currency change with rules", "PUT", "/v1/coalition", `{"currency":"USD","point_value":"0.01"}`, 409, protocol.CodeConflict},
 	})
 	a.checkChanges(t, n)
+}
+
+// goInternals matches what Go's error text would show a client: type
+// names and time layouts, which say nothing to an operator.
+var goInternals = regexp.MustCompile(`\bu?int(8|16|32|64)?\b|\bfloat(32|64)\b|\bbool\b|time\.|parsing time|UnmarshalJSON|2006-01-02T15|Z07:00|protocol\.|ledger\.|\[\]`)
+
+// TestBodyErrorsSayWhatIsWrong: a body of the wrong shape is refused
+// malformed with a message naming the field (or the value) and what is
+// wanted there in words, never Go's type names or time layouts.
+func TestBodyErrorsSayWhatIsWrong(t *testing.T) {
+	a := newAdmin(t)
+	send(t, "PUT", a.url+"/v1/partners/p1", "")
+	for _, tc := range []struct {
+		name, method, path, body string
+		wants                    []string
+	}{
+		{"a string for a number", "PUT", "/v1/coalition", `{"currency":"EUR","point_value":"0.01","expiry_months":"12"}`, []string{"expiry_months", "a JSON string where a whole number is wanted"}},
+		{"a fraction for a number", "PUT", "/v1/coalition", `{"currency":"EUR","point_value":"0.01","hold_minutes":1.5}`, []string{"hold_minutes", "1.5", "a whole number"}},
+		{"true for a number", "PUT", "/v1/coalition", `{"currency":"EUR","point_value":"0.01","hold_minutes":true}`, []string{"hold_minutes", "a whole number"}},
+		{"a number for a string", "PUT", "/v1/coalition", `{"name":5,"currency":"EUR","point_value":"0.01"}`, []string{"name", "a JSON number where a string is wanted"}},
+		{"a list for a string", "PUT", "/v1/partners/p1", `{"name":["x"]}`, []string{"name", "a JSON array where a string is wanted"}},
+		{"a string for a 64-bit number", "POST", "/v1/partners/p1/campaigns", `{"id":"c1","from":"2030-01-01T00:00:00Z","to":"2030-01-02T00:00:00Z","bonus":"5"}`, []string{"bonus", "a whole number"}},
+		{"an object for a list", "POST", "/v1/partners/p1/rules", `{"points":1,"per":100,"campaigns":{"id":"c1"}}`, []string{"campaigns", "a list"}},
+		{"a word for a time", "POST", "/v1/expiry", `{"as_of":"yesterday"}`, []string{`"yesterday"`, "not a time", "RFC 3339", "2026-12-01T09:00:00Z"}},
+		{"a month 13", "POST", "/v1/partners/p1/rules", `{"points":1,"per":100,"effective_from":"2026-13-01T00:00:00Z"}`, []string{`"2026-13-01T00:00:00Z"`, "not a time", "month out of range"}},
+		{"a number for a time", "POST", "/v1/expiry", `{"as_of":5}`, []string{"a time", "RFC 3339"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := send(t, tc.method, a.url+tc.path, tc.body)
+			checkError(t, r, 400, protocol.CodeMalformed)
+			var eb struct{ Error struct{ Message string } }
+			json.Unmarshal(r.body, &eb)
+			for _, w := range tc.wants {
+				if !strings.Contains(eb.Error.Message, w) {
+					t.Errorf("message %q does not say %q", eb.Error.Message, w)
+				}
+			}
+			if m := goInternals.FindString(eb.Error.Message); m != "" {
+				t.Errorf("message %q shows Go's %q", eb.Error.Message, m)
+			}
+		})
+	}
 }
 
 func TestPartnersAPI(t *testing.T) {

@@ -65,10 +65,11 @@
 // Requests and answers are JSON with the field names of the ledger and
 // protocol types. Bodies are size-limited and decoded strictly: an unknown
 // field is refused. Errors are {"error":{"code":"…","message":"…"}} with a
-// stable protocol code: invalid_*, malformed and missing_field are 400,
-// unauthorized 401, forbidden 403, unknown_partner, unknown_store,
-// unknown_member and not_found 404, conflict and period_closed 409,
-// too_large 413.
+// stable code: invalid_*, malformed and missing_field are 400, and
+// bad_request (CodeBadRequest) for a query parameter out of range;
+// unauthorized 401, forbidden and enrollment_token_* 403, unknown_partner,
+// unknown_store, unknown_member and not_found 404, method_not_allowed 405,
+// conflict and period_closed 409, too_large 413.
 package httpapi
 
 import (
@@ -143,6 +144,10 @@ type Options struct {
 	Logger *slog.Logger
 	Clock  clock.Clock
 }
+
+// CodeBadRequest answers a query parameter out of range (a statement's
+// limit, a member token's ttl).
+const CodeBadRequest protocol.Code = "bad_request"
 
 // MemberBalance answers GET /v1/members/{member}/balance.
 type MemberBalance struct {
@@ -321,7 +326,7 @@ func (a *api) statement(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
-			httpx.WriteError(w, http.StatusBadRequest, "bad_request", "limit: must be a whole number from 1 to 1000")
+			httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "limit: must be a whole number from 1 to 1000")
 			return
 		}
 		limit = n

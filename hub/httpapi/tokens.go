@@ -77,7 +77,7 @@ func (a *api) mintToken(w http.ResponseWriter, r *http.Request) {
 			d, err = time.Duration(n)*time.Second, nil
 		}
 		if err != nil || d < MinTokenTTL || d > protocol.MaxTokenLifetime {
-			httpx.WriteError(w, http.StatusBadRequest, "bad_request", "ttl: must be a duration from "+MinTokenTTL.String()+" to "+protocol.MaxTokenLifetime.String()+", e.g. 2m or 90 (seconds)")
+			httpx.WriteError(w, http.StatusBadRequest, CodeBadRequest, "ttl: must be a duration from "+MinTokenTTL.String()+" to "+protocol.MaxTokenLifetime.String()+", e.g. 2m or 90 (seconds)")
 			return
 		}
 		ttl = d

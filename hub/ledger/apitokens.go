@@ -93,7 +93,7 @@ func (s *BoltStore) CreateAPIToken(t APIToken, now time.Time) (APIToken, []byte,
 	case t.Role == RolePartner && !protocol.ValidID(t.Partner):
 		return APIToken{}, nil, idError("partner", t.Partner)
 	case t.Role != RolePartner && t.Partner != "":
-		return APIToken{}, nil, protocol.Errorf(protocol.CodeMalformed, "partner", "only a partner token names a partner; a %s token sees every partner", t.Role)
+		return APIToken{}, nil, protocol.Errorf(protocol.CodeMalformed, "partner", "only a partner token names a partner; the %s role sees every partner", t.Role)
 	}
 	secret := randomBytes(protocol.APISecretLen)
 	rec := apiTokenRec{

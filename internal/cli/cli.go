@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is stamped at build time with -ldflags "-X github.com/tillsync/tillsync/internal/cli.Version=…".
@@ -34,6 +36,12 @@ func Main(root *cobra.Command) {
 	root.SilenceErrors = true
 	root.SilenceUsage = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if e := unknownSubcommand(c); e != nil {
+			return e
+		}
+		if msg, ok := invalidValue(err); ok {
+			return &UsageError{fmt.Errorf("%s (see %s --help)", msg, c.CommandPath())}
+		}
 		return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	c, err := root.ExecuteC()
@@ -56,6 +64,53 @@ func Main(root *cobra.Command) {
 		os.Exit(2)
 	}
 	os.Exit(1)
+}
+
+// unknownSubcommand explains a flag error of a command that only groups
+// subcommands, after a word that names none of them ("partner lst --hub
+// …"): the word is the mistake, not the flag, which belongs to the
+// subcommand meant. Nil when c is no such command or no word came first.
+func unknownSubcommand(c *cobra.Command) error {
+	args := c.Flags().Args() // the words before the flag that failed
+	if !c.HasSubCommands() || len(args) == 0 {
+		return nil
+	}
+	hint := ""
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2
+	}
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return Usagef("unknown command %q for %q%s (see %s --help)", args[0], c.CommandPath(), hint, c.CommandPath())
+}
+
+// invalidValue explains a flag value its flag's type refuses, in words:
+// pflag's own message quotes Go's parser ("strconv.ParseInt: parsing
+// …"). ok is false for the types it does not know.
+func invalidValue(err error) (msg string, ok bool) {
+	var ie *pflag.InvalidValueError
+	if !errors.As(err, &ie) {
+		return "", false
+	}
+	name := "--" + ie.GetFlag().Name
+	if errors.Is(err, strconv.ErrRange) {
+		return fmt.Sprintf("%s %q: out of range", name, ie.GetValue()), true
+	}
+	var want string
+	switch ie.GetFlag().Value.Type() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		want = "a whole number"
+	case "float32", "float64":
+		want = "a number"
+	case "duration":
+		want = "a duration such as 30s, 15m or 24h"
+	case "bool":
+		want = "true or false"
+	default:
+		return "", false
+	}
+	return fmt.Sprintf("%s %q: want %s", name, ie.GetValue(), want), true
 }
 
 // LogFlags are the logging flags every long-running command takes.
@@ -86,11 +141,22 @@ func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 	return nil, Usagef("--log-format %q: want text or json", f.Format)
 }
 
+// ListenAddr checks that addr has the form of an address to listen on,
+// host:port, explaining in one line that names the flag when it does not.
+// Listen checks it first; a command calls it on its own to refuse the
+// mistake before it makes anything on disk.
+func ListenAddr(what, addr, flag string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081; set it with %s", what, addr, flag)
+	}
+	return nil
+}
+
 // Listen opens a TCP listener, explaining a busy or unusable address in one
 // line that names the flag to change.
 func Listen(what, addr, flag string) (net.Listener, error) {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, Usagef("%s address %q: want host:port, e.g. 127.0.0.1:8081; set it with %s", what, addr, flag)
+	if err := ListenAddr(what, addr, flag); err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", addr)
 	switch {

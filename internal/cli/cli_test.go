@@ -36,7 +36,14 @@ func fakeRoot() *cobra.Command {
 	var x string
 	ok := &cobra.Command{Use: "ok", Args: cobra.NoArgs, RunE: func(*cobra.Command, []string) error { return nil }}
 	ok.Flags().StringVar(&x, "x", "", "a flag")
-	root.AddCommand(ok,
+	ok.Flags().Int64("n", 0, "a number")
+	ok.Flags().Duration("d", 0, "a duration")
+	ok.Flags().Bool("b", false, "a switch")
+	grp := &cobra.Command{Use: "grp"}
+	sub := &cobra.Command{Use: "sub", RunE: func(*cobra.Command, []string) error { return nil }}
+	sub.Flags().StringVar(&x, "x", "", "a flag")
+	grp.AddCommand(sub)
+	root.AddCommand(ok, grp,
 		&cobra.Command{Use: "fail", RunE: func(*cobra.Command, []string) error {
 			return errors.New("first line\nsecond\tline")
 		}},
@@ -70,6 +77,14 @@ func TestMainExit(t *testing.T) {
 		{"two a", 2, "fake: accepts 2 arg(s), received 1 (see fake two --help)"},
 		{"bogus", 2, `fake: unknown command "bogus" for "fake" (see fake --help)`},
 		{"fai", 2, `fake: unknown command "fai" for "fake" Did you mean this? fail (see fake --help)`},
+		// A value its flag's type refuses is explained in words, not Go's.
+		{"ok --n lots", 2, `fake: --n "lots": want a whole number (see fake ok --help)`},
+		{"ok --n 99999999999999999999", 2, `fake: --n "99999999999999999999": out of range (see fake ok --help)`},
+		{"ok --d soon", 2, `fake: --d "soon": want a duration such as 30s, 15m or 24h (see fake ok --help)`},
+		{"ok --b=maybe", 2, `fake: --b "maybe": want true or false (see fake ok --help)`},
+		// A mistyped subcommand is the mistake, not the flag after it.
+		{"grp sbu --x 1", 2, `fake: unknown command "sbu" for "fake grp"; did you mean "sub"? (see fake grp --help)`},
+		{"grp --x 1", 2, "fake: unknown flag: --x (see fake grp --help)"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
 			t.Parallel()

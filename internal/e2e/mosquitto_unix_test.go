@@ -44,29 +44,6 @@ func mosquittoBinary(t *testing.T) string {
 	return ""
 }
 
-var (
-	hubBinOnce sync.Once
-	hubBin     clitest.Binary
-	hubBinErr  error
-)
-
-// hubCommand builds tillsync-hub once for the package's tests.
-func hubCommand(t *testing.T) clitest.Binary {
-	t.Helper()
-	hubBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tillsync-hub-e2e-")
-		if err != nil {
-			hubBinErr = err
-			return
-		}
-		hubBin, hubBinErr = clitest.Build(dir, "tillsync-hub", "github.com/tillsync/tillsync/cmd/tillsync-hub")
-	})
-	if hubBinErr != nil {
-		t.Fatal(hubBinErr)
-	}
-	return hubBin
-}
-
 // letMosquittoRead gives the setup to Mosquitto's user when the test runs
 // as root (Mosquitto then drops to that user before it reads the files),
 // as the operator does once with chown -R mosquitto DIR.
