@@ -39,6 +39,7 @@ type fakeHub struct {
 	t    *testing.T
 	c    mqtt.Client
 	work chan []protocol.Transaction
+	stop chan struct{} // closed when the test ends: no more work is taken
 	done chan struct{}
 
 	mu      sync.Mutex
@@ -54,7 +55,7 @@ func applied(tx protocol.Transaction) (protocol.Ack, bool) {
 
 func startHub(t *testing.T, url string) *fakeHub {
 	t.Helper()
-	h := &fakeHub{t: t, work: make(chan []protocol.Transaction, 1000), done: make(chan struct{}), answer: applied}
+	h := &fakeHub{t: t, work: make(chan []protocol.Transaction, 1000), stop: make(chan struct{}), done: make(chan struct{}), answer: applied}
 	h.c = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("fake-hub").SetAutoReconnect(false))
 	if tok := h.c.Connect(); !tok.WaitTimeout(waitLong) || tok.Error() != nil {
 		t.Fatalf("hub connect: %v", tok.Error())
@@ -66,20 +67,29 @@ func startHub(t *testing.T, url string) *fakeHub {
 			t.Errorf("the agent sent a bad batch: %v", err)
 			return
 		}
-		h.work <- b.Txs // never blocks in these tests; answering happens off paho's goroutine
+		select { // never blocks in these tests; answering happens off paho's goroutine
+		case h.work <- b.Txs:
+		case <-h.stop: // the test is over; paho may still deliver what was in flight
+		}
 	})
 	if !tok.WaitTimeout(waitLong) || tok.Error() != nil {
 		t.Fatalf("hub subscribe: %v", tok.Error())
 	}
 	go h.loop()
-	t.Cleanup(func() { close(h.work); <-h.done; h.c.Disconnect(0) })
+	t.Cleanup(func() { close(h.stop); <-h.done; h.c.Disconnect(0) })
 	return h
 }
 
 func (h *fakeHub) loop() {
 	defer close(h.done)
 	ackTopic, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck)
-	for txs := range h.work {
+	for {
+		var txs []protocol.Transaction
+		select {
+		case txs = <-h.work:
+		case <-h.stop:
+			return
+		}
 		ab := protocol.AckBatch{Version: protocol.Version}
 		h.mu.Lock()
 		h.got = append(h.got, txs...)
