@@ -142,8 +142,12 @@ func runChaos(ctx context.Context, out io.Writer, o chaosOptions) error {
 		viols += len(res.Report.Violations)
 		maxDrain = max(maxDrain, res.Drain)
 		r := res.Report
-		fmt.Fprintf(out, "seed %d: %d faults, %d POS requests (%d accepted, %d approved of which %d offline, %d declined, %d refused), %d ledger transactions and %d journal entries checked, drained in %.1fs, packets %d (lost %d, doubled %d): ",
-			seed, res.Faults(), r.Ops, r.Accepted, r.Approved, r.Offline, r.Declined, r.Refused, r.LedgerTxs, r.Entries, res.Drain.Seconds(), res.Proxy.Packets, res.Proxy.Dropped, res.Proxy.Duplicated)
+		skipped := ""
+		if res.Skipped > 0 {
+			skipped = fmt.Sprintf(" (%d more left out: the load ended before their turn)", res.Skipped)
+		}
+		fmt.Fprintf(out, "seed %d: %d faults%s, %d POS requests (%d accepted, %d approved of which %d offline, %d declined, %d refused), %d ledger transactions and %d journal entries checked, drained in %.1fs, packets %d (lost %d, doubled %d): ",
+			seed, res.Faults(), skipped, r.Ops, r.Accepted, r.Approved, r.Offline, r.Declined, r.Refused, r.LedgerTxs, r.Entries, res.Drain.Seconds(), res.Proxy.Packets, res.Proxy.Dropped, res.Proxy.Duplicated)
 		if res.OK() {
 			fmt.Fprintln(out, "OK")
 			if o.dir == "" {
