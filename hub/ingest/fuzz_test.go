@@ -13,6 +13,7 @@ import (
 	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // blockLimit is how long one Handle call may take before the fuzz target
@@ -79,6 +80,7 @@ func FuzzHandleTx(f *testing.F) {
 	st := fuzzLedger(f)
 	fake := clock.NewFake(ledgertest.T0)
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		fuzzlimit.Check(t)
 		rec := &recorder{}
 		in := ingest.New(ingest.Options{Store: st, Publish: rec.publish, QueueSize: 1, Clock: fake})
 		// Twice: the second finds the queue full if the first was taken.
@@ -162,6 +164,7 @@ func FuzzHandleQuery(f *testing.F) {
 	tl := ledgertest.NewTill("s1", "t1", "p1")
 	ledgertest.Apply(f, st, ledgertest.T0, tl.Batch(f, tl.Earn("e1", "m1", 10)))
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		fuzzlimit.Check(t)
 		rec := &recorder{}
 		in := ingest.New(ingest.Options{Store: st, Publish: rec.publish, Clock: clock.NewFake(ledgertest.T0)})
 		within(t, "HandleQuery", func() { in.HandleQuery(topic, payload) })

@@ -12,6 +12,7 @@ import (
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/seedfile"
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // demoFile is the documented example seed.
@@ -361,6 +362,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("partners: [{<<: {id: x}, id: y}]"))
 	f.Add([]byte("partners: [&p {id: x, <<: *p}]"))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		fuzzlimit.Check(t)
 		s, err := seedfile.Parse(in)
 		if err != nil {
 			if protocol.CodeOf(err) == protocol.CodeInternal {
