@@ -91,7 +91,10 @@ func FuzzHandleTx(f *testing.F) {
 
 		store, terminal, ch, terr := protocol.ParseTerminalTopic(topic)
 		b, berr := protocol.ParseBatch(payload)
-		accepted := terr == nil && ch == protocol.ChannelTx && berr == nil && b.Store == store && b.Terminal == terminal
+		// No terminal of the fuzz ledger has enrolled, so none has a MAC
+		// key: a batch carrying a MAC cannot verify and is refused as a
+		// forgery.
+		accepted := terr == nil && ch == protocol.ChannelTx && berr == nil && b.Store == store && b.Terminal == terminal && b.MAC == ""
 		stats := in.Stats()
 		if !accepted {
 			if stats.Refused != 2 || stats.QueueDepth != 0 || stats.Dropped != 0 {
@@ -171,7 +174,8 @@ func FuzzHandleQuery(f *testing.F) {
 
 		store, terminal, ch, terr := protocol.ParseTerminalTopic(topic)
 		q, qerr := protocol.DecodeBalanceQuery(payload)
-		accepted := terr == nil && ch == protocol.ChannelQuery && qerr == nil
+		// A MAC cannot verify: no terminal of the fuzz ledger has a key.
+		accepted := terr == nil && ch == protocol.ChannelQuery && qerr == nil && q.MAC == ""
 		if s := in.Stats(); accepted == (s.Refused != 0) {
 			t.Fatalf("query accepted=%v, but stats %+v", accepted, s)
 		}
