@@ -383,6 +383,11 @@ func FuzzPrice(f *testing.F) {
 		}); campMult != "" || c.Bonus != 0 {
 			if campMult != "" {
 				c.Multiplier = fuzzMultiplier(t, campMult)
+				// A campaign's multiplier is 1 or more ("0" and "0.5" are
+				// table multipliers only): below 1 it would never apply.
+				if v, _ := c.Multiplier.Scaled(); v < 10_000 {
+					c.Multiplier = "1"
+				}
 			}
 			r.Campaigns = append(r.Campaigns, c)
 		}
