@@ -75,7 +75,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after anothe
 	@log=$$(mktemp); rc=$$(mktemp); sum=$$(mktemp); trap 'rm -f "$$log" "$$rc" "$$sum"' EXIT; \
 	n=0; all=$$(date +%s); \
 	for pkg in $$($(GO) list $(FUZZPKGS)); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' | grep -E '$(FUZZMATCH)'); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' | grep -E '$(value FUZZMATCH)'); do \
 	    n=$$((n+1)); t0=$$(date +%s); \
 	    echo "== fuzz $$n: $$pkg $$f for $(FUZZTIME)"; \
 	    { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $(FUZZFLAGS) $$pkg 2>&1; echo $$? > "$$rc"; } | tee "$$log"; \
@@ -93,7 +93,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after anothe
 	    printf '  %-45s %-26s %4ss  execs %10s  new %4s%s\n' "$$pkg" "$$f" "$$(($$(date +%s)-t0))" "$${execs:-?}" "$${new:-0}" "$$note" >> "$$sum"; \
 	  done; \
 	done; \
-	if [ $$n = 0 ]; then echo "fuzz: no target in $(FUZZPKGS) matches $(FUZZMATCH)"; exit 1; fi; \
+	if [ $$n = 0 ]; then echo "fuzz: no target in $(FUZZPKGS) matches $(value FUZZMATCH)"; exit 1; fi; \
 	echo "== fuzz summary: $$n targets passed, $(FUZZTIME) each, $$(($$(date +%s)-all))s in all"; cat "$$sum"
 
 chaos: build ## hub and tills under seeded faults, history checked: CHAOS_SEEDS seeds (3) of CHAOS_DURATION (20s); CHAOS_SEED=N replays one; CHAOS_BROKER=mosquitto
