@@ -12,10 +12,10 @@ package httpapi_test
 // as answered; and a request without a valid token, or with one whose role
 // may not call the route, is never served.
 //
-// Inputs may name a few things the fuzzer cannot make up, and that each
-// input gets fresh: $OPERATOR, $READONLY and $PARTNER (p1's) in an
-// Authorization header are those API tokens, $APITOKEN in a path a new
-// read-only token's id, $ENROLL in a body a new enrollment token for s1/t1.
+// Inputs may name what the fuzzer cannot make up: $OPERATOR, $READONLY and
+// $PARTNER (p1's) in an Authorization header are the API's tokens;
+// $APITOKEN in a path is the id of a read-only token and $ENROLL in a body
+// an enrollment token for s1/t1, both made for that input.
 
 import (
 	"bytes"
