@@ -90,7 +90,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after anothe
 	    last=$$(grep 'execs:' "$$log" | tail -1); \
 	    execs=$$(echo "$$last" | sed -n 's/.*execs: \([0-9]*\).*/\1/p'); \
 	    new=$$(echo "$$last" | sed -n 's/.*new interesting: \([0-9]*\).*/\1/p'); \
-	    printf '  %-45s %-26s %4ss  execs %10s  new %4s%s\n' "$$pkg" "$$f" "$$(($$(date +%s)-t0))" "$${execs:-?}" "$${new:-0}" "$$note" >> "$$sum"; \
+	    [ -z "$$execs" ] && note="$$note  (FUZZTIME went on replaying the corpus)"; \
+	    printf '  %-45s %-26s %4ss  execs %10s  new %4s%s\n' "$$pkg" "$$f" "$$(($$(date +%s)-t0))" "$${execs:-0}" "$${new:-0}" "$$note" >> "$$sum"; \
 	  done; \
 	done; \
 	if [ $$n = 0 ]; then echo "fuzz: no target in $(FUZZPKGS) matches $(value FUZZMATCH)"; exit 1; fi; \
