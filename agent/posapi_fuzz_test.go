@@ -470,9 +470,10 @@ func validWait(s string) bool {
 	return err == nil && d >= 0 && d <= time.Minute
 }
 
-// pathSegment escapes s as one path segment, the way a client must: the
-// ids "." and ".." too, which url.PathEscape leaves as they are and a
-// server's path cleaning would take for directories.
+// pathSegment escapes s as one path segment, "." and ".." too (as %2E),
+// which url.PathEscape leaves as they are: the request then reaches the
+// route, which refuses them (they are not ids), instead of naming another
+// path.
 func pathSegment(s string) string {
 	if s == "." || s == ".." {
 		return strings.Repeat("%2E", len(s))

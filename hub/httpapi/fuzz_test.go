@@ -267,7 +267,9 @@ func decodeAnswer(t *testing.T, rec *httptest.ResponseRecorder, v any) {
 	}
 }
 
-// pathSegment escapes s as one path segment, "." and ".." included.
+// pathSegment escapes s as one path segment, "." and ".." too (as %2E,
+// which url.PathEscape leaves as they are), so the request reaches the
+// route, which refuses them: they are not ids.
 func pathSegment(s string) string {
 	if s == "." || s == ".." {
 		return strings.Repeat("%2E", len(s))

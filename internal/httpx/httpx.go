@@ -82,8 +82,8 @@ func Routes(mux *http.ServeMux, routes map[string]http.HandlerFunc) {
 // body, and passes every other request to h. Without it http.ServeMux
 // answers such a request with a redirect to the cleaned path: an HTML body
 // of Go's instead of the API's, and for a POST a new target the client never
-// named. A client that means a segment "." or ".." (both valid ids) escapes
-// it as %2E, as it escapes any path segment.
+// named. No route needs such a segment: "." and ".." are never ids
+// (protocol.ValidID), and a client escapes each path segment it builds.
 func Canonical(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !IsCanonical(r) {
