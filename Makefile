@@ -5,6 +5,15 @@ BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/tillsync/tillsync/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 10s
+# What make fuzz runs: the packages (FUZZPKGS), the targets whose names
+# match FUZZMATCH (an extended regexp), with FUZZFLAGS passed to go test
+# (e.g. FUZZFLAGS='-parallel 1' on a small machine). FUZZMINIMIZE bounds
+# the minimizing of each new input (go test's default, 60s, would spend
+# most of a short run shrinking one large seed).
+FUZZPKGS     ?= ./...
+FUZZMATCH    ?= .
+FUZZFLAGS    ?=
+FUZZMINIMIZE ?= 3s
 # make chaos: how many seeds, from which, for how long each; CHAOS_SEED=N replays one.
 CHAOS_SEEDS     ?= 3
 CHAOS_SEED_BASE ?= 1
@@ -62,12 +71,31 @@ fmt-check: ## fail if gofmt would change a file
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after another; stops at the first failure
+	@log=$$(mktemp); rc=$$(mktemp); sum=$$(mktemp); trap 'rm -f "$$log" "$$rc" "$$sum"' EXIT; \
+	n=0; all=$$(date +%s); \
+	for pkg in $$($(GO) list $(FUZZPKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' | grep -E '$(value FUZZMATCH)'); do \
+	    n=$$((n+1)); t0=$$(date +%s); \
+	    echo "== fuzz $$n: $$pkg $$f for $(FUZZTIME)"; \
+	    { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $(FUZZFLAGS) $$pkg 2>&1; echo $$? > "$$rc"; } | tee "$$log"; \
+	    note=; \
+	    if [ "$$(cat "$$rc")" != 0 ] && ! grep -q 'Failing input written to' "$$log" && grep -qx '    context deadline exceeded' "$$log"; then \
+	      note='  (go.dev/issue/75804: the fuzzer tripped on its own deadline at the end; no input failed)'; echo "fuzz:$$note"; \
+	    elif [ "$$(cat "$$rc")" != 0 ]; then \
+	      [ -s "$$sum" ] && { echo "== fuzz: $$((n-1)) targets passed before this one"; cat "$$sum"; }; \
+	      where=; grep -q 'Failing input written to' "$$log" && where=": the failing input is in $$($(GO) list -f '{{.Dir}}' $$pkg)/testdata/fuzz/$$f/"; \
+	      echo "FAIL fuzz $$pkg $$f$$where"; exit 1; \
+	    fi; \
+	    last=$$(grep 'execs:' "$$log" | tail -1); \
+	    execs=$$(echo "$$last" | sed -n 's/.*execs: \([0-9]*\).*/\1/p'); \
+	    new=$$(echo "$$last" | sed -n 's/.*new interesting: \([0-9]*\).*/\1/p'); \
+	    [ -z "$$execs" ] && note="$$note  (FUZZTIME went on replaying the corpus)"; \
+	    printf '  %-45s %-26s %4ss  execs %10s  new %4s%s\n' "$$pkg" "$$f" "$$(($$(date +%s)-t0))" "$${execs:-0}" "$${new:-0}" "$$note" >> "$$sum"; \
 	  done; \
-	done
+	done; \
+	if [ $$n = 0 ]; then echo "fuzz: no target in $(FUZZPKGS) matches $(value FUZZMATCH)"; exit 1; fi; \
+	echo "== fuzz summary: $$n targets passed, $(FUZZTIME) each, $$(($$(date +%s)-all))s in all"; cat "$$sum"
 
 chaos: build ## hub and tills under seeded faults, history checked: CHAOS_SEEDS seeds (3) of CHAOS_DURATION (20s); CHAOS_SEED=N replays one; CHAOS_BROKER=mosquitto
 	$(BIN)/tillsync-sim chaos $(if $(CHAOS_SEED),--seed $(CHAOS_SEED),--seeds $(CHAOS_SEEDS) --seed-base $(CHAOS_SEED_BASE)) \

@@ -91,12 +91,20 @@ func agentStatus(s ingest.TerminalStatus) dashboard.AgentStatus {
 }
 
 // httpHandler serves the dashboard under /dashboard/ (and redirects
-// /dashboard there) and the API everywhere else.
+// /dashboard there) and the API everywhere else. A path that is not
+// canonical goes to the API as it is, which refuses it in its own error
+// body (after its token check), where this mux would redirect it.
 func httpHandler(api http.Handler, dash *dashboard.Dashboard) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(dashboard.Prefix, dash.Handler())
 	mux.Handle("/", api)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !httpx.IsCanonical(r) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // serveHTTP serves h on l until ctx is done.

@@ -57,6 +57,22 @@ func TestDashboardServed(t *testing.T) {
 	if resp, _ := get("/v1/stores"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the API with the dashboard's cookie: %d, want 401", resp.StatusCode)
 	}
+	// A path with an empty segment goes to the API, which wants a token
+	// and then names no endpoint, in its own error body: no redirect.
+	if resp, body := get("/v1//stores"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"unauthorized"`) {
+		t.Errorf("/v1//stores without a token: %d %q, want 401 unauthorized", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, r.httpURL+"/dashboard/../v1/stores", nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	if resp, err := c.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"not_found"`) {
+			t.Errorf("/dashboard/../v1/stores with a token: %d %q, want 404 not_found", resp.StatusCode, body)
+		}
+	}
 	var snap dashboard.Snapshot
 	testkit.WaitFor(t, wait, "s1's till online and samples of the ingest", func() bool {
 		r.clock.Advance(time.Second) // past the view's cache

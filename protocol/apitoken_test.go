@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 var apiSecret = bytes.Repeat([]byte{0xab}, protocol.APISecretLen)
@@ -68,6 +69,7 @@ func FuzzParseAPIToken(f *testing.F) {
 	f.Add("TSA1..")
 	f.Add("TSA1.id." + strings.Repeat("A", 43) + "=")
 	f.Fuzz(func(t *testing.T, s string) {
+		fuzzlimit.Check(t)
 		id, secret, err := protocol.ParseAPIToken(s)
 		if err != nil {
 			if len(s) > 8 && strings.Contains(err.Error(), s) {

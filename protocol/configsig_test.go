@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // configTopic is the fixtures' config topic, of validConfig's store.
@@ -241,6 +242,7 @@ func FuzzVerifyConfig(f *testing.F) {
 	f.Add(encode(f, ptr(validConfig())))
 	keys := []ed25519.PublicKey{tokenPubB, tokenPubA}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		fuzzlimit.Check(t)
 		c, err := protocol.DecodeConfig(payload)
 		if err != nil {
 			return // refused before its signature is looked at

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // FuzzParseEnrollmentToken: whatever is pasted as an enrollment token, the
@@ -26,6 +27,7 @@ func FuzzParseEnrollmentToken(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		fuzzlimit.Check(t)
 		id, sec, fprint, err := protocol.ParseEnrollmentToken(s)
 		if err != nil {
 			if len(s) > 8 && strings.Contains(err.Error(), s) {

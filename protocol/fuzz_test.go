@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // addGolden seeds f with a golden file, so every fuzz target starts from a
@@ -61,6 +62,7 @@ func normBatch(b *protocol.Batch) *protocol.Batch {
 func FuzzDecodeBatch(f *testing.F) {
 	addGolden(f, "batch.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		b, err := protocol.DecodeBatch(data)
 		if err != nil {
 			if b != nil {
@@ -107,6 +109,7 @@ func FuzzParseBatch(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		strict, strictErr := protocol.DecodeBatch(data)
 		b, err := protocol.ParseBatch(data)
 		if err != nil {
@@ -144,6 +147,7 @@ func FuzzParseBatch(f *testing.F) {
 func FuzzDecodeAckBatch(f *testing.F) {
 	addGolden(f, "ack_batch.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		a, err := protocol.DecodeAckBatch(data)
 		if err != nil {
 			if a != nil {
@@ -169,6 +173,7 @@ func FuzzDecodeAckBatch(f *testing.F) {
 func FuzzDecodeBalanceQuery(f *testing.F) {
 	addGolden(f, "balance_query.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		q, err := protocol.DecodeBalanceQuery(data)
 		if err != nil {
 			if q != nil {
@@ -194,6 +199,7 @@ func FuzzDecodeBalanceQuery(f *testing.F) {
 func FuzzDecodeBalanceReply(f *testing.F) {
 	addGolden(f, "balance_reply.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		r, err := protocol.DecodeBalanceReply(data)
 		if err != nil {
 			if r != nil {
@@ -254,6 +260,7 @@ func normConfig(c *protocol.Config) *protocol.Config {
 func FuzzDecodeConfig(f *testing.F) {
 	addGolden(f, "config.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		c, err := protocol.DecodeConfig(data)
 		if err != nil {
 			if c != nil {
@@ -357,6 +364,7 @@ func FuzzPrice(f *testing.F) {
 	f.Add(int64(1999), int64(1), []byte(nil), int64(1), int64(100), int64(2), "1", "1", "", int64(0), int64(0), false)
 	f.Fuzz(func(t *testing.T, amount, more int64, split []byte, points, per, rounding int64,
 		skuMult, catMult, campMult string, bonus, minAmount int64, newToPartner bool) {
+		fuzzlimit.Check(t)
 		r := protocol.RuleSet{
 			Partner: "acme_foods", Version: 4, EffectiveFrom: t0.Add(-time.Hour), Currency: "EUR",
 			Points:          bound(points, 0, protocol.MaxRatePoints),
@@ -375,6 +383,11 @@ func FuzzPrice(f *testing.F) {
 		}); campMult != "" || c.Bonus != 0 {
 			if campMult != "" {
 				c.Multiplier = fuzzMultiplier(t, campMult)
+				// A campaign's multiplier is 1 or more ("0" and "0.5" are
+				// table multipliers only): below 1 it would never apply.
+				if v, _ := c.Multiplier.Scaled(); v < 10_000 {
+					c.Multiplier = "1"
+				}
 			}
 			r.Campaigns = append(r.Campaigns, c)
 		}
@@ -446,6 +459,7 @@ func FuzzParseTerminalTopic(f *testing.F) {
 		f.Add(protocol.AllTerminals(ch))
 	}
 	f.Fuzz(func(t *testing.T, topic string) {
+		fuzzlimit.Check(t)
 		store, terminal, ch, err := protocol.ParseTerminalTopic(topic)
 		if err != nil {
 			if store != "" || terminal != "" || ch != "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // macKey is the fixtures' MAC key: the bytes 0 to 31.
@@ -267,6 +268,7 @@ func FuzzVerifyMAC(f *testing.F) {
 	f.Add(seal(f, topic, encode(f, &b)))
 	f.Add([]byte(`{"mac":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		fuzzlimit.Check(t)
 		var m struct {
 			MAC string `json:"mac"`
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // tokenKeysConfig is the golden config with the coalition's member token
@@ -91,6 +92,7 @@ func TestDecodeSightingRefuses(t *testing.T) {
 func FuzzDecodeSighting(f *testing.F) {
 	addGolden(f, "sighting.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		s, err := protocol.DecodeSighting(data)
 		if err != nil {
 			if s != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 func validStatus() protocol.TerminalStatus {
@@ -79,6 +80,7 @@ func FuzzDecodeTerminalStatus(f *testing.F) {
 	f.Add(enc)
 	f.Add([]byte(`{"version":2,"store":"s","terminal":"t","session":1,"online":false,"sent_at":"2026-11-23T10:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzlimit.Check(t)
 		s, err := protocol.DecodeTerminalStatus(data)
 		if err != nil {
 			if s != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // Token fixtures: two coalition keys from fixed seeds, a clock, a nonce.
@@ -349,6 +350,7 @@ func FuzzVerifyMemberToken(f *testing.F) {
 	f.Add(mint(f, tokenKeyA, "M1001", tokenNow.Add(2*time.Minute)))
 	keys := []ed25519.PublicKey{tokenPubB, tokenPubA}
 	f.Fuzz(func(t *testing.T, token string) {
+		fuzzlimit.Check(t)
 		got, err := protocol.VerifyMemberToken(token, keys, tokenNow, tokenLeeway)
 		parsed, perr := protocol.ParseMemberToken(token, keys)
 		if err != nil {

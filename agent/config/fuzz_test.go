@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tillsync/tillsync/agent/config"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // FuzzLoad: whatever a config file holds, Load and Check answer with
@@ -23,6 +24,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
+		fuzzlimit.Check(t)
 		if len(data) > config.MaxBytes {
 			return
 		}

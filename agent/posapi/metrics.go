@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/tillsync/tillsync/internal/httpx"
 )
 
 // RouteOther is the route of requests no route of the API matched.
@@ -66,7 +68,7 @@ func (o Options) instrument(mux *http.ServeMux, known map[string]http.HandlerFun
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
-		if _, ok := known[pattern]; !ok && pattern != "GET /metrics" {
+		if _, ok := known[pattern]; !ok && pattern != "GET /metrics" || !httpx.IsCanonical(r) {
 			pattern = RouteOther
 		}
 		sw := &statusWriter{ResponseWriter: w}

@@ -342,8 +342,9 @@ func Handler(svc Service, o Options) http.Handler {
 	mux := http.NewServeMux()
 	routes := (&api{svc: svc, log: log}).routes()
 	httpx.Routes(mux, routes)
+	serve := httpx.Canonical(mux)
 	if o.Secret == "" {
-		return o.instrument(mux, routes, mux) // metrics.go
+		return o.instrument(mux, routes, serve) // metrics.go
 	}
 	want := sha256.Sum256([]byte("Bearer " + o.Secret))
 	var refused atomic.Int64
@@ -358,7 +359,7 @@ func Handler(svc Service, o Options) http.Handler {
 			httpx.WriteError(w, http.StatusUnauthorized, CodeUnauthorized, "send the POS API's shared secret as Authorization: Bearer <secret>")
 			return
 		}
-		mux.ServeHTTP(w, r)
+		serve.ServeHTTP(w, r)
 	}))
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tillsync/tillsync/agent/scanner"
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 func isTerm(c byte) bool { return c == '\r' || c == '\n' || c == '\t' }
@@ -57,6 +58,7 @@ func FuzzFramer(f *testing.F) {
 	f.Add([]byte("M-1\rM-2\nM-3\r\nM-4\t"), uint64(3))
 	f.Add(bytes.Repeat([]byte("x"), scanner.MaxFrame+1), uint64(7))
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		fuzzlimit.Check(t)
 		var fr scanner.Framer
 		var got []string
 		for _, c := range chunk(data, seed) {
@@ -95,6 +97,7 @@ func FuzzParseAIM(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		fuzzlimit.Check(t)
 		sym, data := scanner.ParseAIM(frame)
 		switch len(sym) {
 		case 0:
@@ -131,6 +134,7 @@ func FuzzParseGS1(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
+		fuzzlimit.Check(t)
 		d, err := scanner.ParseGS1(data)
 		if err != nil {
 			var ge *scanner.GS1Error
@@ -179,6 +183,7 @@ func FuzzMemberID(f *testing.F) {
 	}
 	schemes := []scanner.CheckDigit{scanner.CheckNone, scanner.CheckLuhn, scanner.CheckMod11}
 	f.Fuzz(func(t *testing.T, sym, data string, c uint8) {
+		fuzzlimit.Check(t)
 		check := schemes[int(c)%len(schemes)]
 		s := scanner.Scan{Symbology: sym, Data: data}
 		id, err := scanner.MemberID(s, check)

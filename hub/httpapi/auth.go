@@ -71,11 +71,15 @@ func partnerOf(r *http.Request) string {
 // Unknown paths and methods need a token too: an anonymous caller learns
 // nothing about the API but that it wants one.
 func (a *api) guard(mux *http.ServeMux) http.Handler {
+	serve := httpx.Canonical(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
+		// A path that is not canonical is no route's, whatever the mux
+		// would redirect it to.
 		c, known := a.access[pattern]
+		known = known && httpx.IsCanonical(r)
 		if known && c == open {
-			mux.ServeHTTP(w, r)
+			serve.ServeHTTP(w, r)
 			return
 		}
 		route := pattern
@@ -92,7 +96,7 @@ func (a *api) guard(mux *http.ServeMux) http.Handler {
 			return
 		}
 		a.o.Logger.Debug("hub api request", "token_id", tok.ID, "role", tok.Role, "route", route)
-		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
+		serve.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	})
 }
 

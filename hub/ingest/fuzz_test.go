@@ -13,6 +13,7 @@ import (
 	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // blockLimit is how long one Handle call may take before the fuzz target
@@ -79,6 +80,7 @@ func FuzzHandleTx(f *testing.F) {
 	st := fuzzLedger(f)
 	fake := clock.NewFake(ledgertest.T0)
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		fuzzlimit.Check(t)
 		rec := &recorder{}
 		in := ingest.New(ingest.Options{Store: st, Publish: rec.publish, QueueSize: 1, Clock: fake})
 		// Twice: the second finds the queue full if the first was taken.
@@ -89,7 +91,10 @@ func FuzzHandleTx(f *testing.F) {
 
 		store, terminal, ch, terr := protocol.ParseTerminalTopic(topic)
 		b, berr := protocol.ParseBatch(payload)
-		accepted := terr == nil && ch == protocol.ChannelTx && berr == nil && b.Store == store && b.Terminal == terminal
+		// No terminal of the fuzz ledger has enrolled, so none has a MAC
+		// key: a batch carrying a MAC cannot verify and is refused as a
+		// forgery.
+		accepted := terr == nil && ch == protocol.ChannelTx && berr == nil && b.Store == store && b.Terminal == terminal && b.MAC == ""
 		stats := in.Stats()
 		if !accepted {
 			if stats.Refused != 2 || stats.QueueDepth != 0 || stats.Dropped != 0 {
@@ -162,13 +167,15 @@ func FuzzHandleQuery(f *testing.F) {
 	tl := ledgertest.NewTill("s1", "t1", "p1")
 	ledgertest.Apply(f, st, ledgertest.T0, tl.Batch(f, tl.Earn("e1", "m1", 10)))
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		fuzzlimit.Check(t)
 		rec := &recorder{}
 		in := ingest.New(ingest.Options{Store: st, Publish: rec.publish, Clock: clock.NewFake(ledgertest.T0)})
 		within(t, "HandleQuery", func() { in.HandleQuery(topic, payload) })
 
 		store, terminal, ch, terr := protocol.ParseTerminalTopic(topic)
 		q, qerr := protocol.DecodeBalanceQuery(payload)
-		accepted := terr == nil && ch == protocol.ChannelQuery && qerr == nil
+		// A MAC cannot verify: no terminal of the fuzz ledger has a key.
+		accepted := terr == nil && ch == protocol.ChannelQuery && qerr == nil && q.MAC == ""
 		if s := in.Stats(); accepted == (s.Refused != 0) {
 			t.Fatalf("query accepted=%v, but stats %+v", accepted, s)
 		}

@@ -1,6 +1,7 @@
 package seedfile_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/seedfile"
 	"github.com/tillsync/tillsync/protocol"
+	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
 
 // demoFile is the documented example seed.
@@ -361,6 +363,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("partners: [{<<: {id: x}, id: y}]"))
 	f.Add([]byte("partners: [&p {id: x, <<: *p}]"))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		fuzzlimit.Check(t)
 		s, err := seedfile.Parse(in)
 		if err != nil {
 			if protocol.CodeOf(err) == protocol.CodeInternal {
@@ -370,6 +373,41 @@ func FuzzParse(f *testing.F) {
 		}
 		if s == nil {
 			t.Fatal("nil seed without an error")
+		}
+	})
+}
+
+// FuzzParseRules: whatever a rules file holds, ParseRules answers with a
+// protocol error of one line or a rule set, and a rule set it reads
+// written out as JSON reads back the same.
+func FuzzParseRules(f *testing.F) {
+	for _, s := range []string{
+		"points: 1\nper: 100\nrounding: nearest\ncategories: {rx: 0, beauty: 2}\nskus: {0012345: 1.5}\n" +
+			"campaigns:\n  - {id: xmas, from: 2026-12-10, to: 2026-12-24, multiplier: 2}\nnew_partner_bonus: 100\neffective_from: 2027-01-01T00:00:00Z\n",
+		`{"currency":"EUR","points":1,"per":100,"categories":{"a":"0.25"}}`,
+		"points: 1\nper: 100\ncatgories: {}\n", "coalition: {}\n", "", "points: [1]\n", "skus: {a: 1e400}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fuzzlimit.Check(t)
+		rs, err := seedfile.ParseRules(in)
+		if err != nil {
+			if c := protocol.CodeOf(err); c == "" || c == protocol.CodeInternal || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("not a protocol error of one line: %q (%q)", err, c)
+			}
+			return
+		}
+		enc, err := json.Marshal(rs)
+		if err != nil {
+			t.Fatalf("a rule set read does not encode: %v", err)
+		}
+		back, err := seedfile.ParseRules(enc)
+		if err != nil {
+			t.Fatalf("%s, written out, does not read back: %v", enc, err)
+		}
+		if enc2, _ := json.Marshal(back); !bytes.Equal(enc, enc2) {
+			t.Fatalf("%s reads back as %s", enc, enc2)
 		}
 	})
 }

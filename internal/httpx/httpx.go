@@ -1,6 +1,7 @@
 // Package httpx is the HTTP plumbing the agent's POS API and the hub's
 // operator API share: serving with a clean stop, JSON answers, the one error
-// body ({"error":{"code","message"}}), and 404/405 answers that keep that shape.
+// body ({"error":{"code","message"}}), and 404/405 answers that keep that
+// shape — for paths that are not canonical too (Canonical).
 package httpx
 
 import (
@@ -9,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +49,9 @@ func WriteError(w http.ResponseWriter, status int, code protocol.Code, msg strin
 
 // Routes registers each "METHOD /path" pattern on mux, answers any other
 // method on those paths with 405 (and an Allow header), and anything else
-// with 404 — both in the error body, never Go's plain-text defaults.
+// with 404 — both in the error body, never Go's plain-text defaults. Serve
+// mux behind Canonical, or paths that are not canonical get the mux's
+// redirects.
 func Routes(mux *http.ServeMux, routes map[string]http.HandlerFunc) {
 	allow := map[string]string{}
 	for pattern, h := range routes {
@@ -70,6 +75,40 @@ func Routes(mux *http.ServeMux, routes map[string]http.HandlerFunc) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.EscapedPath())
 	})
+}
+
+// Canonical answers a request whose path is not canonical — an empty
+// segment ("//"), a "." or ".." segment — with 404 not_found in the error
+// body, and passes every other request to h. Without it http.ServeMux
+// answers such a request with a redirect to the cleaned path: an HTML body
+// of Go's instead of the API's, and for a POST a new target the client never
+// named. No route needs such a segment: "." and ".." are never ids
+// (protocol.ValidID), and a client escapes each path segment it builds.
+func Canonical(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !IsCanonical(r) {
+			WriteError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.EscapedPath()+" (a path starts with / and has no empty, . or .. segment)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// IsCanonical reports whether r's path is one http.ServeMux serves as it
+// is, rather than redirecting to a cleaned path: what Canonical passes on.
+func IsCanonical(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return true // the mux does not clean CONNECT paths
+	}
+	p := r.URL.EscapedPath()
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np == p
 }
 
 // Serve serves h on l until ctx is done. Requests run under a context that

@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -47,6 +48,54 @@ func TestRoutesAnswerUnknownPathsAndMethodsInTheErrorBody(t *testing.T) {
 		}
 		if strings.Contains(b.Error.Message, "\n") {
 			t.Errorf("%s %s: message is not one line: %q", c.method, c.path, b.Error.Message)
+		}
+	}
+}
+
+// TestCanonicalRefusesWhatTheMuxWouldRedirect: a path with an empty, . or
+// .. segment gets the API's 404 body, not the mux's redirect (for a POST,
+// to an endpoint the client never named); an escaped . reaches its route.
+func TestCanonicalRefusesWhatTheMuxWouldRedirect(t *testing.T) {
+	mux := http.NewServeMux()
+	Routes(mux, map[string]http.HandlerFunc{
+		"GET /v1/things/{id}": func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, 200, map[string]string{"id": r.PathValue("id")})
+		},
+		"POST /v1/things": func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, 201, nil) },
+	})
+	srv := httptest.NewServer(Canonical(mux))
+	defer srv.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code, id     string
+	}{
+		{"GET", "/v1/things/a", 200, "", "a"},
+		{"GET", "/v1/things/%2E", 200, "", "."},
+		{"GET", "/v1/things/%2E%2E", 200, "", ".."},
+		{"GET", "/v1/things/.", 404, "not_found", ""},
+		{"GET", "/v1//things/a", 404, "not_found", ""},
+		{"GET", "/v1/things/a/", 404, "not_found", ""},
+		{"POST", "/v1/x/../things", 404, "not_found", ""},
+		{"POST", "//v1/things", 404, "not_found", ""},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var b ErrorBody
+		var ok map[string]string
+		if c.status == 200 {
+			json.Unmarshal(body, &ok)
+		} else {
+			json.Unmarshal(body, &b)
+		}
+		if resp.StatusCode != c.status || string(b.Error.Code) != c.code || ok["id"] != c.id || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s %q, want %d %q id %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.code, c.id)
 		}
 	}
 }
