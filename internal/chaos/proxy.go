@@ -48,7 +48,7 @@ type ProxyStats struct {
 	Conns      int64 // connections accepted and passed on
 	Refused    int64 // connections closed at once while Down
 	Cut        int64 // connections cut by Cut or Down
-	Packets    int64 // MQTT packets passed on
+	Packets    int64 // MQTT packets sent on (a doubled one twice)
 	Dropped    int64 // PUBLISH and PUBACK packets lost on purpose
 	Duplicated int64 // PUBLISH packets delivered twice
 }
@@ -219,10 +219,10 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			return // closed while stalled
 		}
 		for range n {
+			p.packets.Add(1) // counted before it can arrive, so a reader of Stats sees it
 			if _, err := dst.Write(frame); err != nil {
 				return
 			}
-			p.packets.Add(1)
 		}
 	}
 }

@@ -162,8 +162,10 @@ func TestProxyDropsAndDuplicates(t *testing.T) {
 	s := far.accept(t)
 	expect(t, s, connect)
 
+	// A packet that passes goes last each time: once it arrived, the proxy
+	// has decided on every packet before it, under the faults then in force.
 	p.Set(Faults{Drop: 1})
-	send(t, c, publish, pingreq, puback)
+	send(t, c, publish, puback, pingreq)
 	expect(t, s, pingreq) // PUBLISH and PUBACK lost, the rest passes
 	send(t, s, puback, pingreq)
 	expect(t, c, pingreq)
