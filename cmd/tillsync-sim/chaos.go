@@ -66,8 +66,17 @@ data and logs and prints the command that replays it.`,
 				}
 				o.seedBase, o.seeds = o.seed, 1
 			}
-			if o.seeds < 1 {
+			switch {
+			case o.seeds < 1:
 				return cli.Usagef("--seeds %d: want 1 or more", o.seeds)
+			case o.tills < 1 || o.tills > 64:
+				return cli.Usagef("--tills %d: want 1 to 64", o.tills)
+			case o.members < 1 || o.members > 10_000:
+				return cli.Usagef("--members %d: want 1 to 10000", o.members)
+			case o.workers < 1 || o.workers > 16:
+				return cli.Usagef("--workers %d: want 1 to 16", o.workers)
+			case o.duration < 5*time.Second:
+				return cli.Usagef("--duration %v: want 5s or more", o.duration)
 			}
 			switch o.broker {
 			case "embedded":
@@ -79,6 +88,9 @@ data and logs and prints the command that replays it.`,
 				o.mosquitto = p
 			default:
 				return cli.Usagef("--broker %q: want embedded (the hub's own) or mosquitto", o.broker)
+			}
+			if err := chaos.CheckBin(o.bin); err != nil {
+				return err
 			}
 			return runChaos(c.Context(), c.OutOrStdout(), o)
 		},
@@ -205,11 +217,16 @@ exactly once and nothing else (the same checker as chaos).`,
 			if err := besideMe(&bin); err != nil {
 				return err
 			}
-			if kills < 1 {
+			switch {
+			case kills < 1:
 				return cli.Usagef("--kills %d: want 1 or more", kills)
-			}
-			if maxUp < 10*time.Millisecond {
+			case workers < 1 || workers > 64:
+				return cli.Usagef("--workers %d: want 1 to 64", workers)
+			case maxUp < 10*time.Millisecond:
 				return cli.Usagef("--max-up %v: want 10ms or more", maxUp)
+			}
+			if err := chaos.CheckBin(bin); err != nil {
+				return err
 			}
 			keep := dir != ""
 			if !keep {

@@ -26,6 +26,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/tillsync/tillsync/hub/pki"
+	"github.com/tillsync/tillsync/internal/chaos"
 )
 
 // demoCoalition is the seed the demo's hub starts with: three partners,
@@ -73,10 +74,8 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 		ctx = context.Background()
 	}
 	d := &demo{o: o, out: out, expected: map[string]int64{}, earnedAt: map[string]map[string]bool{}, http: &http.Client{Timeout: 10 * time.Second}}
-	for _, b := range []string{"tillsync-hub", "tillsync-agent"} {
-		if _, err := os.Stat(filepath.Join(o.Bin, b)); err != nil {
-			return fmt.Errorf("%s not found in %s; build it first (make build) or point --bin at it", b, o.Bin)
-		}
+	if err := chaos.CheckBin(o.Bin); err != nil {
+		return err
 	}
 	d.dir = o.DataDir
 	if d.dir == "" {

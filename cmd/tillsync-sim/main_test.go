@@ -28,6 +28,8 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"--help"}, []string{"Usage:", "demo"}},
 		{[]string{"demo", "--help"}, []string{"Usage:", "tillsync-sim demo", "--bin", "--data-dir", "--outage", "--verbose"}},
+		{[]string{"chaos", "--help"}, []string{"Usage:", "tillsync-sim chaos", "--seed", "--seeds", "--seed-base", "--broker", "--duration", "--tills", "kill -9", "replays"}},
+		{[]string{"crashloop", "--help"}, []string{"Usage:", "tillsync-sim crashloop", "--kills", "--max-up", "bbolt's consistency check"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -51,10 +53,43 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"demo", "--outage", "long"}, []string{"--outage", "--help"}},
 		{[]string{"bogus"}, []string{`"bogus"`, "tillsync-sim --help"}},
 		{[]string{"demo", "extra"}, []string{`"extra"`, "tillsync-sim demo --help"}},
+		{[]string{"chaos", "--seeds", "0"}, []string{"--seeds 0", "1 or more"}},
+		{[]string{"chaos", "--seed", "1", "--seeds", "2"}, []string{"--seed runs one seed", "--seeds"}},
+		{[]string{"chaos", "--broker", "emqx"}, []string{`--broker "emqx"`, "embedded", "mosquitto"}},
+		{[]string{"chaos", "--duration", "2s"}, []string{"--duration 2s", "5s or more"}},
+		{[]string{"chaos", "--tills", "0"}, []string{"--tills 0", "1 to 64"}},
+		{[]string{"chaos", "--workers", "17"}, []string{"--workers 17", "1 to 16"}},
+		{[]string{"chaos", "--members", "0"}, []string{"--members 0"}},
+		{[]string{"chaos", "--seed", "x"}, []string{"--seed", "--help"}},
+		{[]string{"crashloop", "--kills", "0"}, []string{"--kills 0", "1 or more"}},
+		{[]string{"crashloop", "--max-up", "1ms"}, []string{"--max-up 1ms", "10ms or more"}},
+		{[]string{"crashloop", "--workers", "0"}, []string{"--workers 0"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
 			run(t, tc.args...).OneLine(t, 2, tc.wants...)
+		})
+	}
+}
+
+// The harnesses need the other two binaries and say which one is missing
+// and how to get it, before they start anything or make any directory.
+func TestChaosMissingBinary(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"chaos", "--bin", "/nonexistent", "--seed", "1"},
+		{"crashloop", "--bin", "/nonexistent", "--kills", "1"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			before, _ := os.ReadDir(os.TempDir())
+			run(t, args...).OneLine(t, 1, "tillsync-hub not found in /nonexistent", "make build", "--bin")
+			after, _ := os.ReadDir(os.TempDir())
+			for _, e := range after[len(before):] {
+				if strings.HasPrefix(e.Name(), "tillsync-chaos-") || strings.HasPrefix(e.Name(), "tillsync-crashloop-") {
+					t.Errorf("a refused run left %s behind", e.Name())
+				}
+			}
 		})
 	}
 }

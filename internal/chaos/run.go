@@ -81,9 +81,14 @@ func (o *Options) defaults() error {
 	case o.Bin == "" || o.Dir == "":
 		return errors.New("chaos: Bin and Dir are required")
 	}
+	return CheckBin(o.Bin)
+}
+
+// CheckBin reports whether dir holds the programs a run starts.
+func CheckBin(dir string) error {
 	for _, b := range []string{"tillsync-hub", "tillsync-agent"} {
-		if _, err := os.Stat(filepath.Join(o.Bin, exe(b))); err != nil {
-			return fmt.Errorf("chaos: %s not found in %s; build it first (make build) or point --bin at it", b, o.Bin)
+		if _, err := os.Stat(filepath.Join(dir, exe(b))); err != nil {
+			return fmt.Errorf("%s not found in %s; build it first (make build) or point --bin at it", b, dir)
 		}
 	}
 	return nil
