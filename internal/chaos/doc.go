@@ -20,8 +20,9 @@
 // partitions and blackholes, delay, loss and duplication, and tills whose
 // clocks are up to a day off (tillsync-agent's hidden
 // --fault-clock-offset). The same seed replays the same schedule, and
-// each POS worker sends the same requests (only which earlier earn a
-// return names depends on which earns had their answer by then); what
+// each POS worker sends the same requests (only a return depends on
+// timing: which earlier earn it names, or an earn in its place when none
+// had its answer yet); what
 // cannot replay exactly is the interleaving of real processes: which
 // packet a 20% loss hits, which transactions a commit holds when the hub
 // dies after it.

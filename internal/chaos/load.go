@@ -136,8 +136,9 @@ func (l *load) run(start, answer context.Context, t *till, worker int, seed uint
 // till's own earns, and balance lookups (which warm the till's cache of
 // balances for its offline burns). A lookup returns nil: it is sent here
 // and not kept. Every pick draws the same numbers from r, so a worker's
-// requests replay with its seed; only which earlier earn a return names
-// depends on which earns had their answer by then.
+// requests replay with its seed; only a return depends on timing: which
+// earlier earn it names, or an earn in its place when none had its answer
+// yet.
 func (l *load) next(r *rand.Rand, t *till, key string) *Op {
 	p, member := r.IntN(100), l.members[r.IntN(len(l.members))]
 	amount, points, pick, part := 100+50*r.Int64N(200), 1+r.Int64N(40), r.Float64(), r.IntN(2) == 0
