@@ -180,8 +180,8 @@ func runChaos(ctx context.Context, out io.Writer, o chaosOptions) error {
 			kl = append(kl, fmt.Sprintf("%s %d", k, kinds[k]))
 		}
 	}
-	fmt.Fprintf(out, "\nchaos (%s broker): %d seeds in %v, %d faults (%s; %d hub crashes between commit and ack), %d POS requests, %d ledger transactions checked, longest drain %.1fs, %d violations\n",
-		o.broker, o.seeds, time.Since(started).Round(time.Second), faults, strings.Join(kl, ", "), fired, ops, txs, maxDrain.Seconds(), viols)
+	fmt.Fprintf(out, "\nchaos (%s broker): %s in %v, %d faults (%s; hub killed between commit and ack %d times), %d POS requests, %d ledger transactions checked, longest drain %.1fs, %s\n",
+		o.broker, plural(o.seeds, "seed"), time.Since(started).Round(time.Second), faults, strings.Join(kl, ", "), fired, ops, txs, maxDrain.Seconds(), plural(viols, "violation"))
 	if len(failed) > 0 {
 		replay := "tillsync-sim chaos --seed N"
 		if o.broker != "embedded" {
@@ -265,4 +265,12 @@ exactly once and nothing else (the same checker as chaos).`,
 	f.IntVar(&workers, "workers", 4, "POS workers sending to the till at once")
 	f.DurationVar(&maxUp, "max-up", 300*time.Millisecond, "the longest the agent runs before its next kill")
 	return c
+}
+
+// plural is "1 seed", "2 seeds".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
