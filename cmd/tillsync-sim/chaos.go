@@ -69,14 +69,14 @@ data and logs and prints the command that replays it.`,
 			switch {
 			case o.seeds < 1:
 				return cli.Usagef("--seeds %d: want 1 or more", o.seeds)
-			case o.tills < 1 || o.tills > 64:
-				return cli.Usagef("--tills %d: want 1 to 64", o.tills)
-			case o.members < 1 || o.members > 10_000:
-				return cli.Usagef("--members %d: want 1 to 10000", o.members)
-			case o.workers < 1 || o.workers > 16:
-				return cli.Usagef("--workers %d: want 1 to 16", o.workers)
-			case o.duration < 5*time.Second:
-				return cli.Usagef("--duration %v: want 5s or more", o.duration)
+			case o.tills < 1 || o.tills > chaos.MaxTills:
+				return cli.Usagef("--tills %d: want 1 to %d", o.tills, chaos.MaxTills)
+			case o.members < 1 || o.members > chaos.MaxMembers:
+				return cli.Usagef("--members %d: want 1 to %d", o.members, chaos.MaxMembers)
+			case o.workers < 1 || o.workers > chaos.MaxWorkers:
+				return cli.Usagef("--workers %d: want 1 to %d", o.workers, chaos.MaxWorkers)
+			case o.duration < chaos.MinDuration:
+				return cli.Usagef("--duration %v: want %v or more", o.duration, chaos.MinDuration)
 			}
 			switch o.broker {
 			case "embedded":

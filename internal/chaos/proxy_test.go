@@ -139,6 +139,19 @@ func closed(t *testing.T, c net.Conn) {
 	}
 }
 
+// connected is a proxy to a peer with one connection through it, its
+// CONNECT passed: the proxy, the peer, the client's end and the peer's.
+func connected(t *testing.T) (*Proxy, *peer, net.Conn, net.Conn) {
+	t.Helper()
+	far := newPeer(t)
+	p := newProxy(t, far.ln.Addr().String())
+	c := dial(t, p.Addr())
+	send(t, c, connect)
+	s := far.accept(t)
+	expect(t, s, connect)
+	return p, far, c, s
+}
+
 func TestProxyPassesPackets(t *testing.T) {
 	far := newPeer(t)
 	p := newProxy(t, far.ln.Addr().String())
@@ -155,12 +168,7 @@ func TestProxyPassesPackets(t *testing.T) {
 }
 
 func TestProxyDropsAndDuplicates(t *testing.T) {
-	far := newPeer(t)
-	p := newProxy(t, far.ln.Addr().String())
-	c := dial(t, p.Addr())
-	send(t, c, connect)
-	s := far.accept(t)
-	expect(t, s, connect)
+	p, _, c, s := connected(t)
 
 	// A packet that passes goes last each time: once it arrived, the proxy
 	// has decided on every packet before it, under the faults then in force.
@@ -184,12 +192,7 @@ func TestProxyDropsAndDuplicates(t *testing.T) {
 }
 
 func TestProxyBlackholeStallsThenDelivers(t *testing.T) {
-	far := newPeer(t)
-	p := newProxy(t, far.ln.Addr().String())
-	c := dial(t, p.Addr())
-	send(t, c, connect)
-	s := far.accept(t)
-	expect(t, s, connect)
+	p, _, c, s := connected(t)
 	p.Set(Faults{Blackhole: true})
 	send(t, c, publish, pingreq)
 	send(t, s, puback)
@@ -215,12 +218,7 @@ func TestProxyDelay(t *testing.T) {
 }
 
 func TestProxyDownAndCut(t *testing.T) {
-	far := newPeer(t)
-	p := newProxy(t, far.ln.Addr().String())
-	c := dial(t, p.Addr())
-	send(t, c, connect)
-	s := far.accept(t)
-	expect(t, s, connect)
+	p, far, c, s := connected(t)
 
 	p.Set(Faults{Down: true}) // the line goes down: both ends see it
 	closed(t, c)

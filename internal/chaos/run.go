@@ -47,6 +47,14 @@ type Options struct {
 	Out io.Writer
 }
 
+// The bounds of Options.
+const (
+	MaxTills    = 64
+	MaxMembers  = 10_000
+	MaxWorkers  = 16
+	MinDuration = 5 * time.Second
+)
+
 // DefaultDrainWithin is how soon after healing every outbox must drain.
 const DefaultDrainWithin = 60 * time.Second
 
@@ -70,14 +78,14 @@ func (o *Options) defaults() error {
 		o.Out = io.Discard
 	}
 	switch {
-	case o.Tills < 1 || o.Tills > 64:
-		return fmt.Errorf("chaos: %d tills: want 1 to 64", o.Tills)
-	case o.Members < 1 || o.Members > 10_000:
-		return fmt.Errorf("chaos: %d members: want 1 to 10000", o.Members)
-	case o.Workers < 1 || o.Workers > 16:
-		return fmt.Errorf("chaos: %d workers a till: want 1 to 16", o.Workers)
-	case o.Duration < 5*time.Second:
-		return fmt.Errorf("chaos: duration %v: want 5s or more", o.Duration)
+	case o.Tills < 1 || o.Tills > MaxTills:
+		return fmt.Errorf("chaos: %d tills: want 1 to %d", o.Tills, MaxTills)
+	case o.Members < 1 || o.Members > MaxMembers:
+		return fmt.Errorf("chaos: %d members: want 1 to %d", o.Members, MaxMembers)
+	case o.Workers < 1 || o.Workers > MaxWorkers:
+		return fmt.Errorf("chaos: %d workers a till: want 1 to %d", o.Workers, MaxWorkers)
+	case o.Duration < MinDuration:
+		return fmt.Errorf("chaos: duration %v: want %v or more", o.Duration, MinDuration)
 	case o.Bin == "" || o.Dir == "":
 		return errors.New("chaos: Bin and Dir are required")
 	}
