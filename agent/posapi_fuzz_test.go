@@ -23,7 +23,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +33,7 @@ import (
 	"github.com/tillsync/tillsync/agent/posapi"
 	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/internal/httpx"
+	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
@@ -130,41 +130,22 @@ func (p *posTill) state(t *testing.T, key string) outboxState {
 	return s
 }
 
-// stableCode is the shape of every error code that crosses the API.
-var stableCode = regexp.MustCompile(`^[a-z][a-z0-9_]*[a-z0-9]$`)
-
 // checkAnswer checks that rec is a well-formed POS API answer and returns
 // its error code ("" for a 200). wantStatus gives the statuses an error
 // code may come with.
 func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, wantStatus func(protocol.Code) []int) protocol.Code {
 	t.Helper()
-	body := rec.Body.Bytes()
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("HTTP %d with content type %q, want application/json: %q", rec.Code, ct, body)
-	}
-	if !bytes.HasSuffix(body, []byte("\n")) || bytes.Count(body, []byte("\n")) != 1 || !json.Valid(body) {
-		t.Fatalf("HTTP %d: the body is not one line of JSON: %q", rec.Code, body)
-	}
-	if rec.Code == http.StatusOK {
-		return ""
-	}
-	var e httpx.ErrorBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("HTTP %d: the body is not exactly {\"error\":{\"code\",\"message\"}}: %v: %s", rec.Code, err, body)
-	}
-	code := e.Error.Code
+	code := testkit.JSONAnswer(t, rec)
 	switch {
+	case code == "" && rec.Code != http.StatusOK:
+		t.Fatalf("HTTP %d: the POS API answers 200 or an error: %s", rec.Code, rec.Body)
+	case code == "":
+		return ""
 	case code == protocol.CodeInternal || rec.Code == http.StatusInternalServerError:
-		t.Fatalf("HTTP %d %s: a request broke the agent: %s", rec.Code, code, body)
-	case !stableCode.MatchString(string(code)):
-		t.Fatalf("HTTP %d: error code %q is not a stable code", rec.Code, code)
-	case e.Error.Message == "":
-		t.Fatalf("HTTP %d %s without a message", rec.Code, code)
+		t.Fatalf("HTTP %d %s: a request broke the agent: %s", rec.Code, code, rec.Body)
 	}
 	if want := wantStatus(code); !contains(want, rec.Code) {
-		t.Fatalf("HTTP %d for code %s, want one of %v: %s", rec.Code, code, want, body)
+		t.Fatalf("HTTP %d for code %s, want one of %v: %s", rec.Code, code, want, rec.Body)
 	}
 	return code
 }

@@ -41,7 +41,7 @@ import (
 
 // HTTP-level codes, besides protocol's.
 const (
-	CodeBadRequest          protocol.Code = "bad_request"              // body is not the expected JSON
+	CodeBadRequest                        = httpx.CodeBadRequest       // body is not the expected JSON, a bad header or query parameter
 	CodeNotFound                          = httpx.CodeNotFound         // no such endpoint
 	CodeMethodNotAllowed                  = httpx.CodeMethodNotAllowed // wrong HTTP method
 	CodeIdempotencyConflict protocol.Code = "idempotency_conflict"     // key reused with another request

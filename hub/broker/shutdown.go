@@ -17,10 +17,11 @@ import (
 //     Clients.GetByListener, which takes the clients' read lock twice, so
 //     a client connecting or going away at that moment (a writer queued
 //     between the two) hangs the server — and the hub's shutdown — for
-//     good (mochi-mqtt/server#488). Shutdown closes each listener with its
-//     own closer, which lists the clients under one read lock
-//     (Clients.GetAll) and disconnects them as Close would; Close then
-//     finds every listener already closed and never calls GetByListener.
+//     good (mochi-mqtt/server#488). Shutdown lists the clients under one
+//     read lock (Clients.GetAll) and disconnects them as Close would, then
+//     closes the listeners with a closer of its own that has nothing left
+//     to do; Close finds every listener already closed and never calls
+//     GetByListener.
 //   - A connection accepted just before shutdown calls
 //     Listeners.ClientsWg.Add on its own goroutine, racing with the Wait
 //     in Listeners.CloseAll (a WaitGroup misuse the race detector
@@ -50,13 +51,9 @@ func Shutdown(srv *mochi.Server, gates ...*Gate) error {
 	for _, g := range gates {
 		g.closeConns()
 	}
-	srv.Listeners.CloseAll(func(listener string) {
-		for _, cl := range srv.Clients.GetAll() {
-			if cl.Net.Listener == listener && !cl.Closed() {
-				_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-			}
-		}
-	})
+	// Every client is disconnected and every connection closed: the closer,
+	// which CloseAll calls for each listener, has nothing left to do.
+	srv.Listeners.CloseAll(func(string) {})
 	return srv.Close()
 }
 
@@ -71,7 +68,7 @@ type Gate struct {
 }
 
 // NewGate wraps l.
-func NewGate(l net.Listener) *Gate { return &Gate{Listener: l} }
+func NewGate(l net.Listener) *Gate { return &Gate{Listener: l, open: map[*gatedConn]struct{}{}} }
 
 // Accept hands out connections until the gate is closed.
 func (g *Gate) Accept() (net.Conn, error) {
@@ -87,9 +84,6 @@ func (g *Gate) Accept() (net.Conn, error) {
 	}
 	g.pending.Add(1)
 	gc := &gatedConn{Conn: c, gate: g}
-	if g.open == nil {
-		g.open = map[*gatedConn]struct{}{}
-	}
 	g.open[gc] = struct{}{}
 	return gc, nil
 }

@@ -27,7 +27,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +38,7 @@ import (
 	"github.com/tillsync/tillsync/hub/ledger/ledgertest"
 	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/internal/httpx"
+	"github.com/tillsync/tillsync/internal/testkit"
 	"github.com/tillsync/tillsync/protocol"
 	"github.com/tillsync/tillsync/protocol/fuzzlimit"
 )
@@ -180,9 +180,6 @@ func (h *hubAPI) view(t *testing.T) []byte {
 	return b
 }
 
-// stableCode is the shape of every error code that crosses the API.
-var stableCode = regexp.MustCompile(`^[a-z][a-z0-9_]*[a-z0-9]$`)
-
 // hubStatus is the status the package doc gives an error code.
 func hubStatus(code protocol.Code) int {
 	switch code {
@@ -228,27 +225,10 @@ func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder) protocol.Code {
 		}
 		return ""
 	}
-	if ct != "application/json" {
-		t.Fatalf("HTTP %d with content type %q, want application/json: %q", rec.Code, ct, body)
-	}
-	if !bytes.HasSuffix(body, []byte("\n")) || bytes.Count(body, []byte("\n")) != 1 || !json.Valid(body) {
-		t.Fatalf("HTTP %d: the body is not one line of JSON: %q", rec.Code, body)
-	}
-	if rec.Code/100 == 2 {
-		return ""
-	}
-	var e httpx.ErrorBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("HTTP %d: the body is not exactly {\"error\":{\"code\",\"message\"}}: %v: %s", rec.Code, err, body)
-	}
-	code := e.Error.Code
+	code := testkit.JSONAnswer(t, rec)
 	switch {
-	case !stableCode.MatchString(string(code)):
-		t.Fatalf("HTTP %d: error code %q is not a stable code", rec.Code, code)
-	case e.Error.Message == "":
-		t.Fatalf("HTTP %d %s without a message", rec.Code, code)
+	case code == "":
+		return ""
 	case rec.Code != hubStatus(code):
 		t.Fatalf("HTTP %d for code %s, want %d: %s", rec.Code, code, hubStatus(code), body)
 	case code == protocol.CodeUnauthorized && rec.Header().Get("WWW-Authenticate") == "":

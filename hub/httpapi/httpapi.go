@@ -146,8 +146,8 @@ type Options struct {
 }
 
 // CodeBadRequest answers a query parameter out of range (a statement's
-// limit, a member token's ttl).
-const CodeBadRequest protocol.Code = "bad_request"
+// limit, a member token's ttl); the POS API answers it too (httpx).
+const CodeBadRequest = httpx.CodeBadRequest
 
 // MemberBalance answers GET /v1/members/{member}/balance.
 type MemberBalance struct {

@@ -88,31 +88,21 @@ func NewProxy(addr, target string, seed uint64) (*Proxy, error) {
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // Set replaces the faults in force. Setting Down cuts every connection.
-func (p *Proxy) Set(f Faults) {
+func (p *Proxy) Set(f Faults) { p.Update(func(x *Faults) { *x = f }) }
+
+// Update changes the faults in force with fn, under the proxy's lock: the
+// schedule's faults on one line overlap (a delay during a loss), and each
+// sets and lifts only its own field.
+func (p *Proxy) Update(fn func(*Faults)) {
 	p.mu.Lock()
-	p.faults = f
+	fn(&p.faults)
+	down := p.faults.Down
 	close(p.change)
 	p.change = make(chan struct{})
 	p.mu.Unlock()
-	if f.Down {
+	if down {
 		p.Cut()
 	}
-}
-
-// Update changes the faults in force with fn.
-func (p *Proxy) Update(fn func(*Faults)) {
-	p.mu.Lock()
-	f := p.faults
-	p.mu.Unlock()
-	fn(&f)
-	p.Set(f)
-}
-
-// Faults returns the faults in force.
-func (p *Proxy) Faults() Faults {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.faults
 }
 
 // Cut closes every connection now, both ways; new ones are taken as usual.

@@ -342,12 +342,12 @@ func (r *run) setup(ctx context.Context) error {
 	if err := c.startHub(ctx, 0); err != nil {
 		return err
 	}
+	tillsIn := map[string]int{} // store -> its tills
 	for _, t := range c.tills {
-		tillsInStore := 2
-		if t.idx/2 == (len(c.tills)-1)/2 && len(c.tills)%2 == 1 {
-			tillsInStore = 1
-		}
-		if err := os.WriteFile(t.config, agentConfig(tillsInStore), 0o600); err != nil {
+		tillsIn[t.store]++
+	}
+	for _, t := range c.tills {
+		if err := os.WriteFile(t.config, agentConfig(tillsIn[t.store]), 0o600); err != nil {
 			return err
 		}
 		if err := c.enroll(t); err != nil {

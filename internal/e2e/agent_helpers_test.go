@@ -311,15 +311,20 @@ type rawResponse struct {
 	body        string
 }
 
-// rawRequest sends a request with a raw body and headers and returns the answer.
-func rawRequest(t *testing.T, method, url, body string, header map[string]string) rawResponse {
+// send makes an HTTP request with a raw body and headers (a header may
+// repeat) and returns the answer.
+func send(t *testing.T, method, url, body string, header [][2]string) rawResponse {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	for k, v := range header {
-		req.Header.Set(k, v)
+	for _, kv := range header {
+		req.Header.Add(kv[0], kv[1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -331,6 +336,16 @@ func rawRequest(t *testing.T, method, url, body string, header map[string]string
 		t.Fatalf("%s %s: read: %v", method, url, err)
 	}
 	return rawResponse{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
+}
+
+// rawRequest sends a request with a raw body and headers and returns the answer.
+func rawRequest(t *testing.T, method, url, body string, header map[string]string) rawResponse {
+	t.Helper()
+	pairs := make([][2]string, 0, len(header))
+	for k, v := range header {
+		pairs = append(pairs, [2]string{k, v})
+	}
+	return send(t, method, url, body, pairs)
 }
 
 // decodeJSON decodes an answer's body; unlike getJSON it may run off the

@@ -276,33 +276,6 @@ func postWithSecretKey(t *testing.T, url, body, key string) (int, posapiResult, 
 	return r.status, res, code
 }
 
-// send makes an HTTP request with a raw body and headers (a header may
-// repeat) and returns the answer.
-func send(t *testing.T, method, url, body string, header [][2]string) rawResponse {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	for _, kv := range header {
-		req.Header.Add(kv[0], kv[1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read: %v", method, url, err)
-	}
-	return rawResponse{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
-}
-
 // errorOf decodes an error body strictly: {"error":{"code","message"}} and
 // nothing else.
 func errorOf(body string) (code, message string) {

@@ -22,6 +22,7 @@ import (
 const (
 	CodeNotFound         protocol.Code = "not_found"          // no such endpoint
 	CodeMethodNotAllowed protocol.Code = "method_not_allowed" // wrong HTTP method
+	CodeBadRequest       protocol.Code = "bad_request"        // a request the API cannot read: its body, a header or a query parameter
 	CodeShuttingDown     protocol.Code = "shutting_down"      // the server is stopping
 )
 

@@ -1,7 +1,8 @@
 // Package testkit holds what tillsync's tests share: polling instead of
 // sleeping, free loopback ports, pseudo-terminals standing in for serial
-// scanners, and the choice of MQTT broker (embedded, or the one named by
-// TILLSYNC_TEST_MQTT).
+// scanners, the choice of MQTT broker (embedded, or the one named by
+// TILLSYNC_TEST_MQTT), and the shape both HTTP APIs' answers must have
+// (JSONAnswer).
 package testkit
 
 import (
