@@ -125,6 +125,15 @@
 // (NoSync stays false); it never uses bbolt's DB.Batch, which may run a
 // function twice. Acks are only valid once Apply has returned without error.
 //
+// # The file
+//
+// The bbolt file never shrinks: what expiry, pruning and every commit's
+// copy-on-write free inside it is reused, not given back. Compact rewrites
+// a ledger that no hub holds into a densely packed file and puts it in the
+// original's place only once it has read it back, compared it with the
+// original and verified it (compact.go). StatFile and BoltStore.FileStats
+// tell the file's size against its live data.
+//
 // Store is the boundary; BoltStore is the bbolt implementation (a PostgreSQL
 // one will follow). The conformance suite in package ledgertest runs against
 // every Store, so the rules above hold whichever is in use.
