@@ -16,19 +16,9 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-// contains checks that out mentions every want.
-func contains(t *testing.T, what, out string, wants ...string) {
-	t.Helper()
-	for _, w := range wants {
-		if !strings.Contains(out, w) {
-			t.Errorf("%s does not mention %q:\n%s", what, w, out)
-		}
-	}
-}
-
 // An operator's first session: seed the coalition into a running hub, look
-// at it, add a campaign, take a settlement report, stop the hub and verify
-// its ledger file.
+// at it, add a campaign, take a settlement report, stop the hub, compact
+// and verify its ledger file.
 func TestAdminSession(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -129,6 +119,7 @@ func TestAdminSession(t *testing.T) {
 	run(t, "expire", "--as-of", "2099-01-01", "--hub", hub, "--token-file", token).OneLine(t, 1, "invalid_time", "future")
 	// The ledger file is the running hub's.
 	run(t, "verify", "--data-dir", dir).OneLine(t, 1, "in use", "stop the hub or run verify against it with --hub")
+	run(t, "compact", "--data-dir", dir).OneLine(t, 1, "in use by a running hub", "stop the hub first")
 
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -136,6 +127,7 @@ func TestAdminSession(t *testing.T) {
 	if code := p.ExitCode(t, 5*time.Second); code != 0 {
 		t.Fatalf("hub: exit %d after SIGTERM; output:\n%s", code, p.Output())
 	}
+	contains(t, "compact", run(t, "compact", "--data-dir", dir).OK(t), "Compacted", "passes verify")
 	out = run(t, "verify", "--data-dir", dir).OK(t)
 	contains(t, "verify --data-dir", out, "entries checked", "chain head", "OK")
 	var v struct {

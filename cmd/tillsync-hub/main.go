@@ -3,7 +3,8 @@
 // the operators' HTTP API. Its other commands administer a running hub over
 // that API: the coalition, partners, stores, terminals, earn rules and
 // campaigns, members and their QR tokens, flags, settlement, periods, expiry,
-// verification and the API's own tokens.
+// verification and the API's own tokens. compact works on a stopped hub's
+// data dir: it compacts the ledger file.
 package main
 
 import (
@@ -45,7 +46,7 @@ http://127.0.0.1:8080). They send an API token: --token, else
 $TILLSYNC_HUB_TOKEN, else the file --token-file names, else operator.token
 in the hub's data dir (--data-dir, or the default), which serve writes at
 its first start. They print tables for people; --json prints the hub's JSON
-answer for scripts.`,
+answer for scripts. "compact" works on a stopped hub's data dir.`,
 		Example: `  tillsync-hub serve --data-dir ./hub-data --seed demo-coalition.yaml
   tillsync-hub partner list
   tillsync-hub settlement --from 2026-11-01 --to 2026-12-01 --csv`,
@@ -54,10 +55,13 @@ answer for scripts.`,
 		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
 	root.AddGroup(&cobra.Group{ID: "run", Title: "Run the hub:"},
-		&cobra.Group{ID: adminGroup, Title: "Administer a running hub (over its HTTP API, --hub):"})
+		&cobra.Group{ID: adminGroup, Title: "Administer a running hub (over its HTTP API, --hub):"},
+		&cobra.Group{ID: maintainGroup, Title: "Maintain a stopped hub (on its data dir, --data-dir):"})
 	srv := serveCmd()
 	srv.GroupID = "run"
-	root.AddCommand(srv, versionCmd(), tlsCmd(), brokerConfigCmd())
+	compact := compactCmd()
+	compact.GroupID = maintainGroup
+	root.AddCommand(srv, versionCmd(), tlsCmd(), brokerConfigCmd(), compact)
 	root.AddCommand(adminCmds()...)
 	return root
 }

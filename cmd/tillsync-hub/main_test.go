@@ -33,6 +33,16 @@ var (
 	inUse    = clitest.InUse
 )
 
+// contains checks that out mentions every want.
+func contains(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s does not mention %q:\n%s", what, w, out)
+		}
+	}
+}
+
 func answers(url string) bool {
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(url)
