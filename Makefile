@@ -22,6 +22,10 @@ CHAOS_SEED      ?=
 CHAOS_BROKER    ?= embedded
 # make crashloop: how many kill -9s of the agent.
 CRASH_KILLS ?= 1000
+# make bench: flags for tillsync-sim bench, e.g. BENCH_FLAGS='--run ingest,drain'
+# or a smaller scale ('--aging-txs 1000000 --connections 2000'); none: everything
+# at the full scale of docs/performance.md (about half an hour, ~40 GB of disk).
+BENCH_FLAGS ?=
 CMDS     := tillsync-hub tillsync-agent tillsync-sim
 DIST     ?= dist
 # What make dist builds: the programs that ship, for every till and hub platform.
@@ -29,7 +33,7 @@ DIST_CMDS    := tillsync-agent tillsync-hub
 DIST_TARGETS := windows/amd64 windows/386 linux/amd64 linux/arm64 linux/arm darwin/arm64
 SHA256SUM    ?= $(shell command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo 'shasum -a 256')
 
-.PHONY: help build dist demo test vet fmt-check bench fuzz chaos crashloop clean
+.PHONY: help build dist demo test vet fmt-check bench bench-go fuzz chaos crashloop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,7 +72,10 @@ fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: ## run the benchmarks
+bench: build ## the performance scenarios (docs/performance.md), each figure beside a baseline of the same run, in one table
+	$(BIN)/tillsync-sim bench $(BENCH_FLAGS)
+
+bench-go: ## the Go micro-benchmarks (ledger apply, outbox append, MACs, ingest)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after another; stops at the first failure

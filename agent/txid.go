@@ -61,3 +61,11 @@ func encodeULID(b [16]byte) string {
 	}
 	return string(out[:o])
 }
+
+// IDs makes transaction ids exactly as a till does, for a program that
+// speaks for many tills (tillsync-sim bench's load generator): one IDs per
+// till. The zero value is ready.
+type IDs struct{ g idGen }
+
+// Next returns the id of a transaction made at t.
+func (i *IDs) Next(t time.Time) string { return i.g.next(t) }

@@ -165,8 +165,15 @@ type Options struct {
 	// its acks are published (ingest.Options.AfterCommit): a hook for
 	// fault injection, nil in production.
 	AfterCommit func()
-	Logger      *slog.Logger
-	Clock       clock.Clock
+	// BrokerOnly runs the embedded broker (TLS, authentication, each
+	// terminal confined to its topics) with nothing behind it: the hub
+	// subscribes to none of the tills' topics, so a batch is PUBACKed and
+	// goes nowhere. It is the baseline of tillsync-sim bench, which
+	// measures what the ledger path costs on top of the broker alone;
+	// never set in production.
+	BrokerOnly bool
+	Logger     *slog.Logger
+	Clock      clock.Clock
 }
 
 // Maintenance defaults.
@@ -337,6 +344,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		in.Run(ingestCtx)
 	}()
 	subscribe := func() error {
+		if h.o.BrokerOnly {
+			h.log.Warn("broker only: no transaction is taken (a benchmark's baseline)")
+			return nil
+		}
 		if err := bus.Subscribe(protocol.AllTerminals(protocol.ChannelTx), 1, func(m broker.Message) { in.HandleTx(m.Topic, m.Payload) }); err != nil {
 			return err
 		}

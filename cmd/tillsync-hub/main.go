@@ -85,6 +85,8 @@ func serveCmd() *cobra.Command {
 		tf                                                                    tlsFlags
 		metricsMaxStores                                                      int
 		faultKillAfter                                                        int64
+		benchBrokerOnly                                                       bool
+		pprofListen                                                           string
 		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
@@ -164,6 +166,14 @@ refused, and enrolled tills take no new config until they enroll again.`,
 			}
 			if faultKillAfter > 0 {
 				o.AfterCommit = killAfterCommits(faultKillAfter, log)
+			}
+			o.BrokerOnly = benchBrokerOnly
+			if pprofListen != "" {
+				stop, err := servePprof(pprofListen, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			if mqttAdvertise != "" {
 				u, err := url.Parse(mqttAdvertise)
@@ -400,6 +410,11 @@ refused, and enrolled tills take no new config until they enroll again.`,
 	// Fault injection for the chaos harness (tillsync-sim chaos); not for production.
 	f.Int64Var(&faultKillAfter, "fault-kill-after-commit", 0, "fault injection: kill the hub (as kill -9 would) after its Nth ledger commit, before that commit's acks go out")
 	f.MarkHidden("fault-kill-after-commit")
+	// For the benchmarks (tillsync-sim bench); not for production.
+	f.BoolVar(&benchBrokerOnly, "bench-broker-only", false, "benchmark baseline: serve the broker and take no transaction")
+	f.MarkHidden("bench-broker-only")
+	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, for profiling under load")
+	f.MarkHidden("pprof-listen")
 	logf.Add(c)
 	return c
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tillsync/tillsync/internal/chaos"
 	"github.com/tillsync/tillsync/internal/cli"
+	"github.com/tillsync/tillsync/internal/proc"
 )
 
 type chaosOptions struct {
@@ -81,7 +82,7 @@ data and logs and prints the command that replays it.`,
 			switch o.broker {
 			case "embedded":
 			case "mosquitto":
-				p, err := chaos.FindMosquitto()
+				p, err := proc.FindMosquitto()
 				if err != nil {
 					return fmt.Errorf("--broker mosquitto: %w; install Mosquitto (apt-get install mosquitto, brew install mosquitto) or use --broker embedded", err)
 				}

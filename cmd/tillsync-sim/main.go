@@ -22,7 +22,7 @@ func rootCmd() *cobra.Command {
 		// No Args here: cobra reports an unknown subcommand only when a
 		// root without Run leaves Args nil (else it prints help, exit 0).
 	}
-	root.AddCommand(demoCmd(), chaosCmd(), crashLoopCmd())
+	root.AddCommand(demoCmd(), chaosCmd(), crashLoopCmd(), benchCmd())
 	return root
 }
 

@@ -108,6 +108,10 @@ type Embedded struct {
 
 var _ Bus = (*Embedded)(nil)
 
+// ClientWritesPending bounds the writes waiting for one client of the
+// embedded broker.
+const ClientWritesPending = 1024
+
 // StartEmbedded starts a broker serving on opts.Listener and opts.PlainListener.
 func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if opts.Listener == nil && opts.PlainListener == nil {
@@ -123,6 +127,14 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	// Nothing tillsync sends is bigger than a full batch; refuse larger
 	// packets before the broker buffers them.
 	caps.MaximumPacketSize = MaxPacketSize
+	// mochi gives every client a queue of pending writes, allocated whole
+	// when it connects: at its default of 8,192 that was 64 KiB a client,
+	// most of the hub's memory at 10,000 tills (tillsync-sim bench,
+	// docs/performance.md). A till has at most its window (1,000
+	// transactions, so 1,000 ack batches at one transaction each) of acks
+	// coming, besides a config; a write past the queue is
+	// dropped and counted, and its till sends the batch again.
+	caps.MaximumClientWritesPending = ClientWritesPending
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
 	acl := &terminalACL{auth: opts.Auth, require: opts.RequireEnrollment, log: log, clock: opts.Clock, srv: srv}
 	if acl.clock == nil {
@@ -137,9 +149,10 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		gates = append(gates, g)
 		l, id := net.Listener(g), "mqtt"
 		if opts.TLS != nil {
-			// The handshake runs on the connection's goroutine (mochi
-			// serves each accepted conn on its own), not in Accept.
-			l, id = tls.NewListener(l, opts.TLS), "mqtts"
+			// The handshake runs at the connection's first read, on a
+			// goroutine of its own, a bounded number at a time (tlsgate.go),
+			// never in Accept.
+			l, id = newTLSListener(l, opts.TLS), "mqtts"
 		}
 		if err := srv.AddListener(listeners.NewNet(id, l)); err != nil {
 			return nil, fmt.Errorf("broker: listen: %w", err)

@@ -1047,3 +1047,35 @@ func registerTestStores(t testing.TB, st ledger.Store) {
 	tills = append(tills, ledgertest.NewTill("store-042", "till.3", "acme"))
 	ledgertest.Register(t, st, tills...)
 }
+
+// A backlog filling its queue neither drops nor delays a live batch: the
+// live one has a queue of its own and goes into the next commit first.
+func TestLiveBatchesGoFirst(t *testing.T) {
+	f := newFixture(t, ingest.Options{QueueSize: 2}, nil)
+	back := ledgertest.NewTill("s1", "t1", "p1")
+	backlog := func(id string) []byte {
+		b := back.Batch(t, back.Earn(id+"a", "m1", 1), back.Earn(id+"b", "m1", 1))
+		b.Backlog = 10 // more waits behind it at the till
+		return encode(t, b)
+	}
+	for _, id := range []string{"b1", "b2", "b3"} {
+		f.in.HandleTx(topic(t, "s1", "t1", protocol.ChannelTx), backlog(id))
+	}
+	if st := f.in.Stats(); st.Dropped != 1 || st.QueueDepth != 2 {
+		t.Fatalf("stats after three backlog batches into a queue of two: %+v, want 2 queued, 1 dropped", st)
+	}
+	live := ledgertest.NewTill("s1", "t2", "p1")
+	f.in.HandleTx(topic(t, "s1", "t2", protocol.ChannelTx), encode(t, live.Batch(t, live.Earn("l1", "m2", 5), live.Earn("l2", "m2", 5))))
+	if st := f.in.Stats(); st.Dropped != 1 || st.QueueDepth != 3 {
+		t.Fatalf("stats after the live batch: %+v, want it queued beside the full backlog queue", st)
+	}
+	f.run(t)
+	testkit.WaitFor(t, wait, "the acks of the three queued batches", func() bool { return f.rec.count() == 3 })
+	// Acks go out in the order of the commit's batches.
+	if got := ids(decodeAcks(t, f.rec.all()[0])); !slices.Equal(got, []string{"l1", "l2"}) {
+		t.Fatalf("first acks %v, want the live batch's", got)
+	}
+	if got := txIDs(t, f.store); len(got) != 6 {
+		t.Fatalf("ledger holds %v, want the live batch and the two queued backlog batches", got)
+	}
+}

@@ -311,6 +311,20 @@ func (s *BoltStore) MemberBalances() (map[string]int64, error) {
 	return out, nil
 }
 
+// TransactionCount is how many transactions the ledger has answered
+// (applied or rejected), without reading them.
+func (s *BoltStore) TransactionCount() (int64, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketTxs).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: count transactions: %w", err)
+	}
+	return int64(n), nil
+}
+
 // Transactions returns the records of all answered transactions, ordered by id.
 func (s *BoltStore) Transactions() ([]TxRecord, error) {
 	var out []TxRecord

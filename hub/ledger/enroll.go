@@ -219,7 +219,7 @@ func (s *BoltStore) IssueEnrollmentToken(store, terminal string, ttl time.Durati
 		return EnrollmentToken{}, protocol.Errorf(protocol.CodeMalformed, "expires_in", "must be 1m to %s", MaxEnrollmentTTL)
 	}
 	tok := EnrollmentToken{ID: randomTokenID(9), Secret: randomBytes(32), Store: store, Terminal: terminal, ExpiresAt: now.Add(ttl).UTC()}
-	err := s.admin("issue enrollment token", func(tx *bolt.Tx) error {
+	err := s.enrollAdmin("issue enrollment token", func(tx *bolt.Tx) error {
 		key, rec, err := terminalEnrollment(tx, store, terminal)
 		if err != nil {
 			return err
@@ -248,7 +248,7 @@ func (s *BoltStore) Enroll(tokenID string, secret []byte, publicKey []byte, now 
 		return TerminalCredentials{}, protocol.Errorf(protocol.CodeMalformed, "public_key", "must be an Ed25519 public key (%d bytes)", ed25519.PublicKeySize)
 	}
 	var creds TerminalCredentials
-	err := s.admin("enroll", func(tx *bolt.Tx) error {
+	err := s.enrollAdmin("enroll", func(tx *bolt.Tx) error {
 		key := tx.Bucket(bucketEnrollTokens).Get([]byte(tokenID))
 		if key == nil {
 			return protocol.Errorf(protocol.CodeEnrollmentUnknown, "token", "no such enrollment token; ask the hub's operator for a new one")
@@ -339,7 +339,7 @@ func (s *BoltStore) Enrolled(store, terminal string) bool {
 // RevokeTerminal makes an enrolled terminal's credentials invalid for good
 // (and drops a pending token). Enrolling it again needs a new token.
 func (s *BoltStore) RevokeTerminal(store, terminal string, now time.Time) error {
-	return s.admin("revoke terminal", func(tx *bolt.Tx) error {
+	return s.enrollAdmin("revoke terminal", func(tx *bolt.Tx) error {
 		key, rec, err := terminalEnrollment(tx, store, terminal)
 		if err != nil {
 			return err

@@ -120,6 +120,18 @@ func (s *BoltStore) refresh() error {
 // admin runs fn in a write transaction and reloads the registry after it.
 // It holds s.mu so that no Apply runs with a registry older than the file.
 func (s *BoltStore) admin(op string, fn func(tx *bolt.Tx) error) error {
+	return s.adminOf(op, fn, true)
+}
+
+// enrollAdmin is admin for a change that leaves the registry (coalition,
+// partners, stores, rules) as it is: enrollment. Reloading the registry
+// reads every store, so enrolling a region's tills one by one would cost
+// time in the square of the stores.
+func (s *BoltStore) enrollAdmin(op string, fn func(tx *bolt.Tx) error) error {
+	return s.adminOf(op, fn, false)
+}
+
+func (s *BoltStore) adminOf(op string, fn func(tx *bolt.Tx) error, reload bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.db.Update(fn); err != nil {
@@ -127,6 +139,9 @@ func (s *BoltStore) admin(op string, fn func(tx *bolt.Tx) error) error {
 			return err
 		}
 		return fmt.Errorf("ledger: %s: %w", op, err)
+	}
+	if !reload {
+		return nil
 	}
 	if err := s.refresh(); err != nil {
 		return fmt.Errorf("ledger: %s: reload: %w", op, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,106 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tillsync/tillsync/internal/proc"
 )
-
-// proc is one program the harness runs, started again as often as the
-// schedule kills it. Its output goes to a log file in the run's dir.
-type proc struct {
-	name, bin, log string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{} // closed when the current process has exited
-	starts int
-}
-
-// start runs the program with args; the process must not be running.
-func (p *proc) start(args ...string) error {
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.starts++
-	fmt.Fprintf(f, "=== start %d: %s %s\n", p.starts, filepath.Base(p.bin), strings.Join(args, " "))
-	cmd := exec.Command(p.bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("chaos: start %s: %w", p.name, err)
-	}
-	done := make(chan struct{})
-	p.cmd, p.done = cmd, done
-	go func() { cmd.Wait(); close(done) }()
-	return nil
-}
-
-// exited returns a channel closed when the current process has exited (an
-// already closed one when none was started).
-func (p *proc) exited() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done == nil {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return p.done
-}
-
-// running reports whether the process is up.
-func (p *proc) running() bool {
-	select {
-	case <-p.exited():
-		return false
-	default:
-		return true
-	}
-}
-
-// kill sends SIGKILL (kill -9) and waits for the process to be gone.
-func (p *proc) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	<-done
-}
-
-// stopTimeout is how long a process may take to stop on SIGTERM.
-const stopTimeout = 10 * time.Second
-
-// stop asks the process to stop (SIGTERM) and waits up to stopTimeout.
-// A process that does not stop in time is a finding: stop asks it for a
-// goroutine dump into its log (SIGQUIT, on Unix), kills it, and returns
-// an error saying so.
-func (p *proc) stop() error {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return nil
-	}
-	terminate(cmd.Process)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	if dump(cmd.Process) {
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
-		}
-	}
-	cmd.Process.Kill()
-	<-done
-	return fmt.Errorf("%s did not stop within %v of SIGTERM (killed; a goroutine dump, where the OS has SIGQUIT, is in %s)", p.name, stopTimeout, p.log)
-}
 
 // till is one till of the run: its agent, the proxy its line runs
 // through, and its POS API.
@@ -125,7 +27,7 @@ type till struct {
 	dir                      string // the agent's data dir
 	config                   string // the agent's config file (offline policy)
 	proxy                    *Proxy
-	agent                    *proc
+	agent                    *proc.Proc
 
 	mu   sync.Mutex // one process fault at a time
 	skew time.Duration
@@ -141,28 +43,19 @@ type cluster struct {
 	mqttPlain string // the broker's plain MQTT listener, behind the proxies
 	mqttTLS   string // the broker's TLS listener (unused by the run's tills)
 	hubHTTP   string
-	hub       *proc
+	hub       *proc.Proc
 	tills     []*till
 	http      *http.Client
 
 	// mosq is the external broker (Mosquitto) when the run has one; the
 	// hub embeds its broker otherwise.
-	mosq     *proc
+	mosq     *proc.Proc
 	mosqConf string
 }
 
 // external reports whether the run's broker is Mosquitto rather than the
 // hub's own.
 func (c *cluster) external() bool { return c.mosq != nil }
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
 
 // hubArgs are serve's arguments; armAfter > 0 arms the fault that kills
 // the hub after that ledger commit.
@@ -183,15 +76,15 @@ func (c *cluster) hubArgs(armAfter int) []string {
 // startHub starts the hub and waits until its API answers (or, armed, it
 // has died at its commit already).
 func (c *cluster) startHub(ctx context.Context, armAfter int) error {
-	if err := c.hub.start(c.hubArgs(armAfter)...); err != nil {
+	if err := c.hub.Start(c.hubArgs(armAfter)...); err != nil {
 		return err
 	}
-	return waitFor(ctx, 30*time.Second, "the hub to answer", func() (bool, error) {
-		if !c.hub.running() {
+	return proc.WaitFor(ctx, 30*time.Second, "the hub to answer", func() (bool, error) {
+		if !c.hub.Running() {
 			if armAfter > 0 {
 				return true, nil // it reached its fatal commit before its API answered
 			}
-			return false, fmt.Errorf("the hub exited at its start; see %s", c.hub.log)
+			return false, fmt.Errorf("the hub exited at its start; see %s", c.hub.Log)
 		}
 		resp, err := c.http.Get("http://" + c.hubHTTP + "/healthz")
 		if err != nil {
@@ -213,12 +106,12 @@ func (c *cluster) agentArgs(t *till) []string {
 
 // startAgent starts t's agent and waits until its POS API answers.
 func (c *cluster) startAgent(ctx context.Context, t *till) error {
-	if err := t.agent.start(c.agentArgs(t)...); err != nil {
+	if err := t.agent.Start(c.agentArgs(t)...); err != nil {
 		return err
 	}
-	return waitFor(ctx, 30*time.Second, t.String()+"'s POS API", func() (bool, error) {
-		if !t.agent.running() {
-			return false, fmt.Errorf("%s's agent exited at its start; see %s", t, t.agent.log)
+	return proc.WaitFor(ctx, 30*time.Second, t.String()+"'s POS API", func() (bool, error) {
+		if !t.agent.Running() {
+			return false, fmt.Errorf("%s's agent exited at its start; see %s", t, t.agent.Log)
 		}
 		_, err := c.health(t)
 		return err == nil, nil
@@ -232,25 +125,13 @@ const (
 	brokerHubPasswordFile = "broker-hub.password"
 )
 
-// FindMosquitto finds a mosquitto binary: on PATH, else where Debian's
-// package puts it.
-func FindMosquitto() (string, error) {
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return "/usr/sbin/mosquitto", nil
-	}
-	return "", errors.New("no mosquitto binary on PATH or in /usr/sbin")
-}
-
 // setupMosquitto writes Mosquitto's setup (writeMosquitto) and starts it.
 func (c *cluster) setupMosquitto(ctx context.Context, mosquitto string) error {
 	c.mosqConf = filepath.Join(c.dir, "mosquitto", "mosquitto.conf")
 	if err := c.writeMosquitto(); err != nil {
 		return err
 	}
-	c.mosq = &proc{name: "mosquitto", bin: mosquitto, log: filepath.Join(c.dir, "mosquitto.log")}
+	c.mosq = &proc.Proc{Name: "mosquitto", Bin: mosquitto, Log: filepath.Join(c.dir, "mosquitto.log")}
 	return c.startMosquitto(ctx)
 }
 
@@ -262,7 +143,7 @@ func (c *cluster) setupMosquitto(ctx context.Context, mosquitto string) error {
 func (c *cluster) writeMosquitto() error {
 	dir := filepath.Dir(c.mosqConf)
 	args := []string{"broker-config", "mosquitto", "--data-dir", c.hubDir, "--out", dir, "--listen", c.mqttTLS}
-	if c.hub.running() {
+	if c.hub.Running() {
 		args = append(args, "--hub", "http://"+c.hubHTTP)
 	}
 	if _, err := c.run("tillsync-hub", args...); err != nil {
@@ -273,7 +154,7 @@ func (c *cluster) writeMosquitto() error {
 		return err
 	}
 	host, port, _ := net.SplitHostPort(c.mqttPlain)
-	_, err = fmt.Fprintf(f, "\n# The chaos harness: plain MQTT on loopback for the tills, behind its proxies.\n%slistener %s %s\nuse_username_as_clientid true\n", mosquittoUser(), port, host)
+	_, err = fmt.Fprintf(f, "\n# The chaos harness: plain MQTT on loopback for the tills, behind its proxies.\n%slistener %s %s\nuse_username_as_clientid true\n", proc.MosquittoUser(), port, host)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -282,12 +163,12 @@ func (c *cluster) writeMosquitto() error {
 
 // startMosquitto starts the external broker and waits until it listens.
 func (c *cluster) startMosquitto(ctx context.Context) error {
-	if err := c.mosq.start("-c", c.mosqConf); err != nil {
+	if err := c.mosq.Start("-c", c.mosqConf); err != nil {
 		return err
 	}
-	return waitFor(ctx, 15*time.Second, "Mosquitto to listen", func() (bool, error) {
-		if !c.mosq.running() {
-			return false, fmt.Errorf("mosquitto exited at its start; see %s", c.mosq.log)
+	return proc.WaitFor(ctx, 15*time.Second, "Mosquitto to listen", func() (bool, error) {
+		if !c.mosq.Running() {
+			return false, fmt.Errorf("mosquitto exited at its start; see %s", c.mosq.Log)
 		}
 		conn, err := net.DialTimeout("tcp", c.mqttPlain, time.Second)
 		if err == nil {
@@ -303,7 +184,7 @@ func (c *cluster) reloadMosquitto() error {
 	if err := c.writeMosquitto(); err != nil {
 		return err
 	}
-	return reload(c.mosq)
+	return c.mosq.Reload()
 }
 
 // health is what the harness reads of a till's health.
@@ -365,7 +246,7 @@ func (c *cluster) stopAll() []error {
 	var wg sync.WaitGroup
 	for _, t := range c.tills {
 		wg.Go(func() {
-			if err := t.agent.stop(); err != nil {
+			if err := t.agent.Stop(); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -373,11 +254,11 @@ func (c *cluster) stopAll() []error {
 		})
 	}
 	wg.Wait()
-	if err := c.hub.stop(); err != nil {
+	if err := c.hub.Stop(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.mosq != nil {
-		if err := c.mosq.stop(); err != nil {
+		if err := c.mosq.Stop(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -387,26 +268,4 @@ func (c *cluster) stopAll() []error {
 		}
 	}
 	return errs
-}
-
-// waitFor polls cond every 50ms until it holds, fails, or timeout passes.
-func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("chaos: timed out after %v waiting for %s", timeout, what)
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("chaos: waiting for %s", what), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

@@ -102,7 +102,7 @@ func CrashLoop(ctx context.Context, o CrashOptions) (*CrashResult, error) {
 		if !sleep(ctx, time.Duration(rnd.Int64N(int64(o.MaxUp)))) {
 			return nil, ctx.Err()
 		}
-		t.agent.kill()
+		t.agent.Kill()
 		res.Kills++
 		queued, err := outbox.CheckFile(ob)
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tillsync/tillsync/internal/proc"
 )
 
 // Options shape one run of the harness.
@@ -95,7 +97,7 @@ func (o *Options) defaults() error {
 // CheckBin reports whether dir holds the programs a run starts.
 func CheckBin(dir string) error {
 	for _, b := range []string{"tillsync-hub", "tillsync-agent"} {
-		if _, err := os.Stat(filepath.Join(dir, exe(b))); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, proc.Exe(b))); err != nil {
 			return fmt.Errorf("%s not found in %s; build it first (make build) or point --bin at it", b, dir)
 		}
 	}
@@ -309,10 +311,10 @@ func (r *run) setup(ctx context.Context) error {
 	c := &cluster{bin: o.Bin, dir: o.Dir, hubDir: filepath.Join(o.Dir, "hub"), seedFile: filepath.Join(o.Dir, "coalition.yaml"),
 		http: &http.Client{Timeout: 5 * time.Second}}
 	r.c = c
-	c.hub = &proc{name: "hub", bin: filepath.Join(o.Bin, exe("tillsync-hub")), log: filepath.Join(o.Dir, "hub.log")}
+	c.hub = &proc.Proc{Name: "hub", Bin: filepath.Join(o.Bin, proc.Exe("tillsync-hub")), Log: filepath.Join(o.Dir, "hub.log")}
 	var err error
 	for _, p := range []*string{&c.mqttPlain, &c.mqttTLS, &c.hubHTTP} {
-		if *p, err = freePort(); err != nil {
+		if *p, err = proc.FreePort(); err != nil {
 			return err
 		}
 	}
@@ -320,8 +322,8 @@ func (r *run) setup(ctx context.Context) error {
 		t := &till{idx: i, store: fmt.Sprintf("store-%02d", i/2), terminal: fmt.Sprintf("till-%d", i%2+1),
 			partner: partners[(i/2)%len(partners)], dir: filepath.Join(o.Dir, fmt.Sprintf("till-%02d", i)), skew: r.sched.Skews[i]}
 		t.config = filepath.Join(o.Dir, fmt.Sprintf("till-%02d.yaml", i))
-		t.agent = &proc{name: t.String(), bin: filepath.Join(o.Bin, exe("tillsync-agent")), log: filepath.Join(o.Dir, fmt.Sprintf("till-%02d.log", i))}
-		if t.pos, err = freePort(); err != nil {
+		t.agent = &proc.Proc{Name: t.String(), Bin: filepath.Join(o.Bin, proc.Exe("tillsync-agent")), Log: filepath.Join(o.Dir, fmt.Sprintf("till-%02d.log", i))}
+		if t.pos, err = proc.FreePort(); err != nil {
 			return err
 		}
 		c.tills = append(c.tills, t)
@@ -368,7 +370,7 @@ func (r *run) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	return waitFor(ctx, 30*time.Second, "every till connected with its rules", func() (bool, error) {
+	return proc.WaitFor(ctx, 30*time.Second, "every till connected with its rules", func() (bool, error) {
 		for _, t := range c.tills {
 			h, err := c.health(t)
 			if err != nil || !h.HubConnected || h.RulesVersion == 0 {
@@ -477,7 +479,7 @@ func (r *run) tillFault(ctx context.Context, f Fault) {
 	case KillAgent, SkewClock:
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		t.agent.kill()
+		t.agent.Kill()
 		if f.Kind == SkewClock {
 			t.skew = f.Skew
 			r.event(f, "%s killed; back in %v with its clock %+v", t, f.For, f.Skew)
@@ -525,13 +527,13 @@ func (r *run) hubFault(ctx context.Context, f Fault) {
 	}
 	switch f.Kind {
 	case KillHub:
-		c.hub.kill()
+		c.hub.Kill()
 		r.event(f, "hub killed (kill -9); back in %v", f.For)
 		sleep(ctx, f.For)
 		restart(0)
 	case RestartBroker:
 		if c.external() {
-			c.mosq.kill()
+			c.mosq.Kill()
 			r.event(f, "Mosquitto killed (kill -9); back in %v", f.For)
 			sleep(ctx, f.For)
 			if err := c.startMosquitto(context.WithoutCancel(ctx)); err != nil {
@@ -539,24 +541,24 @@ func (r *run) hubFault(ctx context.Context, f Fault) {
 			}
 			return
 		}
-		r.stopped(c.hub.stop())
+		r.stopped(c.hub.Stop())
 		r.event(f, "broker (the hub's embedded one) stopped; back in %v", f.For)
 		sleep(ctx, f.For)
 		restart(0)
 	case CrashAfterCommit:
-		r.stopped(c.hub.stop())
+		r.stopped(c.hub.Stop())
 		restart(f.Commits)
 		r.event(f, "hub restarted, armed to die after its ledger commit %d, before that commit's acks", f.Commits)
 		select {
-		case <-c.hub.exited():
+		case <-c.hub.Exited():
 			r.fired.Add(1)
 			r.event(f, "hub died after commit %d as armed; back in %v", f.Commits, f.For)
 			sleep(ctx, f.For)
 		case <-time.After(5 * time.Second):
 			r.event(f, "hub saw fewer than %d commits in 5s; restarted unarmed", f.Commits)
-			r.stopped(c.hub.stop())
+			r.stopped(c.hub.Stop())
 		case <-ctx.Done():
-			r.stopped(c.hub.stop())
+			r.stopped(c.hub.Stop())
 		}
 		restart(0)
 	}
@@ -571,12 +573,12 @@ func (r *run) heal(ctx context.Context) error {
 	for _, t := range c.tills {
 		t.proxy.Set(Faults{})
 	}
-	if c.external() && !c.mosq.running() {
+	if c.external() && !c.mosq.Running() {
 		if err := c.startMosquitto(ctx); err != nil {
 			return err
 		}
 	}
-	if !c.hub.running() {
+	if !c.hub.Running() {
 		if err := c.startHub(ctx, 0); err != nil {
 			return err
 		}
@@ -584,7 +586,7 @@ func (r *run) heal(ctx context.Context) error {
 	for _, t := range c.tills {
 		t.mu.Lock()
 		var err error
-		if !t.agent.running() {
+		if !t.agent.Running() {
 			err = c.startAgent(ctx, t)
 		}
 		t.mu.Unlock()
@@ -602,7 +604,7 @@ func (r *run) drain(ctx context.Context, l *load, healed time.Time, workers *syn
 	done := make(chan struct{})
 	go func() { workers.Wait(); close(done) }()
 	var last string
-	err := waitFor(ctx, time.Until(healed.Add(r.o.DrainWithin)), "the outboxes to drain", func() (bool, error) {
+	err := proc.WaitFor(ctx, time.Until(healed.Add(r.o.DrainWithin)), "the outboxes to drain", func() (bool, error) {
 		select {
 		case <-done:
 		default:

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillsync/tillsync/internal/proc"
 	"github.com/tillsync/tillsync/internal/testkit/clitest"
 )
 
@@ -24,7 +25,7 @@ func TestRunSeed(t *testing.T) {
 	bin := binaries(t)
 	t.Run("embedded", func(t *testing.T) { runSeed(t, bin, "") })
 	t.Run("mosquitto", func(t *testing.T) {
-		mosq, err := FindMosquitto()
+		mosq, err := proc.FindMosquitto()
 		if err != nil {
 			t.Skipf("%v: the run behind Mosquitto is left out", err)
 		}

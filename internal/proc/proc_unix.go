@@ -1,6 +1,6 @@
 //go:build unix
 
-package chaos
+package proc
 
 import (
 	"fmt"
@@ -11,27 +11,27 @@ import (
 // terminate asks a process to stop cleanly.
 func terminate(p *os.Process) { p.Signal(syscall.SIGTERM) }
 
-// exe is a program's file name on this OS.
-func exe(name string) string { return name }
+// Exe is a program's file name on this OS.
+func Exe(name string) string { return name }
 
 // dump asks a Go process for a goroutine dump on its stderr (SIGQUIT).
 func dump(p *os.Process) bool { return p.Signal(syscall.SIGQUIT) == nil }
 
-// reload has a process re-read its configuration (SIGHUP).
-func reload(p *proc) error {
+// Reload has the process re-read its configuration (SIGHUP).
+func (p *Proc) Reload() error {
 	p.mu.Lock()
 	cmd := p.cmd
 	p.mu.Unlock()
 	if cmd == nil {
-		return fmt.Errorf("chaos: reload %s: not running", p.name)
+		return fmt.Errorf("reload %s: not running", p.Name)
 	}
 	return cmd.Process.Signal(syscall.SIGHUP)
 }
 
-// mosquittoUser is the line of Mosquitto's configuration that keeps it
+// MosquittoUser is the line of Mosquitto's configuration that keeps it
 // running as the harness's user: started as root, Mosquitto would drop to
 // the user mosquitto, who cannot read the run's owner-only dir.
-func mosquittoUser() string {
+func MosquittoUser() string {
 	if os.Geteuid() == 0 {
 		return "user root\n"
 	}
