@@ -7,7 +7,15 @@
 // publish token can complete with no error and no delivery, and a broker's
 // PUBACK proves nothing about the ledger. So the uplink keeps its own bounded
 // in-flight window over the outbox, re-sends whatever the hub has not acked
-// after AckTimeout or a reconnect. A "held" ack is not an answer: the
+// after AckTimeout or a reconnect. The timeout runs, as TCP's does, from
+// the last time the hub answered the oldest transaction queued, not from
+// when the batch left: a region of tills back from an outage puts
+// hundreds of thousands of transactions in front of the hub at once, the
+// hub works through them in order, and a till whose queue keeps moving is
+// not lost, only waiting (tillsync-sim bench's drain, docs/performance.md,
+// re-sent a fifth of its backlog at a fixed 10 s). After a re-send the
+// timeout doubles, up to four times AckTimeout, until the hub answers
+// again. A "held" ack is not an answer: the
 // transaction stays queued and in flight, and goes out again with the next
 // re-send. paho's auto-reconnect is off, and its
 // in-memory store dies with each connection's client: nothing durable is
@@ -718,6 +726,9 @@ type aheadTx struct {
 	at time.Time
 }
 
+// maxResendFactor bounds the re-send timer's backoff: AckTimeout times this.
+const maxResendFactor = 4
+
 // sentBatch remembers when a published batch left, by its last Seq.
 type sentBatch struct {
 	last uint64
@@ -735,6 +746,14 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 		// them until they are acked, so nothing that refers to one can
 		// overtake it, and nothing goes twice.
 		ahead = map[string]*aheadTx{}
+		// The re-send timer, as TCP's: it runs from the later of the
+		// oldest batch's send and the last time the front of the queue
+		// moved (front: the oldest queued Seq then; moved: when), and it
+		// doubles after each re-send, up to maxResendFactor × AckTimeout,
+		// until the front moves again. See the package doc.
+		front uint64
+		moved time.Time
+		rto   = u.o.AckTimeout
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -852,9 +871,10 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 				continue
 			}
 			// The oldest queued transaction decides: if it went out more than
-			// AckTimeout ago and the hub has not answered it, send everything
-			// again from there. The hub answers duplicates with the original
-			// result, so a re-send is always safe.
+			// the re-send timeout ago, and the hub has answered nothing
+			// before it since, send everything again from there. The hub
+			// answers duplicates with the original result, so a re-send is
+			// always safe.
 			oldest, err := u.o.Outbox.Pending(0, 1)
 			if err != nil {
 				return err
@@ -863,13 +883,24 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 				sent, inflight = sent[:0], 0
 				continue
 			}
+			if oldest[0].Seq != front {
+				front, moved, rto = oldest[0].Seq, now(), u.o.AckTimeout
+			}
 			for len(sent) > 0 && sent[0].last < oldest[0].Seq {
 				sent = sent[1:]
 			}
-			if len(sent) > 0 && oldest[0].Seq <= cursor && now().Sub(sent[0].at) > u.o.AckTimeout {
-				u.o.Logger.Warn("no ack from hub in time, re-sending", "tx", oldest[0].ID, "inflight", inflight, "after", u.o.AckTimeout.String())
+			if len(sent) == 0 || oldest[0].Seq > cursor {
+				continue
+			}
+			since := sent[0].at
+			if moved.After(since) {
+				since = moved
+			}
+			if now().Sub(since) > rto {
+				u.o.Logger.Warn("no ack from hub in time, re-sending", "tx", oldest[0].ID, "inflight", inflight, "after", rto.String())
 				cursor, inflight, sent = 0, 0, sent[:0]
 				inflight = len(ahead)
+				rto = min(2*rto, maxResendFactor*u.o.AckTimeout)
 			}
 		}
 	}

@@ -383,3 +383,67 @@ func TestConfig(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A hub that works through a long queue answers a till's batches late but
+// in order: as long as the front of the till's queue keeps moving, nothing
+// is sent again, however long ago its batch left.
+func TestSlowHubIsNotResent(t *testing.T) {
+	f := newFixture(t, 900*time.Millisecond)
+	var ids []string
+	for range 25 {
+		ids = append(ids, f.append(t, protocol.KindEarn, ""))
+	}
+	testkit.WaitFor(t, 5*time.Second, "the window to go out", func() bool { return len(f.sent()) == 25 })
+	// Five answers every 400 ms: the last comes 2 s after the batches left,
+	// more than twice the ack timeout.
+	for i := 0; i < len(ids); i += 5 {
+		time.Sleep(400 * time.Millisecond)
+		f.ack(t, ids[i:i+5]...)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the acks to empty the outbox", func() bool {
+		n, _, _ := f.ob.Stats()
+		return n == 0
+	})
+	for id, n := range f.sent() {
+		if n != 1 {
+			t.Errorf("%s sent %d times while the hub kept answering", id, n)
+		}
+	}
+}
+
+// The front of the queue decides: a batch the hub never got is sent again
+// even while the hub answers the batches after it.
+func TestLostFrontResentWhileLaterAcked(t *testing.T) {
+	f := newFixture(t, 600*time.Millisecond)
+	var ids []string
+	for range 20 {
+		ids = append(ids, f.append(t, protocol.KindEarn, ""))
+	}
+	testkit.WaitFor(t, 5*time.Second, "the batches to go out", func() bool { return len(f.sent()) == 20 })
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 10; i < 20; i++ { // the second batch, answered one by one
+			select {
+			case <-stop:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			f.ack(t, ids[i])
+		}
+	}()
+	testkit.WaitFor(t, 10*time.Second, "the unanswered front to go again", func() bool { return f.sent()[ids[0]] >= 2 })
+}
+
+// After a re-send that brought no answer the timer doubles: a hub that
+// answers nothing is not sent everything every ack timeout.
+func TestResendBacksOff(t *testing.T) {
+	f := newFixture(t, 300*time.Millisecond)
+	id := f.append(t, protocol.KindEarn, "")
+	time.Sleep(3500 * time.Millisecond)
+	// At a fixed 300 ms (checked every 500 ms) it would have gone 7 or 8
+	// times; doubling to the cap of 1.2 s, 5 at most.
+	if n := f.sent()[id]; n < 2 || n > 5 {
+		t.Errorf("sent %d times in 3.5 s with an ack timeout of 300 ms, want a re-send and then fewer", n)
+	}
+}

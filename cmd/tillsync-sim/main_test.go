@@ -30,6 +30,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"demo", "--help"}, []string{"Usage:", "tillsync-sim demo", "--bin", "--data-dir", "--outage", "--verbose"}},
 		{[]string{"chaos", "--help"}, []string{"Usage:", "tillsync-sim chaos", "--seed", "--seeds", "--seed-base", "--broker", "--duration", "--tills", "kill -9", "replays"}},
 		{[]string{"crashloop", "--help"}, []string{"Usage:", "tillsync-sim crashloop", "--kills", "--max-up", "bbolt's consistency check"}},
+		{[]string{"bench", "--help"}, []string{"Usage:", "tillsync-sim bench", "--run", "confirm", "ingest", "drain", "roundtrip", "connections", "aging", "--profile", "baseline"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -64,6 +65,10 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"crashloop", "--kills", "0"}, []string{"--kills 0", "1 or more"}},
 		{[]string{"crashloop", "--max-up", "1ms"}, []string{"--max-up 1ms", "10ms or more"}},
 		{[]string{"crashloop", "--workers", "0"}, []string{"--workers 0"}},
+		{[]string{"bench", "--run", "ingest,warp"}, []string{`no scenario "warp"`, "confirm, ingest"}},
+		{[]string{"bench", "--terminals", "0"}, []string{"--terminals 0", "1 or more"}},
+		{[]string{"bench", "--aging-txs", "-1"}, []string{"--aging-txs -1", "1 or more"}},
+		{[]string{"bench", "--duration", "10ms"}, []string{"--duration 10ms", "1s or more"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -79,6 +84,7 @@ func TestChaosMissingBinary(t *testing.T) {
 	for _, args := range [][]string{
 		{"chaos", "--bin", "/nonexistent", "--seed", "1"},
 		{"crashloop", "--bin", "/nonexistent", "--kills", "1"},
+		{"bench", "--bin", "/nonexistent", "--run", "ingest"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			t.Parallel()
@@ -86,7 +92,7 @@ func TestChaosMissingBinary(t *testing.T) {
 			run(t, args...).OneLine(t, 1, "tillsync-hub not found in /nonexistent", "make build", "--bin")
 			after, _ := os.ReadDir(os.TempDir())
 			for _, e := range after[len(before):] {
-				if strings.HasPrefix(e.Name(), "tillsync-chaos-") || strings.HasPrefix(e.Name(), "tillsync-crashloop-") {
+				if strings.HasPrefix(e.Name(), "tillsync-chaos-") || strings.HasPrefix(e.Name(), "tillsync-crashloop-") || strings.HasPrefix(e.Name(), "tillsync-bench-") {
 					t.Errorf("a refused run left %s behind", e.Name())
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
@@ -309,6 +310,55 @@ func benchmarkApply(b *testing.B, batchesPerApply int) {
 		}
 		now = now.Add(time.Millisecond)
 		if _, err := s.Apply(batches, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tx/s")
+}
+
+// BenchmarkApplyReturning: one Apply of 20 batches of 100 earns, each
+// from one of 256 tills, by members drawn from 10,000 (so they come back,
+// and their balances, lots and statements are spread over the file as a
+// coalition's are), with ids that sort by time as the tills' ULIDs do.
+// This is the ledger's own ceiling under tillsync-sim bench's ingest
+// (docs/performance.md); BenchmarkApplyGroup, where every earn is a new
+// member appended at the end, is its best case.
+func BenchmarkApplyReturning(b *testing.B) {
+	benchmarkReturning(b, 20, 100)
+}
+
+// BenchmarkApplySingles: one Apply of 84 batches of one earn each, from 84
+// tills: a commit of live traffic at about 5,000 transactions a second.
+func BenchmarkApplySingles(b *testing.B) {
+	benchmarkReturning(b, 84, 1)
+}
+
+func benchmarkReturning(b *testing.B, batches, size int) {
+	s := openBolt(b, filepath.Join(b.TempDir(), "ledger.db"))
+	tills := make([]*ledgertest.Till, 256)
+	for i := range tills {
+		tills[i] = ledgertest.NewTill("s"+strconv.Itoa(i), "t1", "p1")
+	}
+	ledgertest.Register(b, s, tills...)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := ledgertest.T0
+	n, k := 0, 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		group := make([]*protocol.Batch, batches)
+		for i := range group {
+			tl := tills[k%len(tills)]
+			k++
+			txs := make([]protocol.Transaction, size)
+			for j := range txs {
+				n++
+				txs[j] = tl.Earn(fmt.Sprintf("%012d", n), fmt.Sprintf("m%05d", rng.IntN(10000)), 10)
+			}
+			group[i] = &protocol.Batch{Version: protocol.Version, Store: tl.Store, Terminal: tl.Terminal, SentAt: now, Txs: txs}
+		}
+		now = now.Add(time.Millisecond)
+		if _, err := s.Apply(group, now); err != nil {
 			b.Fatal(err)
 		}
 	}

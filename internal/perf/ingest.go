@@ -9,11 +9,17 @@ import (
 )
 
 // Scenario 2's shape: the agent's batch size, and how many transactions
-// each till keeps queued (three batches' worth), as its POS would at a
-// rush. The baseline publishes the same batches with the same window.
+// each till keeps queued (a batch's worth: with more, a thousand tills
+// queue more than the hub commits in the tills' ack timeout of 10 s, and
+// they send it again), as its POS would at a rush. The baselines publish at QoS 1 from the same tills: one
+// transaction a message with singleWindow messages in flight (the
+// issue's baseline: the broker's rate for transactions sent one by one),
+// and the tills' own batches with the same window (the broker's ceiling
+// for what the tills actually send).
 const (
 	ingestBatch  = 100
-	ingestWindow = 3
+	ingestWindow = 1
+	singleWindow = 20
 )
 
 // ingest is scenario 2: the hub's live ingest, durable end to end, from
@@ -25,12 +31,17 @@ func (b *bench) ingest(ctx context.Context, mosq bool) error {
 		id, via = "2m", "Mosquitto"
 	}
 	creds := b.coal.Terminals[:b.o.Terminals]
-	fmt.Fprintf(b.o.Out, "== %s ingest, %s: %d tills; baseline first: the same batches at QoS 1, nothing behind the broker\n", id, via, len(creds))
-	base, err := b.ingestBaseline(ctx, creds, mosq)
+	fmt.Fprintf(b.o.Out, "== %s ingest, %s: %d tills; baselines first: QoS 1 publishes, nothing behind the broker\n", id, via, len(creds))
+	single, err := b.ingestBaseline(ctx, creds, mosq, 1, singleWindow)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.o.Out, "  baseline: %s\n", rate(base))
+	fmt.Fprintf(b.o.Out, "  baseline, a transaction a message: %s\n", rate(single))
+	batched, err := b.ingestBaseline(ctx, creds, mosq, ingestBatch, ingestWindow)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.o.Out, "  baseline, the tills' batches of %d: %s\n", ingestBatch, rate(batched))
 
 	var m *Mosquitto
 	if mosq {
@@ -80,16 +91,19 @@ func (b *bench) ingest(ctx context.Context, mosq bool) error {
 		return err
 	}
 	applied, dups, rejected, _ := f.Answers()
-	ratio := got / base
-	b.row(Row{ID: id, What: fmt.Sprintf("live ingest, %d tills, %s", len(creds), via), Figure: rate(got), Baseline: rate(base), Ratio: ratio,
+	ratio := got / single
+	b.row(Row{ID: id, What: fmt.Sprintf("live ingest, durable, %d tills, %s", len(creds), via), Figure: rate(got), Baseline: rate(single) + " QoS 1, a tx a message", Ratio: ratio,
 		Target: "≥ 50,000 tx/s and ≥ 0.70×", Met: got >= 50000 && ratio >= 0.7,
-		Note: fmt.Sprintf("%s applied in all, %d duplicates, %d rejected; the hub: %s group commits, %d batches dropped at a full queue",
-			thousands(applied), dups, rejected, thousands(st.Commits), st.Dropped)})
+		Note: fmt.Sprintf("%s applied in all, %d duplicates, %d rejected; the hub: %s group commits, %d batches dropped at a full queue, %.0f transactions a batch",
+			thousands(applied), dups, rejected, thousands(st.Commits), st.Dropped, float64(st.Applied+st.Duplicates)/float64(max(1, st.Batches)))})
+	b.row(Row{ID: id + "c", What: "the same, against the broker's ceiling for the tills' batches", Figure: rate(got), Baseline: rate(batched) + " QoS 1, batches of 100",
+		Ratio: got / batched, Target: "none: what the ledger path costs", NoTarget: true})
 	return nil
 }
 
-// ingestBaseline measures the baseline of scenario 2.
-func (b *bench) ingestBaseline(ctx context.Context, creds []Creds, mosq bool) (float64, error) {
+// ingestBaseline measures a baseline of scenario 2: batch transactions a
+// message, window messages in flight at each till.
+func (b *bench) ingestBaseline(ctx context.Context, creds []Creds, mosq bool, batch, window int) (float64, error) {
 	var broker string
 	var tlsCfg *tls.Config
 	var stop func() error
@@ -111,12 +125,12 @@ func (b *bench) ingestBaseline(ctx context.Context, creds []Creds, mosq bool) (f
 		stop, broker, tlsCfg = h.Stop, h.MQTT, h.TLS
 	}
 	defer stop()
-	p, err := ConnectPublishers(ctx, creds, broker, tlsCfg, ingestBatch)
+	p, err := ConnectPublishers(ctx, creds, broker, tlsCfg, batch)
 	if err != nil {
 		return 0, err
 	}
 	defer p.Close()
-	p.Start(ctx, ingestWindow)
+	p.Start(ctx, window)
 	if err := sleep(ctx, b.o.Warmup); err != nil {
 		return 0, err
 	}

@@ -162,7 +162,10 @@ const liveTills = 20
 func (b *bench) row(r Row) {
 	b.rows = append(b.rows, r)
 	met := "met"
-	if !r.Met {
+	switch {
+	case r.NoTarget:
+		met = "no target"
+	case !r.Met:
 		met = "NOT met"
 	}
 	base := ""

@@ -40,9 +40,9 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	want := []string{"1", "2", "3", "3b", "4", "5", "5b", "6", "6b"}
+	want := []string{"1", "2", "2c", "3", "3b", "4", "5", "5b", "6", "6b"}
 	if mosq != "" {
-		want = append(want, "2m", "3m", "3mb")
+		want = append(want, "2m", "2mc", "3m", "3mb")
 	}
 	var got []string
 	for _, r := range rows {

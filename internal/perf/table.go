@@ -24,6 +24,8 @@ type Row struct {
 	// Target is what the figure should meet, and Met whether it did.
 	Target string `json:"target"`
 	Met    bool   `json:"met"`
+	// NoTarget marks a row that only informs: its Target says why.
+	NoTarget bool `json:"no_target,omitempty"`
 	// Note says what else the run saw (duplicates, drops, the profile's
 	// top entry…).
 	Note string `json:"note,omitempty"`
@@ -61,7 +63,10 @@ func (r Row) cells(missed string) (ratio, met string) {
 	if r.Ratio != 0 {
 		ratio = fmt.Sprintf("%.2f×", r.Ratio)
 	}
-	if !r.Met {
+	switch {
+	case r.NoTarget:
+		return ratio, "—"
+	case !r.Met:
 		return ratio, missed
 	}
 	return ratio, "yes"
