@@ -24,7 +24,7 @@ CHAOS_BROKER    ?= embedded
 CRASH_KILLS ?= 1000
 # make bench: flags for tillsync-sim bench, e.g. BENCH_FLAGS='--run ingest,drain'
 # or a smaller scale ('--aging-txs 1000000 --connections 2000'); none: everything
-# at the full scale of docs/performance.md (about half an hour, ~40 GB of disk).
+# at the full scale of docs/performance.md (about 45 minutes, 40 GB of disk).
 BENCH_FLAGS ?=
 CMDS     := tillsync-hub tillsync-agent tillsync-sim
 DIST     ?= dist

@@ -128,9 +128,8 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	// packets before the broker buffers them.
 	caps.MaximumPacketSize = MaxPacketSize
 	// mochi gives every client a queue of pending writes, allocated whole
-	// when it connects: at its default of 8,192 that was 64 KiB a client,
-	// most of the hub's memory at 10,000 tills (tillsync-sim bench,
-	// docs/performance.md). A till has at most its window (1,000
+	// when it connects: at its default of 8,192 that is 64 KiB a client,
+	// 640 MB at 10,000 tills (tillsync-sim bench, docs/performance.md). A till has at most its window (1,000
 	// transactions, so 1,000 ack batches at one transaction each) of acks
 	// coming, besides a config; a write past the queue is
 	// dropped and counted, and its till sends the batch again.
@@ -149,9 +148,8 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		gates = append(gates, g)
 		l, id := net.Listener(g), "mqtt"
 		if opts.TLS != nil {
-			// The handshake runs at the connection's first read, on a
-			// goroutine of its own, a bounded number at a time (tlsgate.go),
-			// never in Accept.
+			// The handshake runs at the connection's first read, a bounded
+			// number at a time (tlsgate.go), never in Accept.
 			l, id = newTLSListener(l, opts.TLS), "mqtts"
 		}
 		if err := srv.AddListener(listeners.NewNet(id, l)); err != nil {

@@ -138,6 +138,11 @@ func listenerLine(addr string) (string, error) {
 	return "listener " + port + " " + host, nil
 }
 
+// MosquittoMaxQueued is the QoS 1 messages Mosquitto queues for one
+// client beyond those in flight (its default is 1,000): enough for a
+// thousand tills' windows of batches queued for the hub at once.
+const MosquittoMaxQueued = 10000
+
 // MosquittoConf is the configuration for Mosquitto 2.x: the listeners,
 // no anonymous clients, the password and ACL files in dir, every client
 // known by its username (so nobody can take over a terminal's session by
@@ -162,6 +167,10 @@ func MosquittoConf(dir string, s MosquittoSetup) ([]byte, error) {
 	w("# Small messages go out at once: with Nagle's algorithm an ack waits")
 	w("# for the peer's delayed ACK, 40 ms on Linux, on every round trip.")
 	w("set_tcp_nodelay true")
+	w("# The hub's subscription takes every till's batches: a region of tills back from an")
+	w("# outage sends thousands at once (a till has up to 10 in flight), and past this")
+	w("# queue Mosquitto drops them and the tills must send them again.")
+	w("max_queued_messages %d", MosquittoMaxQueued)
 	w("# On each listener, a client is its username (use_username_as_clientid):")
 	w("# nobody takes over a terminal's session by connecting with its client id.")
 	if s.Listen != "" {

@@ -75,7 +75,7 @@ func TestMosquittoConf(t *testing.T) {
 	}
 	for _, line := range []string{
 		"per_listener_settings false", "allow_anonymous false", "password_file /etc/mq/passwords", "acl_file /etc/mq/acl",
-		"max_packet_size 540672", "set_tcp_nodelay true", "listener 8883\nuse_username_as_clientid true\ncertfile /etc/mq/server.pem\nkeyfile /etc/mq/server.key",
+		"max_packet_size 540672", "set_tcp_nodelay true", "max_queued_messages 10000", "listener 8883\nuse_username_as_clientid true\ncertfile /etc/mq/server.pem\nkeyfile /etc/mq/server.key",
 		"listener 1883 127.0.0.1\nuse_username_as_clientid true",
 	} {
 		if !strings.Contains(string(conf), line+"\n") {

@@ -17,11 +17,7 @@ import (
 // while the tills back off and come again: tillsync-sim bench measured
 // 54 s to have 10,000 tills back. So at most a few handshakes per core run
 // at a time, the rest wait their turn in arrival order, and each runs to
-// its end or to handshakeTimeout. Each also runs on a goroutine of its
-// own, which ends with it: a handshake's crypto grows its goroutine's
-// stack, and the connection's reader lives as long as the connection, so
-// that stack would be kept for every till (a quarter of the hub's memory
-// at 10,000 tills).
+// its end or to handshakeTimeout.
 const handshakeTimeout = 10 * time.Second
 
 // handshakesPerCPU is how many handshakes run at a time, per CPU.
@@ -73,13 +69,9 @@ func (c *handshakeConn) handshake() error {
 			return
 		}
 		defer func() { <-c.sem }()
-		done := make(chan error, 1)
-		go func() {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			defer cancel()
-			done <- c.Conn.HandshakeContext(ctx)
-		}()
-		c.err = <-done
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		c.err = c.Conn.HandshakeContext(ctx)
 	})
 	return c.err
 }
