@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +35,9 @@ what bounds it).
                against a bare bbolt Update of the same size
   ingest       the hub's live ingest from --terminals tills (the agent's own
                uplink, in this process, over TLS with enrolled credentials)
-               against the same batches published to the broker with
-               nothing behind it; also with Mosquitto when it is installed
+               against the same tills publishing at QoS 1 to the broker with
+               nothing behind it, a transaction a message and in their own
+               batches; also with Mosquitto when it is installed
   drain        --drain-stores stores with --drain-queued transactions queued
                each reconnect at once: the time to apply all, exactly once,
                and the live tills' p99 meanwhile against idle
@@ -63,7 +64,7 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 				o.Run = strings.Split(run, ",")
 			}
 			for _, s := range o.Run {
-				if !contains(perf.Scenarios, s) {
+				if !slices.Contains(perf.Scenarios, s) {
 					return cli.Usagef("--run %q: no scenario %q (have %s)", run, s, strings.Join(perf.Scenarios, ", "))
 				}
 			}
@@ -148,14 +149,3 @@ func runBench(ctx context.Context, o perf.Options, keep bool, jsonOut string, ma
 	}
 	return err
 }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-var _ = io.Discard
