@@ -14,9 +14,9 @@
 // hub works through them in order, and a till whose queue keeps moving is
 // not lost, only waiting (tillsync-sim bench's drain of a million
 // transactions from a thousand tills took 71 s with a fixed 10 s and 60 s
-// with this timer: docs/performance.md). After a re-send the
-// timeout doubles, up to four times AckTimeout, until the hub answers
-// again. A "held" ack is not an answer: the
+// with this timer: docs/performance.md). After a re-send the timeout
+// doubles, up to four times AckTimeout, until the hub answers again.
+// A "held" ack is not an answer: the
 // transaction stays queued and in flight, and goes out again with the next
 // re-send. paho's auto-reconnect is off, and its
 // in-memory store dies with each connection's client: nothing durable is
@@ -161,7 +161,9 @@ type Options struct {
 	Window int
 	// BatchMax bounds the transactions in one published batch; default 100.
 	BatchMax int
-	// AckTimeout: unacked transactions are re-sent after this long; default 10s.
+	// AckTimeout: unacked transactions are re-sent after this long without
+	// an answer to the oldest of them (backing off after a re-send: see
+	// the package doc); default 10s.
 	AckTimeout time.Duration
 	// ConnectTimeout bounds one connection attempt; default 5s.
 	ConnectTimeout time.Duration

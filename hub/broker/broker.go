@@ -129,10 +129,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	caps.MaximumPacketSize = MaxPacketSize
 	// mochi gives every client a queue of pending writes, allocated whole
 	// when it connects: at its default of 8,192 that is 64 KiB a client,
-	// 640 MB at 10,000 tills (tillsync-sim bench, docs/performance.md). A till has at most its window (1,000
-	// transactions, so 1,000 ack batches at one transaction each) of acks
-	// coming, besides a config; a write past the queue is
-	// dropped and counted, and its till sends the batch again.
+	// 640 MB at 10,000 tills (tillsync-sim bench, docs/performance.md). A
+	// till has at most its window (1,000 transactions, so 1,000 ack batches
+	// at one transaction each) of acks coming, besides a config; a write
+	// past the queue is dropped and counted, and its till sends the batch
+	// again.
 	caps.MaximumClientWritesPending = ClientWritesPending
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
 	acl := &terminalACL{auth: opts.Auth, require: opts.RequireEnrollment, log: log, clock: opts.Clock, srv: srv}

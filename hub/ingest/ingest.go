@@ -75,7 +75,8 @@ type Publisher func(topic string, qos byte, payload []byte) error
 type Options struct {
 	Store   ledger.Store
 	Publish Publisher
-	// QueueSize bounds the batches waiting for the commit loop; default 8192.
+	// QueueSize bounds the batches waiting for the commit loop in each of
+	// its two queues, live and backlog (see the package doc); default 8192.
 	QueueSize int
 	// MaxGroup bounds the batches in one commit; default 256.
 	MaxGroup int

@@ -24,6 +24,10 @@
 //     hub);
 //   - latency under load is held against the same measurement idle.
 //
+// It is the one package besides the outbox and the ledger that imports
+// bbolt, for scenario 1's baseline: a bare bbolt Update of the same
+// writes, in the same directory as the agent's outbox.
+//
 // Benchmarks are measurements, never assertions: a scenario reports its
 // figure and whether it met its target, and `make bench` prints the table
 // (Table). The package's tests run the scenarios at a small scale and

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tillsync/tillsync/agent"
+	"github.com/tillsync/tillsync/hub/ingest"
 	"github.com/tillsync/tillsync/hub/ledger"
 	"github.com/tillsync/tillsync/hub/seedfile"
 	"github.com/tillsync/tillsync/internal/proc"
@@ -243,31 +244,21 @@ func (h *Hub) get(ctx context.Context, path string) (*http.Response, error) {
 }
 
 // Stats reads the hub's ingest counters from its API.
-func (h *Hub) Stats(ctx context.Context) (IngestStats, error) {
+func (h *Hub) Stats(ctx context.Context) (ingest.Stats, error) {
 	resp, err := h.get(ctx, "/v1/health")
 	if err != nil {
-		return IngestStats{}, err
+		return ingest.Stats{}, err
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Ingest IngestStats `json:"ingest"`
+		Ingest ingest.Stats `json:"ingest"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&body)
 	return body.Ingest, err
 }
 
-// IngestStats are the hub's ingest counters (hub/ingest.Stats).
-type IngestStats struct {
-	Batches    int64 `json:"batches"`
-	Commits    int64 `json:"commits"`
-	Applied    int64 `json:"applied"`
-	Duplicates int64 `json:"duplicates"`
-	Rejected   int64 `json:"rejected"`
-	Dropped    int64 `json:"dropped"`
-}
-
-// copyDir copies the files of src (one level of subdirectories deep, as a
-// hub's data dir is) into dst, owner-only.
+// copyDir copies the tree of files under src (a hub's data dir) into dst,
+// owner-only.
 func copyDir(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
 		if err != nil {

@@ -55,13 +55,6 @@ func (o *Outbox) Add(at time.Time, txs ...protocol.Transaction) {
 	}
 }
 
-// NextSeq is the Seq the next transaction added will get.
-func (o *Outbox) NextSeq() uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.seq + 1
-}
-
 // Len is how many transactions wait for the hub's answer.
 func (o *Outbox) Len() int {
 	o.mu.Lock()

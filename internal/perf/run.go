@@ -198,9 +198,7 @@ func (b *bench) profile(h *Hub, name string, d time.Duration) {
 	if !b.o.Profile || h.Pprof == "" {
 		return
 	}
-	dir := filepath.Join(b.o.Dir, "profiles")
-	os.MkdirAll(dir, 0o700)
-	if f, err := os.Create(filepath.Join(dir, name+"-generator.pprof")); err == nil {
+	if f, err := os.Create(b.profilePath(name + "-generator.pprof")); err == nil {
 		if err := pprof.StartCPUProfile(f); err == nil {
 			time.AfterFunc(d, func() { pprof.StopCPUProfile(); f.Close() })
 		} else {
@@ -208,63 +206,55 @@ func (b *bench) profile(h *Hub, name string, d time.Duration) {
 		}
 	}
 	go func() {
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", h.Pprof, int(d.Seconds())))
-		if err != nil {
+		if err := b.savePprof(h, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), name+".pprof"); err != nil {
 			fmt.Fprintf(b.o.Out, "  profile %s: %v\n", name, err)
 			return
 		}
-		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, name+".pprof"))
-		if err == nil {
-			_, err = io.Copy(f, resp.Body)
-			f.Close()
-		}
-		if err != nil {
-			fmt.Fprintf(b.o.Out, "  profile %s: %v\n", name, err)
-			return
-		}
-		fmt.Fprintf(b.o.Out, "  profile: %s\n", f.Name())
+		fmt.Fprintf(b.o.Out, "  profile: %s\n", b.profilePath(name+".pprof"))
 	}()
 }
 
 // heapProfile saves the hub's heap profile into Dir/profiles/name.pprof,
-// when asked to.
+// when asked to; and as text, with the runtime's memory statistics
+// (stacks, heap in use and held) at its end, and its goroutines.
 func (b *bench) heapProfile(h *Hub, name string) {
 	if !b.o.Profile || h.Pprof == "" {
 		return
 	}
-	resp, err := http.Get("http://" + h.Pprof + "/debug/pprof/heap")
-	if err == nil {
-		defer resp.Body.Close()
-		var f *os.File
-		dir := filepath.Join(b.o.Dir, "profiles")
-		os.MkdirAll(dir, 0o700)
-		if f, err = os.Create(filepath.Join(dir, name+".pprof")); err == nil {
-			_, err = io.Copy(f, resp.Body)
-			f.Close()
+	for _, p := range []struct{ path, file string }{{"heap", name + ".pprof"}, {"heap?debug=1", name + ".txt"}, {"goroutine?debug=1", name + "-goroutines.txt"}} {
+		if err := b.savePprof(h, p.path, p.file); err != nil {
+			fmt.Fprintf(b.o.Out, "  heap profile %s: %v\n", name, err)
+			return
 		}
 	}
-	if err == nil {
-		// The same as text, with the runtime's memory statistics (stacks, heap
-		// in use and held) at its end.
-		for _, p := range []struct{ path, file string }{{"heap?debug=1", name + ".txt"}, {"goroutine?debug=1", name + "-goroutines.txt"}} {
-			if resp, err = http.Get("http://" + h.Pprof + "/debug/pprof/" + p.path); err != nil {
-				break
-			}
-			var f *os.File
-			if f, err = os.Create(filepath.Join(b.o.Dir, "profiles", p.file)); err == nil {
-				_, err = io.Copy(f, resp.Body)
-				f.Close()
-			}
-			resp.Body.Close()
-			if err != nil {
-				break
-			}
-		}
-	}
+}
+
+// profilePath is where the profile file goes, in Dir/profiles (made when missing).
+func (b *bench) profilePath(file string) string {
+	dir := filepath.Join(b.o.Dir, "profiles")
+	os.MkdirAll(dir, 0o700)
+	return filepath.Join(dir, file)
+}
+
+// savePprof saves what the hub's profiler answers at path into file.
+func (b *bench) savePprof(h *Hub, path, file string) error {
+	resp, err := http.Get("http://" + h.Pprof + "/debug/pprof/" + path)
 	if err != nil {
-		fmt.Fprintf(b.o.Out, "  heap profile %s: %v\n", name, err)
+		return err
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/%s: %s", path, resp.Status)
+	}
+	f, err := os.Create(b.profilePath(file))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // sleep waits d or until ctx is done.
