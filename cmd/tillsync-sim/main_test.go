@@ -88,10 +88,19 @@ func TestChaosMissingBinary(t *testing.T) {
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			t.Parallel()
+			// The temp dir is shared: other tests' dirs come and go
+			// meanwhile, so look for a new one of ours by name.
+			existed := map[string]bool{}
 			before, _ := os.ReadDir(os.TempDir())
+			for _, e := range before {
+				existed[e.Name()] = true
+			}
 			run(t, args...).OneLine(t, 1, "tillsync-hub not found in /nonexistent", "make build", "--bin")
 			after, _ := os.ReadDir(os.TempDir())
-			for _, e := range after[len(before):] {
+			for _, e := range after {
+				if existed[e.Name()] {
+					continue
+				}
 				if strings.HasPrefix(e.Name(), "tillsync-chaos-") || strings.HasPrefix(e.Name(), "tillsync-crashloop-") || strings.HasPrefix(e.Name(), "tillsync-bench-") {
 					t.Errorf("a refused run left %s behind", e.Name())
 				}
