@@ -8,11 +8,14 @@
 // so that a replay is refused across a restart).
 //
 // It is the only agent package that imports bbolt. Every method that changes
-// anything is one bbolt transaction, so it commits (two fdatasyncs) before it
-// returns: when Append returns nil the transaction is on disk, and it stays
-// in the queue until Acked is called with the hub's answer for its id. A
-// broker PUBACK never removes anything, and neither does a "held" ack: the
-// hub recorded nothing, so the transaction is sent again later.
+// anything the POS was told is one bbolt transaction, so it commits (two
+// fdatasyncs) before it returns: when Append returns nil the transaction is
+// on disk, and it stays in the queue until Acked is called with the hub's
+// answer for its id. A broker PUBACK never removes anything, and neither
+// does a "held" ack: the hub recorded nothing, so the transaction is sent
+// again later. The hub's answers are written with the next commit rather
+// than in commits of their own (acks.go): a till's confirm does not wait
+// for its acks.
 package outbox
 
 import (
@@ -99,6 +102,11 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives WARN lines for recoverable oddities; default discards.
 	Logger *slog.Logger
+	// AckDelay is how long the hub's answers may wait in memory for the
+	// next commit to be written with before they are written on their own
+	// (acks.go). Zero means DefaultAckDelay; negative writes each Acked
+	// call at once.
+	AckDelay time.Duration
 }
 
 // Outbox is the durable queue. Its methods are safe for concurrent use.
@@ -106,9 +114,24 @@ type Outbox struct {
 	db  *bolt.DB
 	log *slog.Logger
 
-	mu    sync.Mutex
-	count int64 // entries in the queue; kept in step with each commit
+	// mu is held (write) by every commit and by Acked, and (read) by the
+	// reads that leave waiting answers out, so they see the file and the
+	// waiting answers of one moment.
+	mu     sync.RWMutex
+	count  int64 // entries in the queue, answered ones waiting to be written left out
+	closed bool
+
+	// The hub's answers taken and not yet written (acks.go).
+	ackDelay     time.Duration
+	waiting      []waitingAck
+	answered     map[string]uint64   // tx id → its queue seq, for each waiting answer
+	answeredSeqs map[uint64]struct{} // the same seqs, for the queue's readers
+	timer        *time.Timer         // writes the waiting answers after ackDelay
+	ackErr       error               // writing them on their own failed; Acked reports it
 }
+
+// errClosed is returned by calls after Close.
+var errClosed = errors.New("outbox is closed")
 
 // Open opens (creating if needed) the outbox file at path.
 func Open(path string, opts Options) (*Outbox, error) {
@@ -128,7 +151,10 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
-	o := &Outbox{db: db, log: opts.Logger}
+	if opts.AckDelay == 0 {
+		opts.AckDelay = DefaultAckDelay
+	}
+	o := &Outbox{db: db, log: opts.Logger, ackDelay: opts.AckDelay, answered: map[string]uint64{}, answeredSeqs: map[uint64]struct{}{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketQueue, bucketIDs, bucketMeta, bucketIdem, bucketPending, bucketLocal, bucketBalances, bucketTokens} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -145,8 +171,25 @@ func Open(path string, opts Options) (*Outbox, error) {
 	return o, nil
 }
 
-// Close closes the file. Everything committed stays committed.
+// Close writes the answers still waiting and closes the file. Everything
+// committed stays committed; answers that cannot be written are sent again
+// and answered again after the next Open.
 func (o *Outbox) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil
+	}
+	if o.timer != nil {
+		o.timer.Stop()
+		o.timer = nil
+	}
+	if len(o.waiting) > 0 {
+		if err := o.update(func(*bolt.Tx) error { return nil }); err != nil {
+			o.log.Warn("outbox: writing the hub's answers at close; they will be asked for again", "answers", len(o.waiting), "err", err)
+		}
+	}
+	o.closed = true
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("outbox: close: %w", err)
 	}
@@ -169,7 +212,7 @@ func (o *Outbox) Path() string { return o.db.Path() }
 func (o *Outbox) Append(tx *protocol.Transaction, idemKey string, idem *IdemRecord, pendingBurn bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	err := o.db.Update(func(btx *bolt.Tx) error {
+	err := o.update(func(btx *bolt.Tx) error {
 		if idemKey != "" {
 			ib := btx.Bucket(bucketIdem)
 			if v := ib.Get([]byte(idemKey)); v != nil {
@@ -348,7 +391,7 @@ func (o *Outbox) DecideBurn(burnID string, response []byte, approved bool, next 
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	decided := false
-	err := o.db.Update(func(btx *bolt.Tx) error {
+	err := o.update(func(btx *bolt.Tx) error {
 		pb := btx.Bucket(bucketPending)
 		key := pb.Get([]byte(burnID))
 		if key == nil {
@@ -468,7 +511,11 @@ func (o *Outbox) Idem(key string) (IdemRecord, bool, error) {
 }
 
 // Local returns what this till recorded of transaction id.
+// An answer that changes it (the points the hub booked) is written first.
 func (o *Outbox) Local(id string) (Local, bool, error) {
+	if err := o.flushAcks(); err != nil {
+		return Local{}, false, fmt.Errorf("outbox: local %s: %w", id, err)
+	}
 	var l Local
 	found := false
 	err := o.db.View(func(btx *bolt.Tx) error {
@@ -486,15 +533,20 @@ func (o *Outbox) Local(id string) (Local, bool, error) {
 }
 
 // Pending returns up to limit queued transactions with a sequence number
-// above after, oldest first.
+// above after, oldest first, leaving out those answered (Acked).
 func (o *Outbox) Pending(after uint64, limit int) ([]protocol.Transaction, error) {
 	var out []protocol.Transaction
 	if after == math.MaxUint64 { // after+1 would wrap to 0 and return the whole queue
 		return nil, nil
 	}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	err := o.db.View(func(btx *bolt.Tx) error {
 		c := btx.Bucket(bucketQueue).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			if o.isAnswered(k) {
+				continue
+			}
 			var t protocol.Transaction
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("entry %x: %w", k, err)
@@ -521,6 +573,9 @@ func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int
 	type redemption struct {
 		points                   int64
 		queued, captured, voided bool
+	}
+	if err := o.flushAcks(); err != nil {
+		return 0, 0, fmt.Errorf("outbox: pending points: %w", err)
 	}
 	reds := map[string]*redemption{} // by burn or hold id
 	red := func(id string) *redemption {
@@ -577,60 +632,12 @@ func (o *Outbox) PendingPoints(member string, scanLimit int) (earned, burned int
 	return earned, burned, nil
 }
 
-// Acked records the hub's answers, in one commit: it deletes each answered
-// transaction from the queue and records the balance the ack reports. It
-// returns the acks whose transaction was still queued: done, the answers
-// that removed one, and held, the "held" acks, which remove nothing (the hub
-// recorded nothing; the transaction is sent again later) and record no
-// balance. Acks for ids no longer queued (a duplicate ack) are skipped.
-func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) (done, held []protocol.Ack, err error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	err = o.db.Update(func(btx *bolt.Tx) error {
-		done, held = nil, nil
-		ids, q, bal := btx.Bucket(bucketIDs), btx.Bucket(bucketQueue), btx.Bucket(bucketBalances)
-		for _, a := range acks {
-			key := ids.Get([]byte(a.ID))
-			if key == nil {
-				continue
-			}
-			if a.Status == protocol.StatusHeld {
-				held = append(held, a)
-				continue
-			}
-			key = bytes.Clone(key)
-			if err := q.Delete(key); err != nil {
-				return err
-			}
-			if err := ids.Delete([]byte(a.ID)); err != nil {
-				return err
-			}
-			if err := bookedPoints(btx, a); err != nil {
-				return err
-			}
-			if a.Member != "" && protocol.ValidID(a.Member) {
-				enc, err := json.Marshal(Balance{Points: a.Balance, AsOf: at})
-				if err != nil {
-					return err
-				}
-				if err := bal.Put([]byte(a.Member), enc); err != nil {
-					return err
-				}
-			}
-			done = append(done, a)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("outbox: acked: %w", err)
-	}
-	o.count -= int64(len(done))
-	return done, held, nil
-}
-
 // OfflineBurns returns the queued burns the till approved offline (the hub
 // has not acked them), oldest first.
 func (o *Outbox) OfflineBurns() ([]protocol.Transaction, error) {
+	if err := o.flushAcks(); err != nil {
+		return nil, fmt.Errorf("outbox: offline burns: %w", err)
+	}
 	var out []protocol.Transaction
 	needle := []byte(`"offline":true`)
 	err := o.db.View(func(btx *bolt.Tx) error {
@@ -686,6 +693,11 @@ func bookedPoints(btx *bolt.Tx, a protocol.Ack) error {
 // Queued reports whether transaction id is in the queue, not yet acked.
 func (o *Outbox) Queued(id string) (bool, error) {
 	found := false
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if _, ok := o.answered[id]; ok {
+		return false, nil
+	}
 	err := o.db.View(func(btx *bolt.Tx) error {
 		found = btx.Bucket(bucketIDs).Get([]byte(id)) != nil
 		return nil
@@ -706,9 +718,15 @@ func (o *Outbox) WaitingOn(t *protocol.Transaction) (string, error) {
 		return "", nil
 	}
 	var id string
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	queued := func(ids *bolt.Bucket, id string) bool {
+		_, answered := o.answered[id]
+		return !answered && ids.Get([]byte(id)) != nil
+	}
 	err := o.db.View(func(btx *bolt.Tx) error {
 		ids := btx.Bucket(bucketIDs)
-		if ids.Get([]byte(t.Original)) != nil {
+		if queued(ids, t.Original) {
 			id = t.Original
 			return nil
 		}
@@ -720,7 +738,7 @@ func (o *Outbox) WaitingOn(t *protocol.Transaction) (string, error) {
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("local record %s: %w", t.Original, err)
 		}
-		if l.Capture != "" && l.Capture != t.ID && ids.Get([]byte(l.Capture)) != nil {
+		if l.Capture != "" && l.Capture != t.ID && queued(ids, l.Capture) {
 			id = l.Capture
 		}
 		return nil
@@ -750,7 +768,9 @@ func (o *Outbox) SaveConfig(cfg *protocol.Config, verified bool) (bool, error) {
 		return false, fmt.Errorf("outbox: save config: %w", err)
 	}
 	saved := false
-	err = o.db.Update(func(btx *bolt.Tx) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	err = o.update(func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		if v := meta.Get(keyConfig); v != nil {
 			// One that no longer decodes (Config would refuse it) is replaced.
@@ -781,7 +801,9 @@ func (o *Outbox) SaveConfig(cfg *protocol.Config, verified bool) (bool, error) {
 // late will of an old connection from the status of a newer one.
 func (o *Outbox) NextSession() (uint64, error) {
 	var n uint64
-	err := o.db.Update(func(btx *bolt.Tx) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	err := o.update(func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		n = 1
 		if v := meta.Get(keySession); len(v) == 8 {
@@ -821,7 +843,9 @@ func (o *Outbox) Config() (cfg *protocol.Config, verified bool, err error) {
 // SaveBalance records the member's balance as the hub reported it at at
 // (an answer to a balance query), unless a newer one is recorded.
 func (o *Outbox) SaveBalance(member string, points int64, at time.Time) error {
-	err := o.db.Update(func(btx *bolt.Tx) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	err := o.update(func(btx *bolt.Tx) error {
 		bal := btx.Bucket(bucketBalances)
 		if v := bal.Get([]byte(member)); v != nil {
 			var cur Balance
@@ -841,8 +865,12 @@ func (o *Outbox) SaveBalance(member string, points int64, at time.Time) error {
 	return nil
 }
 
-// CachedBalance returns the member's balance as the hub last reported it.
+// CachedBalance returns the member's balance as the hub last reported it
+// (the answers waiting to be written are written first).
 func (o *Outbox) CachedBalance(member string) (Balance, bool, error) {
+	if err := o.flushAcks(); err != nil {
+		return Balance{}, false, fmt.Errorf("outbox: cached balance: %w", err)
+	}
 	var b Balance
 	found := false
 	err := o.db.View(func(btx *bolt.Tx) error {
@@ -870,7 +898,9 @@ func (o *Outbox) SeeToken(nonce string, keepUntil, now time.Time) (first bool, e
 	if !protocol.ValidID(nonce) {
 		return false, protocol.Errorf(protocol.CodeInvalidID, "nonce", "must be a token nonce")
 	}
-	err = o.db.Update(func(btx *bolt.Tx) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	err = o.update(func(btx *bolt.Tx) error {
 		b := btx.Bucket(bucketTokens)
 		var stale [][]byte
 		err := b.ForEach(func(k, v []byte) error {
@@ -900,13 +930,17 @@ func (o *Outbox) SeeToken(nonce string, keepUntil, now time.Time) (first bool, e
 }
 
 // Stats returns the number of queued transactions and the creation time of
-// the oldest (zero when the queue is empty).
+// the oldest (zero when the queue is empty), answered ones left out.
 func (o *Outbox) Stats() (count int64, oldest time.Time, err error) {
-	o.mu.Lock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	count = o.count
-	o.mu.Unlock()
 	err = o.db.View(func(btx *bolt.Tx) error {
-		_, v := btx.Bucket(bucketQueue).Cursor().First()
+		c := btx.Bucket(bucketQueue).Cursor()
+		k, v := c.First()
+		for k != nil && o.isAnswered(k) {
+			k, v = c.Next()
+		}
 		if v == nil {
 			return nil
 		}

@@ -114,7 +114,9 @@ import (
 type Outbox interface {
 	// Pending returns up to limit queued transactions with Seq above after, oldest first.
 	Pending(after uint64, limit int) ([]protocol.Transaction, error)
-	// Acked deletes answered transactions, returning the acks that removed
+	// Acked takes the hub's answers: the transactions they answer leave
+	// the queue (Pending and Queued no longer return them; agent/outbox
+	// deletes them with its next commit). It returns the acks that removed
 	// one (done) and the held acks for transactions still queued (held).
 	Acked(acks []protocol.Ack, at time.Time) (done, held []protocol.Ack, err error)
 	// Stats returns the queue depth and the oldest queued creation time.
