@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -86,7 +87,7 @@ func serveCmd() *cobra.Command {
 		metricsMaxStores                                                      int
 		faultKillAfter                                                        int64
 		benchBrokerOnly                                                       bool
-		pprofListen                                                           string
+		pprofListen, memoryLimit                                              string
 		logf                                                                  cli.LogFlags
 	)
 	c := &cobra.Command{
@@ -256,6 +257,10 @@ refused, and enrolled tills take no new config until they enroll again.`,
 			if metricsMaxStores < 1 {
 				return cli.Usagef("--metrics-max-stores %d: want 1 or more stores with series of their own (default %d)", metricsMaxStores, hub.DefaultMetricsMaxStores)
 			}
+			memLimit, err := parseMemoryLimit(memoryLimit)
+			if err != nil {
+				return err
+			}
 			listeners := []struct {
 				dst             *net.Listener
 				what, addr, fix string
@@ -343,6 +348,10 @@ refused, and enrolled tills take no new config until they enroll again.`,
 					o.HTTPSTLS = tlsCfg
 				}
 			}
+			if memLimit > 0 {
+				debug.SetMemoryLimit(memLimit)
+				log.Info("soft memory limit", "bytes", memLimit, "limit", memoryLimit)
+			}
 			h, err := hub.Open(o)
 			if err != nil {
 				for _, l := range ls {
@@ -405,6 +414,7 @@ refused, and enrolled tills take no new config until they enroll again.`,
 	f.StringVar(&seedFile, "seed", "", "load this seed file (YAML or JSON) into the ledger at start")
 	f.StringVar(&alertsFile, "alerts", "", "alert rules (YAML, see docs/alerts.example.yaml): shown on the dashboard and posted to their webhooks")
 	f.BoolVar(&newOpToken, "new-operator-token", false, "make a new operator API token and write it to operator.token in the data dir (the others stay valid until revoked)")
+	f.StringVar(&memoryLimit, "memory-limit", "", "soft limit on the hub's memory, e.g. 900MiB for a hub with 1 GiB: the garbage collector works harder near it instead of growing past it (default: none, or GOMEMLIMIT's)")
 	f.IntVar(&metricsMaxStores, "metrics-max-stores", hub.DefaultMetricsMaxStores, "stores with per-store series of their own at GET /metrics (most urgent first); the rest are summed up as store=\"(other)\"")
 	f.StringVar(&tokenKey, "member-token-key", "", "the coalition's member token signing key, PEM (made there when missing; default: member-token.key in the data dir)")
 	// Fault injection for the chaos harness (tillsync-sim chaos); not for production.

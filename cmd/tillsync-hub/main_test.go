@@ -139,6 +139,9 @@ func TestUsageMistakeLeavesDataDirAlone(t *testing.T) {
 		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--https-listen", "nonsense"}, []string{"--https-listen", "nonsense"}},
 		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--metrics-max-stores", "-1"}, []string{"--metrics-max-stores -1", "1 or more"}},
 		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--metrics-max-stores", "0"}, []string{"--metrics-max-stores 0", "1 or more"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--memory-limit", "1G"}, []string{`--memory-limit "1G"`, "900MiB"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--memory-limit", "10MiB"}, []string{"--memory-limit 10MiB", "at least 64MiB"}},
+		{[]string{"--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--memory-limit", "99999999999TiB"}, []string{"--memory-limit", "too large"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -231,5 +234,19 @@ func TestBrokerUnreachable(t *testing.T) {
 		OneLine(t, 1, addr, "--broker")
 	if d := time.Since(begin); d > 10*time.Second {
 		t.Errorf("took %s to give up on an unreachable broker, want under 10s", d)
+	}
+}
+
+// --memory-limit reads GOMEMLIMIT's units.
+func TestParseMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "900MiB": 900 << 20, "2GiB": 2 << 30, "65536KiB": 64 << 20, "67108864B": 64 << 20, "1TiB": 1 << 40} {
+		if got, err := parseMemoryLimit(in); err != nil || got != want {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"1G", "900 MiB", "-1MiB", "0", "63MiB", "1.5GiB", "99999999999TiB"} {
+		if _, err := parseMemoryLimit(in); err == nil {
+			t.Errorf("parseMemoryLimit(%q) took it", in)
+		}
 	}
 }

@@ -110,7 +110,7 @@ var _ Bus = (*Embedded)(nil)
 
 // ClientWritesPending bounds the writes waiting for one client of the
 // embedded broker.
-const ClientWritesPending = 1024
+const ClientWritesPending = 256
 
 // StartEmbedded starts a broker serving on opts.Listener and opts.PlainListener.
 func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {

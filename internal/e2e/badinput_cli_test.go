@@ -289,6 +289,8 @@ func (tr *tour) hubCLI() {
 		{args: []string{"serve", "--data-dir", data, "--broker", "tls://hub:secret@127.0.0.1:1"}, exit: 2, wants: []string{"--broker", "--broker-password-file"}},
 		{args: serve("--metrics-max-stores", "-1"), exit: 2, wants: []string{"--metrics-max-stores"}},
 		{args: serve("--metrics-max-stores", "many"), exit: 2, wants: []string{"--metrics-max-stores"}},
+		{args: serve("--memory-limit", "1G"), exit: 2, wants: []string{"--memory-limit", "900MiB"}},
+		{args: serve("--memory-limit", "10MiB"), exit: 2, wants: []string{"--memory-limit", "64MiB"}},
 		{args: serve("--seed", missing), exit: 1, wants: []string{"--seed", missing}},
 		{args: serve("--seed", badSeed), exit: 1, wants: []string{"--seed", "line 5", `"nmae"`}},
 		{args: serve("--alerts", badAlerts), exit: 1, wants: []string{"--alerts", "line 4", `"10 minutes"`}},

@@ -123,6 +123,8 @@ type HubOptions struct {
 	Mosquitto *Mosquitto
 	// Pprof serves the hub's profiler on a loopback port (Hub.Pprof).
 	Pprof bool
+	// Args are more flags for serve.
+	Args []string
 }
 
 // Hub is a tillsync-hub serve process of a scenario.
@@ -174,7 +176,7 @@ func StartHub(ctx context.Context, o HubOptions) (*Hub, error) {
 		}
 		args = append(args, "--pprof-listen", h.Pprof)
 	}
-	h.args = args
+	h.args = append(args, o.Args...)
 	err = h.start(ctx)
 	if err == nil {
 		if h.CA, err = os.ReadFile(filepath.Join(o.Dir, "pki", "ca.pem")); err == nil {
