@@ -82,7 +82,7 @@ func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) (done, held []protocol
 			}
 			seq := binary.BigEndian.Uint64(key)
 			o.waiting = append(o.waiting, waitingAck{ack: a, at: at, seq: seq})
-			o.answered[a.ID] = seq
+			o.answered[a.ID] = struct{}{}
 			o.answeredSeqs[seq] = struct{}{}
 			done = append(done, a)
 		}
@@ -97,7 +97,7 @@ func (o *Outbox) Acked(acks []protocol.Ack, at time.Time) (done, held []protocol
 		return done, held, nil
 	}
 	if o.ackDelay < 0 || len(o.waiting) >= maxWaitingAcks {
-		if err := o.update(func(*bolt.Tx) error { return nil }); err != nil {
+		if err := o.writeWaitingLocked(); err != nil {
 			// Not taken, then: the caller sees the error and the hub
 			// answers these again when they are sent again.
 			o.count += int64(len(done))
@@ -130,11 +130,16 @@ func (o *Outbox) writeWaiting() {
 	if o.closed || len(o.waiting) == 0 {
 		return
 	}
-	if err := o.update(func(*bolt.Tx) error { return nil }); err != nil {
+	if err := o.writeWaitingLocked(); err != nil {
 		o.log.Warn("outbox: writing the hub's answers", "answers", len(o.waiting), "err", err)
 		o.ackErr = err
 		o.timer = time.AfterFunc(max(o.ackDelay, time.Second), o.writeWaiting)
 	}
+}
+
+// writeWaitingLocked commits the waiting answers alone. o.mu must be held.
+func (o *Outbox) writeWaitingLocked() error {
+	return o.update(func(*bolt.Tx) error { return nil })
 }
 
 // flushAcks writes the waiting answers, if any, before a read of what they change.
@@ -147,7 +152,7 @@ func (o *Outbox) flushAcks() error {
 	if o.closed {
 		return errClosed
 	}
-	return o.update(func(*bolt.Tx) error { return nil })
+	return o.writeWaitingLocked()
 }
 
 // update runs fn in one bbolt commit, writing the waiting answers at its

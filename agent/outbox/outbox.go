@@ -124,8 +124,8 @@ type Outbox struct {
 	// The hub's answers taken and not yet written (acks.go).
 	ackDelay     time.Duration
 	waiting      []waitingAck
-	answered     map[string]uint64   // tx id → its queue seq, for each waiting answer
-	answeredSeqs map[uint64]struct{} // the same seqs, for the queue's readers
+	answered     map[string]struct{} // the ids of the waiting answers, for Queued and WaitingOn
+	answeredSeqs map[uint64]struct{} // their queue seqs, for the queue's readers
 	timer        *time.Timer         // writes the waiting answers after ackDelay
 	ackErr       error               // writing them on their own failed; Acked reports it
 }
@@ -154,7 +154,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if opts.AckDelay == 0 {
 		opts.AckDelay = DefaultAckDelay
 	}
-	o := &Outbox{db: db, log: opts.Logger, ackDelay: opts.AckDelay, answered: map[string]uint64{}, answeredSeqs: map[uint64]struct{}{}}
+	o := &Outbox{db: db, log: opts.Logger, ackDelay: opts.AckDelay, answered: map[string]struct{}{}, answeredSeqs: map[uint64]struct{}{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketQueue, bucketIDs, bucketMeta, bucketIdem, bucketPending, bucketLocal, bucketBalances, bucketTokens} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -185,7 +185,7 @@ func (o *Outbox) Close() error {
 		o.timer = nil
 	}
 	if len(o.waiting) > 0 {
-		if err := o.update(func(*bolt.Tx) error { return nil }); err != nil {
+		if err := o.writeWaitingLocked(); err != nil {
 			o.log.Warn("outbox: writing the hub's answers at close; they will be asked for again", "answers", len(o.waiting), "err", err)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 // it (runtime/debug.SetMemoryLimit, what GOMEMLIMIT sets). It is a soft
 // limit: what is live is never given up, so a limit below the live
 // memory costs collector time (at most about half the CPU), not
-// transactions. tillsync-sim bench's scenario 5 measured 10,000 TLS tills
-// at 1,122–1,136 MiB without a limit and 943 MiB with 900MiB.
+// transactions. docs/performance.md (scenario 5) has what it does for
+// 10,000 TLS tills.
 
 // minMemoryLimit is the smallest --memory-limit taken: below it the hub
 // would spend its time collecting.

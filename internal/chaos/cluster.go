@@ -163,19 +163,7 @@ func (c *cluster) writeMosquitto() error {
 
 // startMosquitto starts the external broker and waits until it listens.
 func (c *cluster) startMosquitto(ctx context.Context) error {
-	if err := c.mosq.Start("-c", c.mosqConf); err != nil {
-		return err
-	}
-	return proc.WaitFor(ctx, 15*time.Second, "Mosquitto to listen", func() (bool, error) {
-		if !c.mosq.Running() {
-			return false, fmt.Errorf("mosquitto exited at its start; see %s", c.mosq.Log)
-		}
-		conn, err := net.DialTimeout("tcp", c.mqttPlain, time.Second)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil, nil
-	})
+	return c.mosq.StartListening(ctx, 15*time.Second, c.mqttPlain, "-c", c.mosqConf)
 }
 
 // reloadMosquitto writes the terminals' accounts again and has Mosquitto

@@ -18,8 +18,7 @@ const connectionsMemoryLimit = "900MiB"
 func (b *bench) connections(ctx context.Context) error {
 	creds := b.coal.Terminals[:b.o.Connections]
 	fmt.Fprintf(b.o.Out, "== 5 connections: %d tills over TLS to one hub\n", len(creds))
-	h, err := StartHub(ctx, HubOptions{Bin: b.o.Bin, Coalition: b.coal, Dir: b.dir("connections"), Pprof: b.o.Profile,
-		Args: []string{"--memory-limit", connectionsMemoryLimit}})
+	h, err := b.hub(ctx, "connections", false, nil, "--memory-limit", connectionsMemoryLimit)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,20 +65,7 @@ func StartMosquitto(ctx context.Context, bin, mosq string, c *Coalition, dir str
 			return nil, err
 		}
 	}
-	if err := m.p.Start("-c", conf); err != nil {
-		return nil, err
-	}
-	err = proc.WaitFor(ctx, 15*time.Second, "Mosquitto to listen", func() (bool, error) {
-		if !m.p.Running() {
-			return false, fmt.Errorf("perf: mosquitto exited at its start; see %s", m.p.Log)
-		}
-		conn, err := net.DialTimeout("tcp", m.TLS, time.Second)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil, nil
-	})
-	if err != nil {
+	if err := m.p.StartListening(ctx, 15*time.Second, m.TLS, "-c", conf); err != nil {
 		m.p.Kill()
 		return nil, err
 	}

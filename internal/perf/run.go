@@ -185,9 +185,9 @@ func (b *bench) dir(what string) string {
 	return filepath.Join(b.o.Dir, fmt.Sprintf("%02d-%s", b.n, what))
 }
 
-// hub starts a hub for a scenario.
-func (b *bench) hub(ctx context.Context, what string, brokerOnly bool, m *Mosquitto) (*Hub, error) {
-	return StartHub(ctx, HubOptions{Bin: b.o.Bin, Coalition: b.coal, Dir: b.dir(what), BrokerOnly: brokerOnly, Mosquitto: m, Pprof: b.o.Profile})
+// hub starts a hub for a scenario; args are more flags for serve.
+func (b *bench) hub(ctx context.Context, what string, brokerOnly bool, m *Mosquitto, args ...string) (*Hub, error) {
+	return StartHub(ctx, HubOptions{Bin: b.o.Bin, Coalition: b.coal, Dir: b.dir(what), BrokerOnly: brokerOnly, Mosquitto: m, Pprof: b.o.Profile, Args: args})
 }
 
 // profile captures the hub's CPU profile for d into

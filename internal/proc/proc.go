@@ -133,6 +133,25 @@ func (p *Proc) Pid() int {
 	return p.cmd.Process.Pid
 }
 
+// StartListening runs the program with args, as Start does, and waits up
+// to timeout until addr takes TCP connections. A program that exits
+// first is an error naming its log.
+func (p *Proc) StartListening(ctx context.Context, timeout time.Duration, addr string, args ...string) error {
+	if err := p.Start(args...); err != nil {
+		return err
+	}
+	return WaitFor(ctx, timeout, p.Name+" to listen", func() (bool, error) {
+		if !p.Running() {
+			return false, fmt.Errorf("%s exited at its start; see %s", p.Name, p.Log)
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil, nil
+	})
+}
+
 // WaitFor polls cond every 50ms until it holds, fails, or timeout passes.
 func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
@@ -149,7 +168,7 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("chaos: waiting for %s", what), ctx.Err())
+			return errors.Join(fmt.Errorf("waiting for %s", what), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
