@@ -239,6 +239,8 @@ func macOnPermissiveBroker(t *testing.T, url string) {
 			t.Fatalf("%s: %+v, want rejected seq_reused", id, r)
 		}
 	}
+	// The counters move after the commit that makes the records readable.
+	testkit.WaitFor(t, waitLong, "replays_refused to count both", func() bool { _, _, replays := stats(); return replays >= 2 })
 	if _, _, replays := stats(); replays != 2 {
 		t.Fatalf("replays_refused %d, want 2", replays)
 	}
