@@ -207,7 +207,8 @@ func TestVerifyDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("balances")).Put([]byte(ledger.MemberAccount("m1")), binary.BigEndian.AppendUint64(nil, 41))
+		// m1's balance: member, 0x00, 0x02 in the members bucket (hub/ledger/members.go).
+		return tx.Bucket([]byte("members")).Put([]byte("m1\x00\x02"), binary.BigEndian.AppendUint64(nil, 41))
 	})
 	db.Close()
 	if err != nil {

@@ -183,6 +183,9 @@ func brokerUsers(dataDir string, api *apiFlags) ([]ledger.BrokerUser, string, er
 		users, err := st.BrokerUsers()
 		return users, "the ledger in " + dataDir, err
 	}
+	if errors.Is(err, ledger.ErrOldSchema) {
+		return nil, "", errors.New(oneLine(err.Error()))
+	}
 	if !errors.Is(err, ledger.ErrLocked) {
 		return nil, "", fmt.Errorf("%v; is --data-dir a hub's data dir?", oneLine(err.Error()))
 	}

@@ -807,6 +807,9 @@ func verifyFile(dir string) (ledger.VerifyReport, error) {
 	if errors.Is(err, ledger.ErrLocked) {
 		return ledger.VerifyReport{}, fmt.Errorf("ledger %s is in use by a running hub; stop the hub or run verify against it with --hub", path)
 	}
+	if errors.Is(err, ledger.ErrOldSchema) {
+		return ledger.VerifyReport{}, errors.New(oneLine(err.Error()))
+	}
 	if err != nil {
 		return ledger.VerifyReport{}, fmt.Errorf("%v; is --data-dir a hub's data dir?", oneLine(err.Error()))
 	}

@@ -93,6 +93,7 @@ func (a account) appendName(b []byte) []byte {
 // account is posted by nearly every transaction of a batch).
 type balSlot struct {
 	name   string
+	member string // the member of a member's account ("" for a partner's): its balance is in bucketMembers
 	v      int64
 	exists bool // stored before, or posted during this Apply
 	dirty  bool
@@ -122,12 +123,11 @@ type applier struct {
 	now time.Time
 	reg *registry
 
-	balances, txs, journal, index, voids, terminals, meta *bolt.Bucket
-	lots, lotTimes, holds, flags, memberPartners, settle  *bolt.Bucket
-	seqs                                                  *bolt.Bucket
+	balances, txs, journal, members, voids, terminals, meta *bolt.Bucket
+	lotTimes, holds, flags, memberPartners, settle, seqs    *bolt.Bucket
 	// Lookups go through one cursor per bucket: Cursor.Seek reuses its
 	// stack, where Bucket.Get builds a new cursor (and allocates) every time.
-	balCur, txCur, voidCur, holdCur, seqCur *bolt.Cursor
+	balCur, memCur, txCur, voidCur, holdCur, seqCur *bolt.Cursor
 
 	// auth gives each batch's terminal its enrollment generation (gen),
 	// which scopes its sequence numbers.
@@ -177,19 +177,18 @@ func (a *applier) begin(tx *bolt.Tx, reg *registry, now time.Time) error {
 	a.balances = tx.Bucket(bucketBalances)
 	a.txs = tx.Bucket(bucketTxs)
 	a.journal = tx.Bucket(bucketJournal)
-	a.index = tx.Bucket(bucketMemberIndex)
+	a.members = tx.Bucket(bucketMembers)
 	a.voids = tx.Bucket(bucketVoids)
 	a.terminals = tx.Bucket(bucketTerminals)
 	a.meta = tx.Bucket(bucketMeta)
-	a.lots = tx.Bucket(bucketLots)
 	a.lotTimes = tx.Bucket(bucketLotTimes)
 	a.holds = tx.Bucket(bucketHolds)
 	a.flags = tx.Bucket(bucketFlags)
 	a.memberPartners = tx.Bucket(bucketMemberPartners)
 	a.settle = tx.Bucket(bucketSettle)
 	a.seqs = tx.Bucket(bucketTerminalSeqs)
-	a.balCur, a.txCur, a.voidCur, a.holdCur = a.balances.Cursor(), a.txs.Cursor(), a.voids.Cursor(), a.holds.Cursor()
-	a.seqCur = a.seqs.Cursor()
+	a.balCur, a.memCur, a.txCur = a.balances.Cursor(), a.members.Cursor(), a.txs.Cursor()
+	a.voidCur, a.holdCur, a.seqCur = a.voids.Cursor(), a.holds.Cursor(), a.seqs.Cursor()
 	// bbolt may have run a previous function that failed; start clean.
 	a.reset()
 	a.head = [sha256.Size]byte{}
@@ -204,9 +203,9 @@ func (a *applier) begin(tx *bolt.Tx, reg *registry, now time.Time) error {
 
 // end drops everything that refers to the transaction or the caller's batches.
 func (a *applier) end() {
-	a.balances, a.txs, a.journal, a.index, a.voids, a.terminals, a.meta = nil, nil, nil, nil, nil, nil, nil
-	a.lots, a.lotTimes, a.holds, a.flags, a.memberPartners, a.settle, a.seqs = nil, nil, nil, nil, nil, nil, nil
-	a.balCur, a.txCur, a.voidCur, a.holdCur, a.seqCur = nil, nil, nil, nil, nil
+	a.balances, a.txs, a.journal, a.members, a.voids, a.terminals, a.meta = nil, nil, nil, nil, nil, nil, nil
+	a.lotTimes, a.holds, a.flags, a.memberPartners, a.settle, a.seqs = nil, nil, nil, nil, nil, nil
+	a.balCur, a.memCur, a.txCur, a.voidCur, a.holdCur, a.seqCur = nil, nil, nil, nil, nil, nil
 	a.reg, a.auth = nil, nil
 	a.reset()
 	a.arena.reset()
@@ -793,7 +792,7 @@ func (a *applier) postEntry(h entryHead, delta int64, other account, reason stri
 		return 0, fmt.Errorf("journal entry %d: %w", seq, err)
 	}
 	a.key = memberIndexKey(a.key[:0], h.member, seq)
-	if err := a.index.Put(a.key, empty); err != nil {
+	if err := a.members.Put(a.key, empty); err != nil {
 		return 0, fmt.Errorf("member index %d: %w", seq, err)
 	}
 	a.addSettle(day, restates, other, -delta)
@@ -944,9 +943,15 @@ func (a *applier) slot(acct account) (int, error) {
 	if i, ok := a.balIdx[acct]; ok {
 		return i, nil
 	}
-	a.key = acct.appendName(a.key[:0])
-	s := balSlot{name: string(a.key)}
-	if v := get(a.balCur, a.key); v != nil {
+	s := balSlot{name: string(acct.appendName(a.key[:0]))}
+	c := a.balCur
+	if acct.kind == acctMember {
+		s.member, c = acct.id, a.memCur
+		a.key = balanceKey(a.key[:0], acct.id)
+	} else {
+		a.key = append(a.key[:0], s.name...)
+	}
+	if v := get(c, a.key); v != nil {
 		var ok bool
 		if s.v, ok = decodeBalance(v); !ok {
 			return 0, fmt.Errorf("corrupt balance of %s (%d bytes)", s.name, len(v))
@@ -1022,8 +1027,13 @@ func (a *applier) flush() error {
 			continue
 		}
 		v := a.arena.commit(appendBalance(a.arena.tail(), s.v))
-		a.key = append(a.key[:0], s.name...)
-		if err := a.balances.Put(a.key, v); err != nil {
+		b := a.balances
+		if s.member != "" {
+			a.key, b = balanceKey(a.key[:0], s.member), a.members
+		} else {
+			a.key = append(a.key[:0], s.name...)
+		}
+		if err := b.Put(a.key, v); err != nil {
 			return fmt.Errorf("balance %s: %w", s.name, err)
 		}
 	}
@@ -1109,14 +1119,6 @@ func pendingVoidKey(b []byte, burnID, store, terminal, member string) []byte {
 	b = append(b, terminal...)
 	b = append(b, '/')
 	return append(b, member...)
-}
-
-// memberIndexKey is member, 0x00, 8-byte seq: ids never contain 0x00, so one
-// member's keys are contiguous and in journal order.
-func memberIndexKey(b []byte, member string, seq uint64) []byte {
-	b = append(b, member...)
-	b = append(b, 0)
-	return seqKey(b, seq)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -24,9 +24,11 @@ var (
 	bucketMeta = []byte("meta")
 	// bucketJournal: 8-byte big-endian seq → JSON Entry. Its bbolt sequence is the last seq.
 	bucketJournal = []byte("journal")
-	// bucketMemberIndex: member id, 0x00, 8-byte seq → empty; Statement walks it backwards.
-	bucketMemberIndex = []byte("member_journal")
-	// bucketBalances: account name → 8-byte big-endian int64.
+	// bucketMembers: each member's lots, balance and statement index, side
+	// by side (members.go).
+	bucketMembers = []byte("members")
+	// bucketBalances: partner account name → 8-byte big-endian int64 (a
+	// member's balance is in bucketMembers).
 	bucketBalances = []byte("balances")
 	// bucketTxs: transaction id → JSON TxRecord, forever.
 	bucketTxs = []byte("txs")
@@ -42,8 +44,6 @@ var (
 	bucketStores = []byte("stores")
 	// bucketRules: partner, 0x00, 8-byte version → JSON protocol.RuleSet.
 	bucketRules = []byte("rules")
-	// bucketLots: member, 0x00, 8-byte earned-at (unix ns), lot id → lotValue.
-	bucketLots = []byte("lots")
 	// bucketLotTimes: 8-byte earned-at, member, 0x00, lot id → empty: the
 	// lots that still hold points, oldest first, for the expiry run.
 	bucketLotTimes = []byte("lot_times")
@@ -73,13 +73,13 @@ var (
 	bucketTerminalSeqs = []byte("terminal_seqs")
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketJournal, bucketMemberIndex, bucketBalances, bucketTxs, bucketVoids, bucketTerminals,
-		bucketCoalition, bucketPartners, bucketStores, bucketRules, bucketLots, bucketLotTimes, bucketHolds,
+		bucketMeta, bucketJournal, bucketMembers, bucketBalances, bucketTxs, bucketVoids, bucketTerminals,
+		bucketCoalition, bucketPartners, bucketStores, bucketRules, bucketLotTimes, bucketHolds,
 		bucketFlags, bucketMemberPartners, bucketSettle, bucketPeriods,
 	}
 	// addedBuckets came after schema 2 was released: a writable open adds
-	// them, and a read-only open of an older file does without them (their
-	// readers treat a missing bucket as empty), so the schema stays 2.
+	// them, and a read-only open of a file written before them does without
+	// them (their readers treat a missing bucket as empty).
 	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens, bucketAPITokens, bucketTerminalSeqs}
 
 	coalitionKey = []byte("settings")
@@ -88,8 +88,10 @@ var (
 	schemaKey = []byte("schema")
 )
 
-// schemaVersion is the layout above. A file written by a newer layout is refused.
-const schemaVersion = "2"
+// schemaVersion is the layout above. A file written by a newer layout is
+// refused; one of schema 2 is upgraded in place by a writable open
+// (upgrade.go).
+const schemaVersion = "3"
 
 // BoltOptions configures OpenBolt.
 type BoltOptions struct {
@@ -157,10 +159,11 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.ReadOnly {
 		prepare = db.View
 	}
+	upgrading := false
 	err = prepare(func(tx *bolt.Tx) error {
 		if opts.ReadOnly {
-			if v := tx.Bucket(bucketMeta); v == nil || string(v.Get(schemaKey)) != schemaVersion {
-				return fmt.Errorf("not a ledger of schema %q", schemaVersion)
+			if err := checkSchema(tx); err != nil {
+				return err
 			}
 			for _, name := range allBuckets {
 				if tx.Bucket(name) == nil {
@@ -178,11 +181,22 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		switch v := meta.Get(schemaKey); {
 		case v == nil:
 			return meta.Put(schemaKey, []byte(schemaVersion))
+		case string(v) == schemaV2:
+			// Step 1 of the upgrade (upgrade.go), with the new bucket made above.
+			upgrading = true
+			if err := meta.Put(upgradeKey, []byte(schemaV2)); err != nil {
+				return err
+			}
+			return meta.Put(schemaKey, []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("the file has ledger schema %q and this build reads %q; it was written by another version of tillsync-hub", v, schemaVersion)
 		}
+		upgrading = meta.Get(upgradeKey) != nil
 		return nil
 	})
+	if err == nil && upgrading {
+		err = upgrade(db, log)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -212,7 +226,7 @@ func (s *BoltStore) Close() error {
 // Balance returns a member's points; known is false for a member never seen.
 func (s *BoltStore) Balance(member string) (points int64, known bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBalances).Get([]byte(MemberAccount(member)))
+		v := tx.Bucket(bucketMembers).Get(balanceKey(nil, member))
 		if v == nil {
 			return nil
 		}
@@ -237,24 +251,23 @@ func (s *BoltStore) Statement(member string, limit int) ([]Entry, error) {
 	var out []Entry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		journal := tx.Bucket(bucketJournal)
-		c := tx.Bucket(bucketMemberIndex).Cursor()
-		prefix := append([]byte(member), 0)
-		// The first key after this member's is member+0x01; step back from it.
-		k, _ := c.Seek(append([]byte(member), 1))
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
-			seq := k[len(prefix):]
-			v := journal.Get(seq)
+		c := tx.Bucket(bucketMembers).Cursor()
+		prefix := memberKey(nil, member, kindEntry)
+		var jk []byte
+		// The member's entry keys hold the complement of the sequence number: newest first.
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("corrupt statement index key %x", k)
+			}
+			seq := entrySeq(k[len(prefix):])
+			jk = seqKey(jk[:0], seq)
+			v := journal.Get(jk)
 			if v == nil {
-				return fmt.Errorf("index names journal entry %x, which is missing", seq)
+				return fmt.Errorf("index names journal entry %d, which is missing", seq)
 			}
 			var e Entry
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("journal entry %x: %w", seq, err)
+				return fmt.Errorf("journal entry %d: %w", seq, err)
 			}
 			out = append(out, e)
 		}
@@ -294,16 +307,14 @@ func (s *BoltStore) Terminals() ([]Terminal, error) {
 func (s *BoltStore) MemberBalances() (map[string]int64, error) {
 	out := make(map[string]int64)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketBalances).Cursor()
-		prefix := []byte(memberPrefix)
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		return eachMemberBalance(tx.Bucket(bucketMembers), func(member []byte, v []byte) error {
 			b, ok := decodeBalance(v)
 			if !ok {
-				return fmt.Errorf("corrupt balance of %s (%d bytes)", k, len(v))
+				return fmt.Errorf("corrupt balance of %s (%d bytes)", member, len(v))
 			}
-			out[string(k[len(prefix):])] = b
-		}
-		return nil
+			out[string(member)] = b
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: member balances: %w", err)

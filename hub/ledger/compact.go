@@ -286,12 +286,7 @@ func Compact(path string, opts CompactOptions) (CompactReport, error) {
 	defer prog.stop()
 
 	// The ledger: its schema, then what it holds.
-	err = src.View(func(tx *bolt.Tx) error {
-		if m := tx.Bucket(bucketMeta); m == nil || string(m.Get(schemaKey)) != schemaVersion {
-			return fmt.Errorf("not a ledger of schema %q", schemaVersion)
-		}
-		return nil
-	})
+	err = src.View(checkSchema)
 	if err != nil {
 		return fail(err)
 	}

@@ -327,7 +327,7 @@ func TestCompactRefuses(t *testing.T) {
 	workload(t, s)
 	s.Close()
 	corrupt(t, path, func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("balances")).Put([]byte(ledger.MemberAccount("m1")), []byte{0, 0, 0, 0, 0, 0, 0, 71})
+		return tx.Bucket(ledger.MembersBucket).Put(ledger.MemberBalanceKey("m1"), []byte{0, 0, 0, 0, 0, 0, 0, 71})
 	})
 	orig = fileSum(t, path)
 	_, err = ledger.Compact(path, ledger.CompactOptions{})

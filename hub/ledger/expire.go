@@ -107,10 +107,10 @@ func (s *BoltStore) expireChunk(asOf, cutoff time.Time, resume []byte, rep *Expi
 			}
 			// Older lots of the member (still holding points only because
 			// holds reserve them) serve the holds first.
-			prefix := append([]byte(l.member), 0)
+			prefix := memberKey(nil, l.member, kindLot)
 			self := lotKey(nil, l.member, l.at, l.id)
 			var older int64
-			lc := a.lots.Cursor()
+			lc := a.members.Cursor()
 			for k, v := lc.Seek(prefix); k != nil && bytes.Compare(k, self) < 0; k, v = lc.Next() {
 				rem, _, _, ok := decodeLotValue(v)
 				if !ok {
@@ -118,7 +118,7 @@ func (s *BoltStore) expireChunk(asOf, cutoff time.Time, resume []byte, rep *Expi
 				}
 				older += rem
 			}
-			v := a.lots.Get(self)
+			v := a.members.Get(self)
 			if v == nil {
 				return fmt.Errorf("lot index names lot %s of %s, which is missing", l.id, l.member)
 			}

@@ -134,6 +134,15 @@
 // original and verified it (compact.go). StatFile and BoltStore.FileStats
 // tell the file's size against its live data.
 //
+// What a commit costs is the leaves of the file's B+trees it dirties:
+// bbolt rewrites each whole. A member's lots, balance and statement index
+// are therefore kept side by side in one bucket, ordered so that an earn's
+// three writes land in one leaf (members.go), and the other hot buckets are
+// keyed so that new keys go at their end (the journal by sequence number,
+// the records by the tills' time-ordered ids). That layout is schema 3; a
+// writable open upgrades a schema-2 file in place, in resumable steps
+// (upgrade.go).
+//
 // Store is the boundary; BoltStore is the bbolt implementation (a PostgreSQL
 // one will follow). The conformance suite in package ledgertest runs against
 // every Store, so the rules above hold whichever is in use.

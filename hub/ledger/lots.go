@@ -21,11 +21,10 @@ import (
 // balance less the member's active holds. The expiry run never expires
 // points a hold has reserved (holds are served from the oldest lots first).
 
-// lotKey is member, 0x00, 8-byte earned-at (unix ns), lot id: one member's
-// lots are contiguous and oldest first.
+// lotKey is member, 0x00, kindLot, 8-byte earned-at (unix ns), lot id: one
+// member's lots are contiguous and oldest first (members.go).
 func lotKey(b []byte, member string, at time.Time, id string) []byte {
-	b = append(b, member...)
-	b = append(b, 0)
+	b = memberKey(b, member, kindLot)
 	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
 	return append(b, id...)
 }
@@ -52,12 +51,12 @@ func decodeLotValue(v []byte) (remaining, points int64, partner string, ok bool)
 	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), string(v[16:]), true
 }
 
-// parseLotKey splits a lot key of member.
+// parseLotKey splits a lot key of a member whose id is memberLen bytes.
 func parseLotKey(k []byte, memberLen int) (at time.Time, id string, ok bool) {
-	if len(k) < memberLen+1+8 {
+	if len(k) < memberLen+2+8 {
 		return time.Time{}, "", false
 	}
-	rest := k[memberLen+1:]
+	rest := k[memberLen+2:]
 	return time.Unix(0, int64(binary.BigEndian.Uint64(rest))).UTC(), string(rest[8:]), true
 }
 
@@ -65,7 +64,7 @@ func parseLotKey(k []byte, memberLen int) (at time.Time, id string, ok bool) {
 func (a *applier) putLot(member string, at time.Time, id, partner string, remaining, points int64) error {
 	a.key = lotKey(a.key[:0], member, at, id)
 	v := a.arena.commit(appendLotValue(a.arena.tail(), remaining, points, partner))
-	if err := a.lots.Put(a.key, v); err != nil {
+	if err := a.members.Put(a.key, v); err != nil {
 		return fmt.Errorf("lot %s: %w", id, err)
 	}
 	a.key = lotTimeKey(a.key[:0], at, member, id)
@@ -94,7 +93,7 @@ func (a *applier) takeLots(member string, points int64, prefer *LotUse) ([]LotUs
 	left := points
 	if prefer != nil && !prefer.At.IsZero() {
 		a.key = lotKey(a.key[:0], member, prefer.At, prefer.Lot)
-		if v := a.lots.Get(a.key); v != nil {
+		if v := a.members.Get(a.key); v != nil {
 			rem, pts, partner, ok := decodeLotValue(v)
 			if !ok {
 				return nil, fmt.Errorf("corrupt lot %s of %s", prefer.Lot, member)
@@ -107,8 +106,8 @@ func (a *applier) takeLots(member string, points int64, prefer *LotUse) ([]LotUs
 		}
 	}
 	if left > 0 {
-		prefix := append(append([]byte(nil), member...), 0)
-		c := a.lots.Cursor()
+		prefix := memberKey(nil, member, kindLot)
+		c := a.members.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && left > 0; k, v = c.Next() {
 			rem, pts, partner, ok := decodeLotValue(v)
 			if !ok {
@@ -151,7 +150,7 @@ func (a *applier) restoreLots(member string, o *TxRecord, rest int64, id string)
 		}
 		a.key = lotKey(a.key[:0], member, u.At, u.Lot)
 		rem, pts, partner := int64(0), n, o.Partner
-		if v := a.lots.Get(a.key); v != nil {
+		if v := a.members.Get(a.key); v != nil {
 			var ok bool
 			if rem, pts, partner, ok = decodeLotValue(v); !ok {
 				return fmt.Errorf("corrupt lot %s of %s", u.Lot, member)

@@ -207,7 +207,8 @@ func (s *BoltStore) Member(member string, now time.Time) (MemberView, error) {
 	v := MemberView{Member: member, Lots: []Lot{}, Holds: []Hold{}}
 	c := s.reg.Load().coalition
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketBalances).Get([]byte(MemberAccount(member))); b != nil {
+		members := tx.Bucket(bucketMembers)
+		if b := members.Get(balanceKey(nil, member)); b != nil {
 			var ok bool
 			if v.Balance, ok = decodeBalance(b); !ok {
 				return fmt.Errorf("corrupt balance of %s", member)
@@ -235,8 +236,9 @@ func (s *BoltStore) Member(member string, now time.Time) (MemberView, error) {
 			v.Holds = append(v.Holds, h)
 			v.Held += h.Points
 		}
-		lc := tx.Bucket(bucketLots).Cursor()
-		for k, val := lc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, val = lc.Next() {
+		lc := members.Cursor()
+		lp := memberKey(nil, member, kindLot)
+		for k, val := lc.Seek(lp); k != nil && bytes.HasPrefix(k, lp); k, val = lc.Next() {
 			rem, pts, partner, ok := decodeLotValue(val)
 			at, id, ok2 := parseLotKey(k, len(member))
 			if !ok || !ok2 {

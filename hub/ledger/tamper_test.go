@@ -238,3 +238,34 @@ func TestBoltRefusedCloseKeepsFile(t *testing.T) {
 	}
 	ledgertest.CheckVerify(t, s)
 }
+
+// TestBoltVerifyStatementIndex: a member's statement index that lost an
+// entry, or names one the journal does not have, is reported by member; the
+// journal and the balances still check.
+func TestBoltVerifyStatementIndex(t *testing.T) {
+	s := tamperedLedger(t, func(tx *bolt.Tx) error {
+		b := tx.Bucket(ledger.MembersBucket)
+		if b.Get(ledger.MemberIndexKey("m1", 2)) == nil {
+			t.Fatal("m1's statement index has no entry 2 (b1)")
+		}
+		if err := b.Delete(ledger.MemberIndexKey("m1", 2)); err != nil {
+			return err
+		}
+		return b.Put(ledger.MemberIndexKey("m2", 9), []byte{})
+	})
+	st, err := s.Statement("m1", 10)
+	if err != nil || len(st) != 1 || st[0].TxID != "e1" {
+		t.Errorf("m1's statement without entry 2: %+v, %v", st, err)
+	}
+	rep, err := s.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"member m2: the statement index names journal entry 9, which the journal does not have",
+		"member m1: the journal has 2 entries of the member, its statement index 1",
+	}
+	if !slices.Equal(rep.Problems, want) || rep.ChainBreak != "" || len(rep.Mismatches) != 0 {
+		t.Errorf("Verify = problems %q, chain %q, mismatches %q; want problems %q alone", rep.Problems, rep.ChainBreak, rep.Mismatches, want)
+	}
+}

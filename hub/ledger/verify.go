@@ -42,6 +42,7 @@ func (s *BoltStore) Verify() (VerifyReport, error) {
 
 func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 	replayed := make(map[string]int64)
+	entriesOf := make(map[string]int) // journal entries per member, for the statement index
 	totals := make(map[settleKey]*[3]int64)
 	anchors := make(map[uint64]string)
 	for _, p := range reg.periods {
@@ -93,6 +94,9 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		if _, ok := anchors[e.Seq]; ok {
 			anchors[e.Seq] = stored
 		}
+		if e.Member != "" {
+			entriesOf[e.Member]++
+		}
 		var sumDelta int64
 		for _, p := range e.Postings {
 			sumDelta += p.Delta
@@ -135,11 +139,12 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		breakAt("the journal has numbered %d entries but its last is %d: entries were removed from the end", seq, last)
 	}
 
-	// Balances.
+	// Balances: the members' accounts, then the partners' (account name order).
 	seen := make(map[string]bool, len(replayed))
 	members := make(map[string]int64)
-	err = tx.Bucket(bucketBalances).ForEach(func(k, v []byte) error {
-		acct := string(k)
+	lotSums := make(map[string]int64)
+	indexed := make(map[string]int)
+	checkBalance := func(acct string, v []byte) {
 		seen[acct] = true
 		want, hasReplayed := replayed[acct]
 		stored, ok := decodeBalance(v)
@@ -152,6 +157,43 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		if m, ok := strings.CutPrefix(acct, memberPrefix); ok {
 			members[m] = stored
 		}
+	}
+	// Each member's balance, lots and statement index (members.go).
+	err = tx.Bucket(bucketMembers).ForEach(func(k, v []byte) error {
+		mb, kind, rest, ok := splitMemberKey(k)
+		if !ok {
+			r.Problems = append(r.Problems, fmt.Sprintf("member data key %x: corrupt", k))
+			return nil
+		}
+		m := string(mb)
+		switch kind {
+		case kindBalance:
+			checkBalance(MemberAccount(m), v)
+		case kindLot:
+			rem, pts, _, ok := decodeLotValue(v)
+			if !ok {
+				r.Problems = append(r.Problems, fmt.Sprintf("lot %x: corrupt", k))
+				return nil
+			}
+			_, id, _ := parseLotKey(k, len(mb))
+			if rem < 0 || rem > pts {
+				r.Problems = append(r.Problems, fmt.Sprintf("lot %s of member %s: %d points left of %d", id, m, rem, pts))
+			}
+			lotSums[m] += rem
+		case kindEntry:
+			if seq := entrySeq(rest); seq == 0 || seq > last {
+				r.Problems = append(r.Problems, fmt.Sprintf("member %s: the statement index names journal entry %d, which the journal does not have", m, seq))
+				return nil
+			}
+			indexed[m]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketBalances).ForEach(func(k, v []byte) error {
+		checkBalance(string(k), v)
 		return nil
 	})
 	if err != nil {
@@ -169,37 +211,15 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 	}
 	r.Accounts = len(seen) + len(missing)
 
+	// Statement indexes: one key for each of the member's entries.
+	for _, m := range sortedKeys(entriesOf, indexed) {
+		if indexed[m] != entriesOf[m] {
+			r.Problems = append(r.Problems, fmt.Sprintf("member %s: the journal has %d entries of the member, its statement index %d", m, entriesOf[m], indexed[m]))
+		}
+	}
+
 	// Lots.
-	lotSums := make(map[string]int64)
-	err = tx.Bucket(bucketLots).ForEach(func(k, v []byte) error {
-		i := bytes.IndexByte(k, 0)
-		rem, pts, _, ok := decodeLotValue(v)
-		if i < 0 || !ok {
-			r.Problems = append(r.Problems, fmt.Sprintf("lot %x: corrupt", k))
-			return nil
-		}
-		m := string(k[:i])
-		_, id, _ := parseLotKey(k, i)
-		if rem < 0 || rem > pts {
-			r.Problems = append(r.Problems, fmt.Sprintf("lot %s of member %s: %d points left of %d", id, m, rem, pts))
-		}
-		lotSums[m] += rem
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	var names []string
-	for m := range members {
-		names = append(names, m)
-	}
-	for m := range lotSums {
-		if _, ok := members[m]; !ok {
-			names = append(names, m)
-		}
-	}
-	slices.Sort(names)
-	for _, m := range names {
+	for _, m := range sortedKeys(members, lotSums) {
 		if want := max(members[m], 0); lotSums[m] != want {
 			r.Problems = append(r.Problems, fmt.Sprintf("member %s: lots hold %d points, the balance is %d", m, lotSums[m], members[m]))
 		}
@@ -362,5 +382,20 @@ func nonZero(lines []SettlementLine) []SettlementLine {
 			out = append(out, l)
 		}
 	}
+	return out
+}
+
+// sortedKeys returns the keys of a and b, each once, in order.
+func sortedKeys[A, B any](a map[string]A, b map[string]B) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		out = append(out, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
