@@ -71,7 +71,7 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 			for _, v := range []struct {
 				name string
 				n    int
-			}{{"confirms", o.Confirms}, {"terminals", o.Terminals}, {"drain-stores", o.DrainStores}, {"drain-queued", o.DrainQueued}, {"background", o.Background}, {"connections", o.Connections}, {"aging-txs", o.AgingTxs}} {
+			}{{"confirms", o.Confirms}, {"terminals", o.Terminals}, {"drain-stores", o.DrainStores}, {"drain-queued", o.DrainQueued}, {"background", o.Background}, {"connections", o.Connections}, {"members", o.Members}, {"aging-txs", o.AgingTxs}} {
 				if v.n < 1 {
 					return cli.Usagef("--%s %d: want 1 or more", v.name, v.n)
 				}
@@ -104,6 +104,7 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 	f.IntVar(&o.DrainQueued, "drain-queued", 1000, "transactions queued at each of them")
 	f.IntVar(&o.Background, "background", 5000, "roundtrip's background load, tx/s")
 	f.IntVar(&o.Connections, "connections", 10000, "tills connected at once in connections")
+	f.IntVar(&o.Members, "members", perf.DefaultMembers, "members the tills of ingest, drain, roundtrip and connections sell to")
 	f.IntVar(&o.AgingTxs, "aging-txs", 10_000_000, "transactions in aging's aged ledger")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each throughput or latency phase is measured")
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "how long the load runs before it is measured")

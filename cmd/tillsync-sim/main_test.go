@@ -68,6 +68,7 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"bench", "--run", "ingest,warp"}, []string{`no scenario "warp"`, "confirm, ingest"}},
 		{[]string{"bench", "--terminals", "0"}, []string{"--terminals 0", "1 or more"}},
 		{[]string{"bench", "--aging-txs", "-1"}, []string{"--aging-txs -1", "1 or more"}},
+		{[]string{"bench", "--members", "0"}, []string{"--members 0", "1 or more"}},
 		{[]string{"bench", "--duration", "10ms"}, []string{"--duration 10ms", "1s or more"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

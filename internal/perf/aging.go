@@ -3,7 +3,6 @@ package perf
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"time"
 
@@ -43,9 +42,8 @@ func (a *agingLedger) batch(n int, now time.Time) *protocol.Batch {
 	b := &protocol.Batch{Version: protocol.Version, Store: c.Store, Terminal: c.Terminal, SentAt: now}
 	for range n {
 		a.seqs[i]++
-		tx := earn(c, a.ids[i].Next(now), int(a.seqs[i]), now)
+		tx := earn(c, a.ids[i].Next(now), int(a.seqs[i]), now, agingMembers)
 		tx.Seq = a.seqs[i]
-		tx.Member = fmt.Sprintf("M%08d", rand.IntN(agingMembers))
 		b.Txs = append(b.Txs, tx)
 	}
 	return b

@@ -50,7 +50,7 @@ func ConnectPublishers(ctx context.Context, creds []Creds, broker string, tlsCfg
 		b := protocol.Batch{Version: protocol.Version, Store: c.Store, Terminal: c.Terminal, SentAt: time.Now().UTC()}
 		var ids agent.IDs
 		for n := range batch {
-			tx := earn(c, ids.Next(time.Now()), n+1, time.Now())
+			tx := earn(c, ids.Next(time.Now()), n+1, time.Now(), DefaultMembers)
 			tx.Seq = uint64(n + 1)
 			b.Txs = append(b.Txs, tx)
 		}

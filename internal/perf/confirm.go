@@ -88,7 +88,7 @@ func (b *bench) confirm(ctx context.Context) error {
 	// the POS's idempotency record of the answer.
 	record := bytes.Repeat([]byte("x"), 200)
 	update := func(n int) error {
-		tx := earn(c, ids.Next(time.Now()), n, time.Now())
+		tx := earn(c, ids.Next(time.Now()), n, time.Now(), DefaultMembers)
 		enc, err := protocol.Encode(&tx)
 		if err != nil {
 			return err

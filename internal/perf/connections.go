@@ -27,7 +27,7 @@ func (b *bench) connections(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := NewFleet(creds, h.MQTT, h.TLS, FleetOptions{})
+	f, err := NewFleet(creds, h.MQTT, h.TLS, FleetOptions{Members: b.o.Members})
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func (b *bench) drain(ctx context.Context, mosq bool) error {
 		return err
 	}
 	defer h.Kill()
-	lf, err := NewFleet(live, h.MQTT, h.TLS, FleetOptions{})
+	lf, err := NewFleet(live, h.MQTT, h.TLS, FleetOptions{Members: b.o.Members})
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (b *bench) drain(ctx context.Context, mosq bool) error {
 	}
 	lf.Measure(&during)
 
-	bf, err := NewFleet(backlog, h.MQTT, h.TLS, FleetOptions{})
+	bf, err := NewFleet(backlog, h.MQTT, h.TLS, FleetOptions{Members: b.o.Members})
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (b *bench) drain(ctx context.Context, mosq bool) error {
 		return fmt.Errorf("not exactly once: the tills queued %d, the ledger holds %d; answered applied %d, duplicate %d, rejected %d",
 			want, n, ba+la, bd+ld, br+lr)
 	}
-	b.row(Row{ID: id, What: fmt.Sprintf("backlog drain, %d stores × %d, %s", len(backlog), b.o.DrainQueued, via),
+	b.row(Row{ID: id, What: fmt.Sprintf("backlog drain, %d stores × %d, %s%s", len(backlog), b.o.DrainQueued, via, b.members()),
 		Figure: fmt.Sprintf("%.1f s (%s)", took.Seconds(), rate(float64(total)/took.Seconds())), Target: "≤ 10 s, exactly once", Met: took <= 10*time.Second,
 		Note: fmt.Sprintf("ledger holds %s transactions = queued, each once; %s answered duplicate (re-sent after %s without an ack); %s batches dropped at the hub's full queue; %s group commits",
 			thousands(n), thousands(bd+ld), "10s", thousands(st.Dropped), thousands(st.Commits))})

@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -34,10 +35,11 @@ type Fleet struct {
 // Term is one simulated till.
 type Term struct {
 	Creds
-	Out *Outbox
-	Up  *uplink.Uplink
-	ids agent.IDs
-	n   int
+	Out     *Outbox
+	Up      *uplink.Uplink
+	ids     agent.IDs
+	n       int
+	members int
 }
 
 // FleetOptions tune the tills' uplinks; zero values take the agent's
@@ -47,14 +49,21 @@ type FleetOptions struct {
 	AckTimeout       time.Duration
 	// BackoffMax bounds a till's jittered wait between connection attempts.
 	BackoffMax time.Duration
+	// Members is how many members the tills' sales are by, drawn at
+	// random; zero means DefaultMembers.
+	Members int
 }
+
+// DefaultMembers is how many members the simulated tills sell to unless
+// told otherwise (Options.Members, tillsync-sim bench --members).
+const DefaultMembers = 10_000
 
 // NewFleet makes one till for each of creds, connecting to broker with tlsCfg
 // once started (Start).
 func NewFleet(creds []Creds, broker string, tlsCfg *tls.Config, o FleetOptions) (*Fleet, error) {
 	f := &Fleet{}
 	for _, c := range creds {
-		t := &Term{Creds: c}
+		t := &Term{Creds: c, members: cmp.Or(o.Members, DefaultMembers)}
 		t.Out = NewOutbox(func(a protocol.Ack, at time.Time) {
 			if a.Status == protocol.StatusApplied || a.Status == protocol.StatusDuplicate {
 				f.Acked.Add(1)
@@ -162,18 +171,18 @@ func (t *Term) Earn(n int) {
 	txs := make([]protocol.Transaction, n)
 	for i := range txs {
 		t.n++
-		txs[i] = earn(t.Creds, t.ids.Next(now), t.n, now)
+		txs[i] = earn(t.Creds, t.ids.Next(now), t.n, now, t.members)
 	}
 	t.Out.Add(now, txs...)
 	t.Up.Kick()
 }
 
 // earn is the bench's purchase, the till's nth: 12.50 EUR by one of
-// 10,000 members.
-func earn(c Creds, id string, n int, at time.Time) protocol.Transaction {
+// members members.
+func earn(c Creds, id string, n int, at time.Time, members int) protocol.Transaction {
 	return protocol.Transaction{
 		ID: id, Store: c.Store, Terminal: c.Terminal, Partner: c.Partner,
-		Member: fmt.Sprintf("M%08d", rand.IntN(10000)), Kind: protocol.KindEarn, Amount: 1250, Currency: "EUR", Points: 12,
+		Member: fmt.Sprintf("M%08d", rand.IntN(members)), Kind: protocol.KindEarn, Amount: 1250, Currency: "EUR", Points: 12,
 		Receipt: "R" + strconv.Itoa(n), CreatedAt: at.UTC(),
 	}
 }

@@ -54,6 +54,9 @@ type Options struct {
 	Background int
 	// Connections is how many tills scenario 5 connects (default 10,000).
 	Connections int
+	// Members is how many members the tills of scenarios 2 to 5 sell to
+	// (default DefaultMembers); scenario 6 fills its ledger with its own.
+	Members int
 	// AgingTxs is the size of scenario 6's aged ledger (default 10
 	// million); AgingProbes how many probe commits it times at each age
 	// (default 300).
@@ -72,6 +75,7 @@ func (o *Options) defaults() {
 	def(&o.DrainQueued, 1000)
 	def(&o.Background, 5000)
 	def(&o.Connections, 10000)
+	def(&o.Members, DefaultMembers)
 	def(&o.AgingTxs, 10_000_000)
 	def(&o.AgingProbes, 300)
 	if o.Duration <= 0 {
@@ -83,6 +87,15 @@ func (o *Options) defaults() {
 	if len(o.Run) == 0 {
 		o.Run = Scenarios
 	}
+}
+
+// members is what a row of scenarios 2 to 4 says of the tills' members:
+// nothing for the default, which the docs give.
+func (b *bench) members() string {
+	if b.o.Members == DefaultMembers {
+		return ""
+	}
+	return ", members from " + thousands(int64(b.o.Members))
 }
 
 // bench is one run.
