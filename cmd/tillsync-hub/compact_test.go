@@ -139,7 +139,8 @@ func TestCompactCmdRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("balances")).Put([]byte(ledger.MemberAccount("m01")), binary.BigEndian.AppendUint64(nil, 1))
+		// m01's balance: member, 0x00, 0x02 in the members bucket (hub/ledger/members.go).
+		return tx.Bucket([]byte("members")).Put([]byte("m01\x00\x02"), binary.BigEndian.AppendUint64(nil, 1))
 	})
 	db.Close()
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tillsync/tillsync/protocol"
 )
 
 // The bbolt layout. All buckets are top level.
@@ -77,9 +79,9 @@ var (
 		bucketCoalition, bucketPartners, bucketStores, bucketRules, bucketLotTimes, bucketHolds,
 		bucketFlags, bucketMemberPartners, bucketSettle, bucketPeriods,
 	}
-	// addedBuckets came after schema 2 was released: a writable open adds
-	// them, and a read-only open of a file written before them does without
-	// them (their readers treat a missing bucket as empty).
+	// addedBuckets came after schema 2 was released, and a writable open
+	// adds them; every schema-3 file has them, since a writable open of this
+	// build wrote it (their readers still treat a missing bucket as empty).
 	addedBuckets = [][]byte{bucketTokenSightings, bucketTokenExpiry, bucketTokenFlags, bucketEnrollment, bucketEnrollTokens, bucketAPITokens, bucketTerminalSeqs}
 
 	coalitionKey = []byte("settings")
@@ -182,7 +184,12 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		case v == nil:
 			return meta.Put(schemaKey, []byte(schemaVersion))
 		case string(v) == schemaV2:
-			// Step 1 of the upgrade (upgrade.go), with the new bucket made above.
+			// Steps 0 and 1 of the upgrade (upgrade.go), with the new
+			// bucket made above: a key step 0 cannot place fails this
+			// transaction, and the file stays as it was.
+			if _, err := checkUpgradable(tx); err != nil {
+				return fmt.Errorf("the ledger file has schema 2 and cannot be upgraded to %s, so it is left as it was: %w; the previous version of tillsync-hub can still open it (its verify --data-dir reports the damage)", schemaVersion, err)
+			}
 			upgrading = true
 			if err := meta.Put(upgradeKey, []byte(schemaV2)); err != nil {
 				return err
@@ -225,6 +232,9 @@ func (s *BoltStore) Close() error {
 
 // Balance returns a member's points; known is false for a member never seen.
 func (s *BoltStore) Balance(member string) (points int64, known bool, err error) {
+	if !protocol.ValidID(member) {
+		return 0, false, idError("member", member)
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMembers).Get(balanceKey(nil, member))
 		if v == nil {
@@ -245,6 +255,9 @@ func (s *BoltStore) Balance(member string) (points int64, known bool, err error)
 
 // Statement returns the member's journal entries, newest first, at most limit.
 func (s *BoltStore) Statement(member string, limit int) ([]Entry, error) {
+	if !protocol.ValidID(member) {
+		return nil, idError("member", member)
+	}
 	if limit <= 0 {
 		return nil, nil
 	}

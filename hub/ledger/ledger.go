@@ -171,7 +171,9 @@ type Store interface {
 	// leaves no trace but the terminal info. Batches are already validated by
 	// protocol.Batch.Validate.
 	Apply(batches []*protocol.Batch, now time.Time) ([][]protocol.Ack, error)
-	// Balance returns a member's points; known is false for a member never seen.
+	// Balance returns a member's points; known is false for a member never
+	// seen. A member id that is not a protocol id is an error
+	// (invalid_id), as it is for Member and Statement.
 	Balance(member string) (points int64, known bool, err error)
 	// Member returns a member's balance, holds, lots and flag as of now
 	// (holds past their expiry are not counted).

@@ -269,3 +269,36 @@ func TestBoltVerifyStatementIndex(t *testing.T) {
 		t.Errorf("Verify = problems %q, chain %q, mismatches %q; want problems %q alone", rep.Problems, rep.ChainBreak, rep.Mismatches, want)
 	}
 }
+
+// TestBoltVerifyStatementIndexSwapped: two members' statement index keys
+// swapped between them (each keeps its number of entries) are still
+// reported, as is a member's balance left under its schema-2 key, which
+// nothing reads.
+func TestBoltVerifyStatementIndexSwapped(t *testing.T) {
+	s := tamperedLedger(t, func(tx *bolt.Tx) error {
+		b := tx.Bucket(ledger.MembersBucket)
+		for _, k := range [][]byte{ledger.MemberIndexKey("m1", 2), ledger.MemberIndexKey("m2", 3)} {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, k := range [][]byte{ledger.MemberIndexKey("m2", 2), ledger.MemberIndexKey("m1", 3)} {
+			if err := b.Put(k, []byte{}); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("balances")).Put([]byte(ledger.MemberAccount("m1")), binary.BigEndian.AppendUint64(nil, 70))
+	})
+	rep, err := s.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`balances: key "member/m1" is not a partner's account`,
+		"member m1: the statement index names 2 entries, but not the journal's 2 entries of the member",
+		"member m2: the statement index names 1 entries, but not the journal's 1 entries of the member",
+	}
+	if !slices.Equal(rep.Problems, want) || rep.ChainBreak != "" || len(rep.Mismatches) != 0 {
+		t.Errorf("Verify = problems %q, chain %q, mismatches %q; want problems %q alone", rep.Problems, rep.ChainBreak, rep.Mismatches, want)
+	}
+}

@@ -20,6 +20,11 @@ import (
 // Nothing else changed. A writable open of a schema-2 file upgrades it in
 // place before it returns:
 //
+//  0. A read-only pass gives every key to be moved its new key. A key it
+//     cannot place (a damaged file) refuses the upgrade while the file is
+//     still schema 2, naming the key: the previous version can still open
+//     it and report it, and nothing of it is lost to a half-done upgrade
+//     that could not finish.
 //  1. One commit creates bucketMembers, sets the schema to 3 and records
 //     upgradeKey. From then on an older build refuses the file (its schema
 //     is not theirs), and so does a read-only open of this one until the
@@ -56,7 +61,8 @@ const schemaV2 = "2"
 var upgradeChunk = 50_000
 
 // ErrOldSchema is returned (wrapped, test with errors.Is) by a read-only
-// open of a ledger file that a writable open has yet to upgrade.
+// open, and by Compact, of a ledger file that a writable open has yet to
+// upgrade.
 var ErrOldSchema = errors.New("the ledger file is of an older schema")
 
 type oldSchemaError struct{ from string }
@@ -90,20 +96,48 @@ func checkSchema(tx *bolt.Tx) error {
 // that many commits of step 2, as a crash would.
 var upgradeStop int
 
+// upgradeSources are the keys the upgrade moves: each bucket's keys with
+// the prefix, and how each gets its new key.
+var upgradeSources = []struct {
+	bucket, prefix []byte
+	rekey          func(b, k []byte) ([]byte, error)
+}{
+	{bucketLotsV2, nil, rekeyLot},
+	{bucketMemberIndexV2, nil, rekeyIndexEntry},
+	{bucketBalances, []byte(memberPrefix), rekeyBalance},
+}
+
+// checkUpgradable is step 0: it gives every key to be moved its new key,
+// and returns how many there are, or the first it cannot place.
+func checkUpgradable(tx *bolt.Tx) (int, error) {
+	n := 0
+	var nk []byte
+	for _, src := range upgradeSources {
+		b := tx.Bucket(src.bucket)
+		if b == nil {
+			continue
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(src.prefix); k != nil && bytes.HasPrefix(k, src.prefix); k, v = c.Next() {
+			if v == nil && b.Bucket(k) != nil {
+				return n, fmt.Errorf("%s: key %q is a nested bucket; a schema-2 ledger has none there", src.bucket, k)
+			}
+			var err error
+			if nk, err = src.rekey(nk[:0], k); err != nil {
+				return n, fmt.Errorf("%s: %w", src.bucket, err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // upgrade carries out steps 2 and 3 on a file whose step 1 is done.
 func upgrade(db *bolt.DB, log *slog.Logger) error {
 	var total int
-	err := db.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketLotsV2, bucketMemberIndexV2} {
-			if b := tx.Bucket(name); b != nil {
-				total += b.Stats().KeyN
-			}
-		}
-		c := tx.Bucket(bucketBalances).Cursor()
-		for k, _ := c.Seek([]byte(memberPrefix)); k != nil && bytes.HasPrefix(k, []byte(memberPrefix)); k, _ = c.Next() {
-			total++
-		}
-		return nil
+	err := db.View(func(tx *bolt.Tx) (err error) {
+		total, err = checkUpgradable(tx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("upgrade to schema %s: %w", schemaVersion, err)
@@ -113,14 +147,7 @@ func upgrade(db *bolt.DB, log *slog.Logger) error {
 		"keys", total)
 	moved, commits := 0, 0
 	last := start
-	for _, m := range []struct {
-		bucket, prefix []byte
-		rekey          func(b, k []byte) ([]byte, error)
-	}{
-		{bucketLotsV2, nil, rekeyLot},
-		{bucketMemberIndexV2, nil, rekeyIndexEntry},
-		{bucketBalances, []byte(memberPrefix), rekeyBalance},
-	} {
+	for _, m := range upgradeSources {
 		for {
 			if upgradeStop > 0 && commits == upgradeStop {
 				return fmt.Errorf("upgrade to schema %s: stopped after %d commits (upgradeStop)", schemaVersion, commits)

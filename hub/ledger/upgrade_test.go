@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -299,5 +300,37 @@ func TestUpgradeResumes(t *testing.T) {
 			defer s.Close()
 			checkAnswers(t, s, exp)
 		})
+	}
+}
+
+// A schema-2 file holding a key the upgrade cannot place is refused before
+// the upgrade's first commit, naming the key, and left byte for byte as it
+// was: still schema 2, which the previous version can open and verify.
+func TestUpgradeRefusesDamagedFile(t *testing.T) {
+	path := copySchema2(t)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("lots")).Put([]byte("m01-no-separator"), make([]byte, 16))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ledger.OpenBolt(path, ledger.BoltOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "cannot be upgraded") || !strings.Contains(err.Error(), hex.EncodeToString([]byte("m01-no-separator"))) {
+		t.Fatalf("open of a damaged schema-2 file: %v; want a refusal naming the key", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("a refused upgrade changed the file")
+	}
+	if schema, upgrading, old := fileLayout(t, path); schema != "2" || upgrading || len(old) != 2 {
+		t.Errorf("after a refused upgrade: schema %q, marker %v, old buckets %v; want 2, none, both", schema, upgrading, old)
 	}
 }

@@ -21,6 +21,7 @@ import (
 //     before it, so a changed, inserted or removed entry breaks it; the first
 //     break is reported with the entry's seq;
 //   - every entry balances, and the replayed balances equal the stored ones;
+//   - each member's statement index names exactly the member's entries;
 //   - each member's lots add up to the member's balance (or zero while the
 //     member owes points), and no lot is negative or over its size;
 //   - every active hold belongs to a hold that is still held;
@@ -42,7 +43,7 @@ func (s *BoltStore) Verify() (VerifyReport, error) {
 
 func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 	replayed := make(map[string]int64)
-	entriesOf := make(map[string]int) // journal entries per member, for the statement index
+	entriesOf := make(map[string]indexSum) // each member's journal entries, for the statement index
 	totals := make(map[settleKey]*[3]int64)
 	anchors := make(map[uint64]string)
 	for _, p := range reg.periods {
@@ -95,7 +96,7 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 			anchors[e.Seq] = stored
 		}
 		if e.Member != "" {
-			entriesOf[e.Member]++
+			entriesOf[e.Member] = entriesOf[e.Member].add(e.Seq)
 		}
 		var sumDelta int64
 		for _, p := range e.Postings {
@@ -143,7 +144,7 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 	seen := make(map[string]bool, len(replayed))
 	members := make(map[string]int64)
 	lotSums := make(map[string]int64)
-	indexed := make(map[string]int)
+	indexed := make(map[string]indexSum)
 	checkBalance := func(acct string, v []byte) {
 		seen[acct] = true
 		want, hasReplayed := replayed[acct]
@@ -181,11 +182,12 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 			}
 			lotSums[m] += rem
 		case kindEntry:
-			if seq := entrySeq(rest); seq == 0 || seq > last {
+			seq := entrySeq(rest)
+			if seq == 0 || seq > last {
 				r.Problems = append(r.Problems, fmt.Sprintf("member %s: the statement index names journal entry %d, which the journal does not have", m, seq))
 				return nil
 			}
-			indexed[m]++
+			indexed[m] = indexed[m].add(seq)
 		}
 		return nil
 	})
@@ -193,6 +195,11 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		return err
 	}
 	err = tx.Bucket(bucketBalances).ForEach(func(k, v []byte) error {
+		if !bytes.HasPrefix(k, []byte(partnerPrefix)) {
+			// A member's balance is in bucketMembers; one here is read by nothing.
+			r.Problems = append(r.Problems, fmt.Sprintf("balances: key %q is not a partner's account", k))
+			return nil
+		}
 		checkBalance(string(k), v)
 		return nil
 	})
@@ -213,8 +220,11 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 
 	// Statement indexes: one key for each of the member's entries.
 	for _, m := range sortedKeys(entriesOf, indexed) {
-		if indexed[m] != entriesOf[m] {
-			r.Problems = append(r.Problems, fmt.Sprintf("member %s: the journal has %d entries of the member, its statement index %d", m, entriesOf[m], indexed[m]))
+		switch j, ix := entriesOf[m], indexed[m]; {
+		case j.n != ix.n:
+			r.Problems = append(r.Problems, fmt.Sprintf("member %s: the journal has %d entries of the member, its statement index %d", m, j.n, ix.n))
+		case j.sum != ix.sum:
+			r.Problems = append(r.Problems, fmt.Sprintf("member %s: the statement index names %d entries, but not the journal's %d entries of the member", m, ix.n, j.n))
 		}
 	}
 
@@ -312,7 +322,7 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 func verifySeqs(tx *bolt.Tx, r *VerifyReport) error {
 	seqs := tx.Bucket(bucketTerminalSeqs)
 	if seqs == nil {
-		return nil // a file from before the bucket, opened read-only
+		return nil // no such bucket (every file of this schema has it): nothing to check
 	}
 	type numbered struct {
 		terminal string // "store/terminal"
@@ -398,4 +408,20 @@ func sortedKeys[A, B any](a map[string]A, b map[string]B) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// indexSum stands for a set of journal sequence numbers in constant space:
+// how many, and the sum of each one mixed (splitmix64's finaliser), so that
+// two sets of the same size differ in their sums unless they are equal (or,
+// by a chance of about one in 2^64, collide).
+type indexSum struct {
+	n   int
+	sum uint64
+}
+
+func (s indexSum) add(seq uint64) indexSum {
+	z := seq + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return indexSum{s.n + 1, s.sum + (z ^ (z >> 31))}
 }
