@@ -47,42 +47,36 @@ func TestLedgerProperties(t *testing.T) {
 		}
 	}
 	seen := map[string]int{}
-	rapid.Check(t, func(rt *rapid.T) {
-		s, err := ledger.OpenBolt(filepath.Join(t.TempDir(), "ledger.db"), ledger.BoltOptions{})
-		if err != nil {
-			rt.Fatalf("OpenBolt: %v", err)
-		}
-		rt.Cleanup(func() { s.Close() })
-		h := newHistory(rt, s)
-		h.seen = seen
-		rt.Repeat(map[string]func(*rapid.T){
-			"": h.check,
-			// Sending is what most steps do.
-			"one":    func(rt *rapid.T) { h.send(rt, 1) },
-			"one'":   func(rt *rapid.T) { h.send(rt, 1) },
-			"group":  func(rt *rapid.T) { h.send(rt, rapid.IntRange(2, 8).Draw(rt, "txs")) },
-			"group'": func(rt *rapid.T) { h.send(rt, rapid.IntRange(2, 8).Draw(rt, "txs")) },
-			"retry":  h.retry,
-			"lapse":  h.lapse,
-			"month":  h.month,
-			"close":  h.close,
+	histories := func() {
+		rapid.Check(t, func(rt *rapid.T) {
+			s, err := ledger.OpenBolt(filepath.Join(t.TempDir(), "ledger.db"), ledger.BoltOptions{})
+			if err != nil {
+				rt.Fatalf("OpenBolt: %v", err)
+			}
+			rt.Cleanup(func() { s.Close() })
+			h := newHistory(rt, s)
+			h.seen = seen
+			rt.Repeat(map[string]func(*rapid.T){
+				"": h.check,
+				// Sending is what most steps do.
+				"one":    func(rt *rapid.T) { h.send(rt, 1) },
+				"one'":   func(rt *rapid.T) { h.send(rt, 1) },
+				"group":  func(rt *rapid.T) { h.send(rt, rapid.IntRange(2, 8).Draw(rt, "txs")) },
+				"group'": func(rt *rapid.T) { h.send(rt, rapid.IntRange(2, 8).Draw(rt, "txs")) },
+				"retry":  h.retry,
+				"lapse":  h.lapse,
+				"month":  h.month,
+				"close":  h.close,
+			})
 		})
-	})
-	if t.Failed() {
-		return
 	}
 	// The histories must reach what they claim to: every outcome below at
-	// least once in a default-sized run.
-	var outcomes []string
-	for k, n := range seen {
-		outcomes = append(outcomes, fmt.Sprintf("%s %d", k, n))
-	}
-	slices.Sort(outcomes)
-	t.Logf("outcomes: %s", strings.Join(outcomes, ", "))
-	if f := flag.Lookup("rapid.checks"); f == nil || f.Value.String() != fmt.Sprint(propChecks) {
-		return
-	}
-	for _, k := range []string{
+	// least once in a default-sized run. The histories are random, and a
+	// rare outcome (a return of points already spent needs an earn, a burn
+	// of it and the earn's return, in that order) is now and then missed by
+	// a whole run; such a run tries as many histories again, twice at most,
+	// before it says so.
+	required := []string{
 		"earn applied", "burn applied", "burn rejected insufficient_points", "burn rejected unknown_member", "burn rejected voided",
 		"offline burn applied", "hold applied", "hold rejected insufficient_points", "hold rejected voided",
 		"capture applied", "capture after lapse applied", "capture rejected exceeds_hold", "capture rejected hold_settled",
@@ -90,10 +84,39 @@ func TestLedgerProperties(t *testing.T) {
 		"return applied", "return rejected over_reversed", "reverse applied", "reverse rejected over_reversed",
 		"reverse rejected original_mismatch", "reverse rejected unknown_original", "duplicate", "expired", "swept",
 		"flag overdraft", "flag return_after_spend", "lot refilled", "closed", "restated",
-	} {
-		if seen[k] == 0 {
-			t.Errorf("no history reached %q", k)
+	}
+	missing := func() []string {
+		var out []string
+		for _, k := range required {
+			if seen[k] == 0 {
+				out = append(out, k)
+			}
 		}
+		return out
+	}
+	defaultSized := func() bool {
+		f := flag.Lookup("rapid.checks")
+		return f != nil && f.Value.String() == fmt.Sprint(propChecks)
+	}
+	histories()
+	for round := 2; round <= 3 && !t.Failed() && defaultSized() && len(missing()) > 0; round++ {
+		t.Logf("round %d: %d more histories, none having reached %q", round, propChecks, missing())
+		histories()
+	}
+	if t.Failed() {
+		return
+	}
+	var outcomes []string
+	for k, n := range seen {
+		outcomes = append(outcomes, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(outcomes)
+	t.Logf("outcomes: %s", strings.Join(outcomes, ", "))
+	if !defaultSized() {
+		return
+	}
+	for _, k := range missing() {
+		t.Errorf("no history reached %q", k)
 	}
 }
 
