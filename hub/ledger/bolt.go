@@ -161,7 +161,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.ReadOnly {
 		prepare = db.View
 	}
-	upgrading := false
+	upgrading, toMove := false, -1
 	err = prepare(func(tx *bolt.Tx) error {
 		if opts.ReadOnly {
 			if err := checkSchema(tx); err != nil {
@@ -187,7 +187,8 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 			// Steps 0 and 1 of the upgrade (upgrade.go), with the new
 			// bucket made above: a key step 0 cannot place fails this
 			// transaction, and the file stays as it was.
-			if _, err := checkUpgradable(tx); err != nil {
+			var err error
+			if toMove, err = checkUpgradable(tx); err != nil {
 				return fmt.Errorf("the ledger file has schema 2 and cannot be upgraded to %s, so it is left as it was: %w; the previous version of tillsync-hub can still open it (its verify --data-dir reports the damage)", schemaVersion, err)
 			}
 			upgrading = true
@@ -202,7 +203,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		return nil
 	})
 	if err == nil && upgrading {
-		err = upgrade(db, log)
+		err = upgrade(db, log, toMove)
 	}
 	if err != nil {
 		db.Close()

@@ -132,15 +132,18 @@ func checkUpgradable(tx *bolt.Tx) (int, error) {
 	return n, nil
 }
 
-// upgrade carries out steps 2 and 3 on a file whose step 1 is done.
-func upgrade(db *bolt.DB, log *slog.Logger) error {
-	var total int
-	err := db.View(func(tx *bolt.Tx) (err error) {
-		total, err = checkUpgradable(tx)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("upgrade to schema %s: %w", schemaVersion, err)
+// upgrade carries out steps 2 and 3 on a file whose step 1 is done. total
+// is what step 0 counted in this open, or -1 when the upgrade resumes one an
+// earlier open began: then the keys left are checked and counted here.
+func upgrade(db *bolt.DB, log *slog.Logger, total int) error {
+	if total < 0 {
+		err := db.View(func(tx *bolt.Tx) (err error) {
+			total, err = checkUpgradable(tx)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("upgrade to schema %s: %w", schemaVersion, err)
+		}
 	}
 	start := time.Now()
 	log.Info("upgrading the ledger file to schema "+schemaVersion+": members' lots, balances and statement index move side by side; the hub starts when it is done",
@@ -171,7 +174,7 @@ func upgrade(db *bolt.DB, log *slog.Logger) error {
 			}
 		}
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err := db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketLotsV2, bucketMemberIndexV2} {
 			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return fmt.Errorf("delete bucket %s: %w", name, err)
