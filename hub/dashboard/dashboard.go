@@ -195,7 +195,8 @@ func New(o Options) *Dashboard {
 
 // Run verifies the ledger at start and every VerifyEvery (and when asked
 // on the dashboard), and follows the terminals' connections, until ctx is
-// done. It returns once no verification runs any more.
+// done. A verification running when ctx is done is given up within
+// milliseconds; Run returns once none runs any more.
 func (d *Dashboard) Run(ctx context.Context) error {
 	tick := time.NewTicker(d.o.Tick)
 	defer tick.Stop()
@@ -204,7 +205,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		t := time.NewTicker(d.o.VerifyEvery)
 		defer t.Stop()
 		every = t.C
-		d.verifier.run(d.log, "start")
+		d.verifier.run(ctx, d.log, "start")
 	}
 	for {
 		select {
@@ -214,9 +215,9 @@ func (d *Dashboard) Run(ctx context.Context) error {
 			d.presence.update(d.o.Connected, d.o.Clock.Now())
 			d.sessions.sweep(d.o.Clock.Now())
 		case <-every:
-			d.verifier.run(d.log, "scheduled")
+			d.verifier.run(ctx, d.log, "scheduled")
 		case <-d.verifier.asked:
-			d.verifier.run(d.log, "asked")
+			d.verifier.run(ctx, d.log, "asked")
 		}
 	}
 }

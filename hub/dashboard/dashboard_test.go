@@ -548,6 +548,22 @@ func TestVerifyOnDemand(t *testing.T) {
 	})
 }
 
+// TestVerifyStopsWithRun: a hub stopping during the start's verification
+// gives it up: Run returns, and the ledger's health shows no result (not an
+// error) and nothing running.
+func TestVerifyStopsWithRun(t *testing.T) {
+	f := newFixture(t, func(o *dashboard.Options) { o.VerifyEvery = time.Hour }, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.d.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	l := decode[dashboard.Snapshot](t, f.get(f.signedIn(f.operator), "/dashboard/api/snapshot")).Ledger
+	if l.State != dashboard.LedgerNever || l.Running || l.Error != "" {
+		t.Fatalf("ledger health after a stopped verification: %+v", l)
+	}
+}
+
 // TestStatic: the assets are served with a policy that lets the page load
 // nothing from elsewhere.
 func TestStatic(t *testing.T) {

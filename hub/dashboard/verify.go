@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -103,14 +105,23 @@ func (v *verifier) ask(now time.Time) (queued bool, retry time.Time) {
 	}
 }
 
-// run verifies the ledger now and records the result.
-func (v *verifier) run(log *slog.Logger, trigger string) {
+// run verifies the ledger now and records the result. A verification
+// given up because ctx is done (the hub stopping) records nothing: the
+// last result stands.
+func (v *verifier) run(ctx context.Context, log *slog.Logger, trigger string) {
 	start := v.o.Clock.Now()
 	v.mu.Lock()
 	v.h.Running = true
 	v.mu.Unlock()
-	rep, err := v.o.Store.Verify()
+	rep, err := v.o.Store.VerifyContext(ctx)
 	end := v.o.Clock.Now()
+	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		v.mu.Lock()
+		v.h.Running = false
+		v.mu.Unlock()
+		log.Info("ledger verification stopped: the hub is stopping", "trigger", trigger, "after", end.Sub(start))
+		return
+	}
 	h := LedgerHealth{LastRun: end, DurationMS: float64(end.Sub(start)) / float64(time.Millisecond), Trigger: trigger}
 	if v.o.VerifyEvery > 0 {
 		h.NextRun = start.Add(v.o.VerifyEvery)

@@ -230,7 +230,13 @@ func (a *api) expire(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) verify(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.o.Store.Verify()
+	rep, err := a.o.Store.VerifyContext(r.Context())
+	if err != nil && r.Context().Err() != nil {
+		// The client hung up (or the server is stopping): nobody reads an
+		// answer, and the walk of the ledger stopped with it.
+		a.o.Logger.Info("ledger verification given up: the request ended", "err", r.Context().Err())
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -362,7 +363,7 @@ func Compact(path string, opts CompactOptions) (CompactReport, error) {
 			if err != nil {
 				return err
 			}
-			return verify(tx, reg, &r)
+			return verify(tx, reg, &r, &stopper{ctx: context.Background()})
 		})
 		if err == nil && !r.OK() {
 			return fail(fmt.Errorf("%w (%s); it was left as it was", ErrVerifyFailed, r.summary()))

@@ -149,6 +149,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -189,6 +190,9 @@ type Store interface {
 	// Verify replays the whole journal and checks everything derived from
 	// it; see VerifyReport. err is for I/O problems only.
 	Verify() (VerifyReport, error)
+	// VerifyContext is Verify, given up with ctx's error soon after ctx is
+	// done (a hub stopping, a client gone).
+	VerifyContext(ctx context.Context) (VerifyReport, error)
 	// MemberBalances returns every member's stored balance (for checks and tests).
 	MemberBalances() (map[string]int64, error)
 	// Transactions returns the records of all transactions with a final

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -33,15 +34,49 @@ import (
 //     terminal with that number, and each record with a number (but a
 //     replay's) is named by one.
 func (s *BoltStore) Verify() (VerifyReport, error) {
+	return s.VerifyContext(context.Background())
+}
+
+// VerifyContext is Verify, given up when ctx is done: the walks look at
+// ctx every stopEvery keys, so a verification of a large ledger ends
+// within milliseconds of its caller's stop, and with it the read
+// transaction that bbolt's Close waits for. A stopped verification
+// returns ctx's error (errors.Is context.Canceled or DeadlineExceeded) and
+// no report.
+func (s *BoltStore) VerifyContext(ctx context.Context) (VerifyReport, error) {
+	if err := ctx.Err(); err != nil {
+		return VerifyReport{}, fmt.Errorf("ledger: verify: %w", err)
+	}
 	var r VerifyReport
-	err := s.db.View(func(tx *bolt.Tx) error { return verify(tx, s.reg.Load(), &r) })
+	st := &stopper{ctx: ctx}
+	err := s.db.View(func(tx *bolt.Tx) error { return verify(tx, s.reg.Load(), &r, st) })
 	if err != nil {
 		return VerifyReport{}, fmt.Errorf("ledger: verify: %w", err)
 	}
 	return r, nil
 }
 
-func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
+// stopEvery is how many keys a verification walks between looks at its
+// context: a look costs tens of nanoseconds, a key a microsecond or more.
+const stopEvery = 4096
+
+// stopper tells a walk when its context is done, looking every stopEvery
+// calls.
+type stopper struct {
+	ctx context.Context
+	n   int
+}
+
+// done returns ctx's error on every stopEvery-th call once ctx is done.
+func (s *stopper) done() error {
+	s.n++
+	if s.n%stopEvery != 0 {
+		return nil
+	}
+	return s.ctx.Err()
+}
+
+func verify(tx *bolt.Tx, reg *registry, r *VerifyReport, st *stopper) error {
 	replayed := make(map[string]int64)
 	entriesOf := make(map[string]indexSum) // each member's journal entries, for the statement index
 	totals := make(map[settleKey]*[3]int64)
@@ -58,6 +93,9 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		}
 	}
 	err := tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+		if err := st.done(); err != nil {
+			return err
+		}
 		r.Entries++
 		var e Entry
 		if err := json.Unmarshal(v, &e); err != nil {
@@ -161,6 +199,9 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 	}
 	// Each member's balance, lots and statement index (members.go).
 	err = tx.Bucket(bucketMembers).ForEach(func(k, v []byte) error {
+		if err := st.done(); err != nil {
+			return err
+		}
 		mb, kind, rest, ok := splitMemberKey(k)
 		if !ok {
 			r.Problems = append(r.Problems, fmt.Sprintf("member data key %x: corrupt", k))
@@ -238,6 +279,9 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 	// Holds.
 	txs := tx.Bucket(bucketTxs)
 	err = tx.Bucket(bucketHolds).ForEach(func(k, v []byte) error {
+		if err := st.done(); err != nil {
+			return err
+		}
 		i := bytes.IndexByte(k, 0)
 		if i < 0 || len(v) != 16 {
 			r.Problems = append(r.Problems, fmt.Sprintf("hold %x: corrupt", k))
@@ -297,7 +341,7 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 		}
 	}
 
-	if err := verifySeqs(tx, r); err != nil {
+	if err := verifySeqs(tx, r, st); err != nil {
 		return err
 	}
 
@@ -319,7 +363,7 @@ func verify(tx *bolt.Tx, reg *registry, r *VerifyReport) error {
 }
 
 // verifySeqs checks bucketTerminalSeqs against the transaction records.
-func verifySeqs(tx *bolt.Tx, r *VerifyReport) error {
+func verifySeqs(tx *bolt.Tx, r *VerifyReport, st *stopper) error {
 	seqs := tx.Bucket(bucketTerminalSeqs)
 	if seqs == nil {
 		return nil // no such bucket (every file of this schema has it): nothing to check
@@ -331,6 +375,9 @@ func verifySeqs(tx *bolt.Tx, r *VerifyReport) error {
 	named := make(map[string]numbered)
 	txs := tx.Bucket(bucketTxs)
 	err := seqs.ForEach(func(k, v []byte) error {
+		if err := st.done(); err != nil {
+			return err
+		}
 		i := bytes.IndexByte(k, 0)
 		if i < 0 || len(k) != i+17 {
 			r.Problems = append(r.Problems, fmt.Sprintf("terminal sequence number %x: corrupt", k))
@@ -357,6 +404,9 @@ func verifySeqs(tx *bolt.Tx, r *VerifyReport) error {
 		return err
 	}
 	return txs.ForEach(func(k, v []byte) error {
+		if err := st.done(); err != nil {
+			return err
+		}
 		var rec TxRecord
 		if json.Unmarshal(v, &rec) != nil {
 			r.Problems = append(r.Problems, fmt.Sprintf("transaction record %s: corrupt", k))
