@@ -22,10 +22,13 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-// grownLedger writes a ledger at path as months of trade would: 4,000
-// transactions of four tills in 50 commits, then an expiry run that empties
+// grownLedger writes a ledger at path as months of trade would: 3,200
+// transactions of four tills in 40 commits, then an expiry run that empties
 // every lot (and so the expiry index), and closes it. It returns the
-// members' balances and the transaction records.
+// members' balances and the transaction records. bbolt grows a small file
+// by doubling it, so the size is chosen for the ledger to have grown past
+// 4 MiB (an 8 MiB file) while its compacted copy, about 3.4 MB in use,
+// fits in 4 MiB.
 func grownLedger(t *testing.T, path string) (map[string]int64, []ledger.TxRecord) {
 	t.Helper()
 	s := openBolt(t, path)
@@ -36,7 +39,7 @@ func grownLedger(t *testing.T, path string) (map[string]int64, []ledger.TxRecord
 	}
 	ledgertest.Register(t, s, tills...)
 	n := 0
-	for commit := range 50 {
+	for commit := range 40 {
 		var batches []*protocol.Batch
 		for _, tl := range tills {
 			var txs []protocol.Transaction

@@ -139,7 +139,10 @@
 // are therefore kept side by side in one bucket, ordered so that an earn's
 // three writes land in one leaf (members.go), and the other hot buckets are
 // keyed so that new keys go at their end (the journal by sequence number,
-// the records by the tills' time-ordered ids). That layout is schema 3; a
+// the records by the tills' time-ordered ids). The journal, which never
+// takes a key anywhere but at its end, fills its pages before splitting
+// them (bbolt splits at half a page by default); the records do not, as a
+// till's backlog from hours ago lands among them. That layout is schema 3; a
 // writable open upgrades a schema-2 file in place, in resumable steps
 // (upgrade.go).
 //
