@@ -54,7 +54,8 @@ enrolled. Figures are measurements, not assertions: a missed target is
 reported, and the exit status is 0 as long as every scenario ran.`,
 		Example: `  tillsync-sim bench                                  # everything, at full scale
   tillsync-sim bench --run ingest,drain --terminals 200 --drain-stores 200
-  tillsync-sim bench --run ingest --profile --dir /tmp/bench   # CPU profiles of the hub in /tmp/bench/profiles`,
+  tillsync-sim bench --run ingest --profile --dir /tmp/bench   # CPU profiles of the hub in /tmp/bench/profiles
+  tillsync-sim bench --run ingest --hub-flag=--memory-limit=2GiB   # every hub started with this flag too`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := besideMe(&o.Bin); err != nil {
@@ -78,6 +79,11 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 			}
 			if o.Duration < time.Second || o.Warmup < 0 {
 				return cli.Usagef("--duration %v, --warmup %v: want a duration of 1s or more, and a warmup of 0 or more", o.Duration, o.Warmup)
+			}
+			for _, hf := range o.HubFlags {
+				if !strings.HasPrefix(hf, "--") {
+					return cli.Usagef("--hub-flag %q: want a flag of tillsync-hub serve, e.g. --hub-flag=--gc-percent=400", hf)
+				}
 			}
 			if err := chaos.CheckBin(o.Bin); err != nil {
 				return err
@@ -110,6 +116,7 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "how long the load runs before it is measured")
 	f.BoolVar(&o.NoMosquitto, "no-mosquitto", false, "leave out the runs with Mosquitto (left out anyway when it is not installed)")
 	f.BoolVar(&o.Profile, "profile", false, "capture a CPU profile of the hub during each measured phase (with --dir, to keep them)")
+	f.StringArrayVar(&o.HubFlags, "hub-flag", nil, "give this flag to every hub the bench starts (repeatable), e.g. --hub-flag=--gc-percent=400; the rows say so")
 	f.StringVar(&jsonOut, "json", "", "also write the table's rows as JSON to this file")
 	f.BoolVar(&markdown, "markdown", false, "print the table as Markdown (for docs/performance.md)")
 	return c

@@ -58,7 +58,7 @@ func (b *bench) connections(ctx context.Context) error {
 	}
 	b.heapProfile(h, "connections-heap")
 	const gib = 1 << 30
-	b.row(Row{ID: "5", What: fmt.Sprintf("%s TLS tills on one hub: hub memory (--memory-limit %s)", thousands(int64(len(creds))), connectionsMemoryLimit),
+	b.row(Row{ID: "5", What: fmt.Sprintf("%s TLS tills on one hub: hub memory (--memory-limit %s)", thousands(int64(len(creds))), connectionsMemoryLimit) + b.hubFlags(),
 		Figure: mib(now) + " RSS", Baseline: mib(idle) + " with none", Ratio: float64(now) / float64(idle),
 		Target: "≤ 1 GiB", Met: now <= gib,
 		Note: fmt.Sprintf("after %v of a sale a till every 10 s; peak %s, in the connection storm; %.1f KiB a connection; all connected in %.1f s from a standing start (every till's first attempt at once)",

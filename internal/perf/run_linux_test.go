@@ -36,6 +36,7 @@ func TestRunSmall(t *testing.T) {
 		Bin: bin, Dir: t.TempDir(), Out: &out, Mosquitto: mosq, NoMosquitto: mosq == "",
 		Confirms: 60, Terminals: 20, Duration: time.Second, Warmup: 300 * time.Millisecond,
 		DrainStores: 8, DrainQueued: 150, Background: 200, Connections: 30, AgingTxs: 8000, AgingProbes: 10,
+		HubFlags: []string{"--metrics-max-stores=50"},
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
@@ -49,6 +50,10 @@ func TestRunSmall(t *testing.T) {
 		got = append(got, r.ID)
 		if r.Figure == "" || r.Target == "" {
 			t.Errorf("row %s has no figure or target: %+v", r.ID, r)
+		}
+		// The rows of scenarios 2 to 5 (the hub's) say how it was set up.
+		if hubs := slices.Contains([]string{"2", "2m", "3", "3m", "4", "5"}, r.ID); hubs != strings.Contains(r.What, "hub --metrics-max-stores=50") {
+			t.Errorf("row %s: %q; want the hub's flags named in the rows of scenarios 2 to 5 and nowhere else", r.ID, r.What)
 		}
 	}
 	slices.Sort(want)
