@@ -122,8 +122,8 @@ func FuzzHandleTx(f *testing.F) {
 		if len(msgs) != 1 {
 			t.Fatalf("%d publishes for one accepted batch, want 1", len(msgs))
 		}
-		if want, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck); msgs[0].Topic != want || msgs[0].QoS != 1 {
-			t.Fatalf("acks on %q qos %d, want %q qos 1", msgs[0].Topic, msgs[0].QoS, want)
+		if want, _ := protocol.TerminalTopic(store, terminal, protocol.ChannelAck); msgs[0].Topic != want || msgs[0].QoS != 0 {
+			t.Fatalf("acks on %q qos %d, want %q qos 0", msgs[0].Topic, msgs[0].QoS, want)
 		}
 		acks := decodeAcks(t, msgs[0])
 		if len(acks) != len(usable) {

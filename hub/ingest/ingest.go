@@ -39,6 +39,15 @@
 // messages are never answered: an answer to a forged batch naming a till's
 // transaction ids would be an ack that till believes.
 //
+// Acks go out at QoS 0, as balance replies do. A till's session is clean
+// (its outbox, not the broker, carries what must survive a reconnect), so
+// QoS 1 would buy no redelivery the connection's TCP does not already
+// give, and would cost each ack a packet id, an entry in the broker's
+// in-flight store and a PUBACK back from the till for the hub to read. An
+// ack lost anyway (a connection dropped, a till's write queue full, which
+// drops at either QoS) is sent again when the till re-sends its
+// transactions and the hub answers them as duplicates.
+//
 // Acks and balance replies to an enrolled terminal are sealed with its key
 // in turn, so that its till can tell them from forgeries (a forged ack
 // would make it delete a transaction the hub never had). Every answer
@@ -67,6 +76,9 @@ import (
 	"github.com/tillsync/tillsync/internal/clock"
 	"github.com/tillsync/tillsync/protocol"
 )
+
+// AckQoS is the QoS acks are published at (see the package doc).
+const AckQoS = 0
 
 // Publisher sends a message to the broker without waiting for delivery.
 type Publisher func(topic string, qos byte, payload []byte) error
@@ -459,7 +471,7 @@ func (in *Ingest) commit(group []*work) {
 			in.log.Error("encode acks", "err", err)
 			continue
 		}
-		if err := in.o.Publish(w.ackTopic, 1, payload); err != nil {
+		if err := in.o.Publish(w.ackTopic, AckQoS, payload); err != nil {
 			in.log.Warn("publish acks", "topic", w.ackTopic, "err", err)
 		}
 		in.observe(w, acks)
