@@ -50,6 +50,11 @@ package protocol
 //     it, so Version stays 3. An external broker whose ACL does not grant
 //     the channel (run tillsync-hub broker-config again) drops the
 //     statuses and the will; the till syncs as before.
+//   - 3, extended (2026-12-05): flow control: an AckBatch may carry the
+//     hub's grant (Window), the most transactions the till may have in
+//     flight, so that tills reconnecting with a backlog share the hub's
+//     queue instead of overflowing it. A till that does not know the
+//     member ignores it and keeps its own window, as before.
 //
 // Compatibility. Hubs are upgraded before their tills. A hub accepts
 // every version from MinVersion to Version and answers each till in the

@@ -178,6 +178,11 @@ type AckBatch struct {
 	Version int `json:"version"`
 	// Acks are the answers.
 	Acks []Ack `json:"acks"`
+	// Window is the hub's grant: the most transactions the till may have
+	// sent and not yet had answered, its share of the hub's queue among
+	// the tills sending a backlog. 0 (absent): no grant; the till keeps
+	// its own window. At most MaxWindow. Since Version 3, extended.
+	Window int `json:"window,omitempty"`
 	// MAC authenticates the acks with the terminal's MAC key (Seal): set
 	// by the hub for an enrolled terminal. Since Version 3.
 	MAC string `json:"mac,omitempty"`

@@ -460,6 +460,7 @@ func TestAckBatchValidate(t *testing.T) {
 		"held in version 1": {Version: 1, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusHeld, Code: protocol.CodeUnknownStore}}},
 		"held without code": {Version: protocol.Version, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusHeld}}},
 		"points booked":     {Version: protocol.Version, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusApplied, Points: protocol.MaxPoints}}},
+		"a window granted":  {Version: protocol.Version, Acks: []protocol.Ack{{ID: "a", Status: protocol.StatusApplied}}, Window: protocol.MaxWindow},
 	} {
 		if err := a.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -467,8 +468,8 @@ func TestAckBatchValidate(t *testing.T) {
 		got, err := protocol.DecodeAckBatch(encode(t, a))
 		if err != nil {
 			t.Errorf("%s: DecodeAckBatch: %v", name, err)
-		} else if got.Acks[0] != a.Acks[0] {
-			t.Errorf("%s: decoded %+v, want %+v", name, got.Acks[0], a.Acks[0])
+		} else if got.Acks[0] != a.Acks[0] || got.Window != a.Window {
+			t.Errorf("%s: decoded %+v, want %+v", name, got, a)
 		}
 	}
 	many := protocol.AckBatch{Version: protocol.Version}
@@ -493,6 +494,8 @@ func TestAckBatchValidate(t *testing.T) {
 		// Held is not an answer, so a duplicate never repeats it.
 		{"duplicate of a held", func(a *protocol.AckBatch) { a.Acks[2].OriginalStatus = protocol.StatusHeld }, protocol.CodeMalformed, "acks[2].original_status"},
 		{"status held upper case", func(a *protocol.AckBatch) { a.Acks[1].Status = "HELD" }, protocol.CodeMalformed, "acks[1].status"},
+		{"window negative", func(a *protocol.AckBatch) { a.Window = -1 }, protocol.CodeMalformed, "window"},
+		{"window too large", func(a *protocol.AckBatch) { a.Window = protocol.MaxWindow + 1 }, protocol.CodeMalformed, "window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := validAckBatch()

@@ -23,6 +23,15 @@
 // left to it. A fresh paho client (and connection) is made for each
 // attempt, with jittered exponential backoff between attempts.
 //
+// The window is also the hub's to set. Each ack batch may carry a grant
+// (protocol.AckBatch.Window): the till's share of the hub's queue among the
+// tills sending a backlog, so that a region back from an outage fills the
+// queue without overflowing it (an overflowing batch is dropped, and waits
+// out the re-send timer). The window is the grant, within Options.Window;
+// a hub that grants none leaves it at Options.Window. A new connection
+// starts at one batch until the hub answers, so that a thousand tills
+// reconnecting at once put one batch each in front of it, not a window.
+//
 // A burn's hold has a cashier waiting: Urgent sends it at once in a batch
 // of its own, ahead of any backlog (a store back from an outage may have
 // thousands queued). Only a transaction naming no original may jump the
@@ -159,7 +168,9 @@ type Options struct {
 	TrustedConfig *protocol.Config
 	// Outbox is the durable queue to drain.
 	Outbox Outbox
-	// Window bounds the transactions published and not yet acked; default 1000.
+	// Window bounds the transactions published and not yet acked; default
+	// 1000. The hub's grant, when it gives one, bounds them further (see
+	// the package doc).
 	Window int
 	// BatchMax bounds the transactions in one published batch; default 100.
 	BatchMax int
@@ -209,7 +220,7 @@ type Uplink struct {
 
 	kick      chan struct{}
 	urgent    chan protocol.Transaction // holds to send ahead of the backlog
-	acks      chan []protocol.Ack
+	acks      chan ackBatch
 	sightings chan []byte // encoded Sightings for the current connection
 	connected atomic.Bool
 	dropped   atomic.Int64
@@ -260,7 +271,7 @@ func New(opts Options) (*Uplink, error) {
 	}
 	var err error
 	u := &Uplink{
-		kick: make(chan struct{}, 1), urgent: make(chan protocol.Transaction, 16), acks: make(chan []protocol.Ack, 1024), sightings: make(chan []byte, 64),
+		kick: make(chan struct{}, 1), urgent: make(chan protocol.Transaction, 16), acks: make(chan ackBatch, 1024), sightings: make(chan []byte, 64),
 		queries: map[string]chan protocol.BalanceReply{}, cfgReady: make(chan struct{}, 1), statusKick: make(chan struct{}, 1),
 	}
 	if u.topicTx, err = protocol.TerminalTopic(opts.Store, opts.Terminal, protocol.ChannelTx); err != nil {
@@ -639,7 +650,7 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 			return
 		}
 		select {
-		case u.acks <- ab.Acks:
+		case u.acks <- ackBatch{acks: ab.Acks, window: ab.Window}:
 		default:
 			u.dropped.Add(1) // the hub answers again when the transactions are re-sent
 		}
@@ -734,6 +745,12 @@ type aheadTx struct {
 // maxResendFactor bounds the re-send timer's backoff: AckTimeout times this.
 const maxResendFactor = 4
 
+// ackBatch is an ack batch handed from paho's goroutine to the session.
+type ackBatch struct {
+	acks   []protocol.Ack
+	window int // the hub's grant; 0: none
+}
+
 // sentBatch remembers when a published batch left, by its last Seq.
 type sentBatch struct {
 	last uint64
@@ -759,6 +776,9 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 		front uint64
 		moved time.Time
 		rto   = u.o.AckTimeout
+		// win bounds inflight: one batch until the hub answers, then the
+		// hub's grant (a hub that grants none: Window). See the package doc.
+		win = min(u.o.Window, u.o.BatchMax)
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -769,8 +789,8 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			return err
 		}
 		// Fill the window.
-		for inflight < u.o.Window {
-			txs, err := u.o.Outbox.Pending(cursor, min(u.o.BatchMax, u.o.Window-inflight))
+		for inflight < win {
+			txs, err := u.o.Outbox.Pending(cursor, min(u.o.BatchMax, win-inflight))
 			if err != nil {
 				return err
 			}
@@ -817,12 +837,16 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			if err := u.publish(c, []protocol.Transaction{tx}, inflight); err != nil {
 				return err
 			}
-		case acks := <-u.acks:
-			// Take whatever else has arrived, to delete in one commit.
+		case ab := <-u.acks:
+			// Take whatever else has arrived, to delete in one commit; the
+			// newest grant stands.
+			acks := ab.acks
+			win = u.window(ab.window)
 			for more := true; more && len(acks) < 4*protocol.MaxBatchTxs; {
 				select {
-				case a := <-u.acks:
-					acks = append(acks, a...)
+				case ab := <-u.acks:
+					acks = append(acks, ab.acks...)
+					win = u.window(ab.window)
 				default:
 					more = false
 				}
@@ -909,6 +933,15 @@ func (u *Uplink) session(ctx context.Context, c mqtt.Client, lost <-chan error) 
 			}
 		}
 	}
+}
+
+// window is the window under the hub's grant: the grant, within Window;
+// Window when the hub grants none (a hub of an older version).
+func (u *Uplink) window(grant int) int {
+	if grant <= 0 {
+		return u.o.Window
+	}
+	return min(grant, u.o.Window)
 }
 
 // dropSightings empties the sightings queue.

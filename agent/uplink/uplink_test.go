@@ -136,6 +136,22 @@ func (f *fixture) append(t *testing.T, kind protocol.Kind, original string) stri
 	return tx.ID
 }
 
+// open has the hub answer a first transaction, granting nothing, so that
+// the window is Options.Window rather than a new connection's one batch.
+func (f *fixture) open(t *testing.T) {
+	t.Helper()
+	id := f.append(t, protocol.KindEarn, "")
+	testkit.WaitFor(t, 5*time.Second, "the first transaction to go out", func() bool { return f.sent()[id] == 1 })
+	f.ack(t, id)
+	testkit.WaitFor(t, 5*time.Second, "the first ack", func() bool {
+		n, _, _ := f.ob.Stats()
+		return n == 0
+	})
+	f.mu.Lock()
+	f.got = nil
+	f.mu.Unlock()
+}
+
 func (f *fixture) sent() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -150,7 +166,13 @@ func (f *fixture) sent() map[string]int {
 
 func (f *fixture) ack(t *testing.T, ids ...string) {
 	t.Helper()
-	ab := protocol.AckBatch{Version: protocol.Version}
+	f.ackGranting(t, 0, ids...)
+}
+
+// ackGranting acks ids with the hub's grant of a window (0: none).
+func (f *fixture) ackGranting(t *testing.T, window int, ids ...string) {
+	t.Helper()
+	ab := protocol.AckBatch{Version: protocol.Version, Window: window}
 	for _, id := range ids {
 		ab.Acks = append(ab.Acks, protocol.Ack{ID: id, Status: protocol.StatusApplied, Member: "m1", Balance: 10})
 	}
@@ -180,8 +202,15 @@ func TestWindowBoundsInflightAndBatches(t *testing.T) {
 	for range 60 {
 		ids = append(ids, f.append(t, protocol.KindEarn, ""))
 	}
-	// Window 25: 25 sent, no more, until acks arrive.
-	testkit.WaitFor(t, 5*time.Second, "the window to fill", func() bool { return len(f.sent()) == 25 })
+	// One batch (BatchMax 10) until the hub answers.
+	testkit.WaitFor(t, 5*time.Second, "the first batch", func() bool { return len(f.sent()) == 10 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.sent()); n != 10 {
+		t.Fatalf("%d sent before the hub answered, want one batch of 10", n)
+	}
+	f.ack(t, ids[:10]...)
+	// Window 25 (the hub grants none): 25 in flight, no more, until acks arrive.
+	testkit.WaitFor(t, 5*time.Second, "the window to fill", func() bool { return len(f.sent()) == 35 })
 	f.mu.Lock()
 	for _, b := range f.got {
 		if len(b.Txs) > 10 {
@@ -189,15 +218,53 @@ func TestWindowBoundsInflightAndBatches(t *testing.T) {
 		}
 	}
 	f.mu.Unlock()
-	f.ack(t, ids[:25]...)
-	testkit.WaitFor(t, 5*time.Second, "the next window", func() bool { return len(f.sent()) == 50 })
-	f.ack(t, ids[25:50]...)
+	f.ack(t, ids[10:35]...)
 	testkit.WaitFor(t, 5*time.Second, "the rest", func() bool { return len(f.sent()) == 60 })
 	f.mu.Lock()
 	last := f.got[len(f.got)-1]
 	f.mu.Unlock()
 	if last.Backlog != 0 {
 		t.Errorf("last batch reports backlog %d behind it, want 0", last.Backlog)
+	}
+}
+
+// The hub's grant bounds the window within Options.Window, and a hub
+// that stops granting leaves it at Options.Window.
+func TestWindowFollowsHubGrant(t *testing.T) {
+	f := newFixture(t, time.Hour) // Window 25, BatchMax 10
+	var ids []string
+	for range 100 {
+		ids = append(ids, f.append(t, protocol.KindEarn, ""))
+	}
+	testkit.WaitFor(t, 5*time.Second, "the first batch", func() bool { return len(f.sent()) == 10 })
+	// A grant of 4: the acks free 10, and 4 go out, in a batch of 4.
+	f.ackGranting(t, 4, ids[:10]...)
+	testkit.WaitFor(t, 5*time.Second, "the granted window", func() bool { return len(f.sent()) == 14 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.sent()); n != 14 {
+		t.Fatalf("%d sent under a grant of 4 after 10 acked, want 14", n)
+	}
+	// A grant above Window: Window (25) it is.
+	f.ackGranting(t, 1000, ids[10:14]...)
+	testkit.WaitFor(t, 5*time.Second, "Window", func() bool { return len(f.sent()) == 39 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.sent()); n != 39 {
+		t.Fatalf("%d sent under a grant above Window, want 14 + 25", n)
+	}
+	// A grant of 3, then acks from a hub that grants none: Window again.
+	f.ackGranting(t, 3, ids[14:16]...)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.sent()); n != 39 {
+		t.Fatalf("%d sent with 23 in flight under a grant of 3, want none more (39)", n)
+	}
+	f.ack(t, ids[16:39]...)
+	testkit.WaitFor(t, 5*time.Second, "Window, the grant gone", func() bool { return len(f.sent()) == 64 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.got {
+		if len(b.Txs) > 10 {
+			t.Errorf("batch of %d, BatchMax is 10", len(b.Txs))
+		}
 	}
 }
 
@@ -389,6 +456,7 @@ func ptr[T any](v T) *T { return &v }
 // is sent again, however long ago its batch left.
 func TestSlowHubIsNotResent(t *testing.T) {
 	f := newFixture(t, 900*time.Millisecond)
+	f.open(t)
 	var ids []string
 	for range 25 {
 		ids = append(ids, f.append(t, protocol.KindEarn, ""))
@@ -415,6 +483,7 @@ func TestSlowHubIsNotResent(t *testing.T) {
 // even while the hub answers the batches after it.
 func TestLostFrontResentWhileLaterAcked(t *testing.T) {
 	f := newFixture(t, 600*time.Millisecond)
+	f.open(t)
 	var ids []string
 	for range 20 {
 		ids = append(ids, f.append(t, protocol.KindEarn, ""))

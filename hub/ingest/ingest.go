@@ -25,6 +25,10 @@
 // and left the live tail where it was, because during a drain that tail
 // is the CPU's (decoding the backlog), not the queue's.
 //
+// Each ack batch grants its till a window, its share of the backlog queue
+// among the tills sending a backlog (credit.go), so that a region of tills
+// back from an outage fills the queue without overflowing it.
+//
 // Every message from a terminal is authenticated before anything else is
 // done with it. An enrolled terminal seals what it sends with its MAC key
 // (protocol.Seal); the key comes from the ledger's enrollment records,
@@ -140,6 +144,7 @@ type Ingest struct {
 	live      chan *work // live batches: see the package doc
 	queries   chan query
 	sightings chan ledger.TokenSighting
+	credit    *credit // the windows acks grant
 
 	batchesN, commits, applied, dups, rejected, held, refused, dropped, queriesN, sightingsN, tokenFlags atomic.Int64
 	macRefused, replays                                                                                  atomic.Int64
@@ -193,6 +198,7 @@ func New(o Options) *Ingest {
 		queries:   make(chan query, 1024),
 		sightings: make(chan ledger.TokenSighting, 1024),
 		heldLog:   make(map[string]time.Time),
+		credit:    newCredit(o.QueueSize),
 	}
 }
 
@@ -297,10 +303,13 @@ func (in *Ingest) HandleTx(topic string, payload []byte) {
 	if b.Backlog == 0 || len(b.Txs) <= 1 { // live: see the package doc
 		q = in.live
 	}
+	// Counted as queued before it is: the commit loop may take it at once.
+	in.credit.arrived(ackTopic, len(b.Txs)+len(w.early), b.Backlog > 0, w.received)
 	select {
 	case q <- w:
 	default:
 		in.dropped.Add(1)
+		in.credit.left(ackTopic)
 	}
 }
 
@@ -383,14 +392,17 @@ func (in *Ingest) Run(ctx context.Context) error {
 		// A live batch waiting is taken first; else whichever comes.
 		select {
 		case w := <-in.live:
+			in.credit.left(w.ackTopic)
 			in.commit(in.fill(append(group, w)))
 			continue
 		default:
 		}
 		select {
 		case w := <-in.live:
+			in.credit.left(w.ackTopic)
 			group = append(group, w)
 		case w := <-in.batches:
+			in.credit.left(w.ackTopic)
 			group = append(group, w)
 		case <-ctx.Done():
 			// Commit what was accepted into the queues before stopping.
@@ -412,6 +424,7 @@ func (in *Ingest) fill(group []*work) []*work {
 		for more := true; more && len(group) < in.o.MaxGroup; {
 			select {
 			case w := <-q:
+				in.credit.left(w.ackTopic)
 				group = append(group, w)
 			default:
 				more = false
@@ -432,7 +445,8 @@ func (in *Ingest) commit(group []*work) {
 	var results [][]protocol.Ack
 	if len(batches) > 0 {
 		var err error
-		results, err = in.o.Store.Apply(batches, in.o.Clock.Now())
+		began := in.o.Clock.Now()
+		results, err = in.o.Store.Apply(batches, began)
 		if err != nil && len(group) > 1 {
 			// One batch may be what fails: commit them one by one, so the
 			// others are not held back with it.
@@ -450,10 +464,16 @@ func (in *Ingest) commit(group []*work) {
 			return
 		}
 		in.commits.Add(1)
+		n := 0
+		for _, b := range batches {
+			n += len(b.Txs)
+		}
+		in.credit.committed(n, in.o.Clock.Now().Sub(began))
 		if in.o.AfterCommit != nil {
 			in.o.AfterCommit()
 		}
 	}
+	now := in.o.Clock.Now()
 	r := 0
 	for _, w := range group {
 		acks := w.early
@@ -463,7 +483,7 @@ func (in *Ingest) commit(group []*work) {
 		}
 		in.count(w.batch, acks)
 		in.batchesN.Add(1)
-		payload, err := protocol.Encode(&protocol.AckBatch{Version: w.version, Acks: acks})
+		payload, err := protocol.Encode(&protocol.AckBatch{Version: w.version, Acks: acks, Window: in.credit.grant(w.ackTopic, now)})
 		if err == nil {
 			payload, err = seal(w.key, w.ackTopic, payload)
 		}

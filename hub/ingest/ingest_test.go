@@ -1079,3 +1079,123 @@ func TestLiveBatchesGoFirst(t *testing.T) {
 		t.Fatalf("ledger holds %v, want the live batch and the two queued backlog batches", got)
 	}
 }
+
+// Acks grant each till a share of the backlog queue (credit.go): three
+// quarters of it, divided among the tills sending a backlog (until a batch
+// says nothing is queued behind it, or for a minute after their last), in
+// transactions at their batches' size; a till's grant starts at one batch
+// and grows by one a second.
+func TestAcksGrantAShareOfTheQueue(t *testing.T) {
+	f := newFixture(t, ingest.Options{QueueSize: 40}, nil) // 30 batches to share
+	f.run(t)
+	tills := map[string]*ledgertest.Till{}
+	for _, s := range []string{"s1", "s2", "s9"} {
+		tills[s] = ledgertest.NewTill(s, "t1", "p1")
+	}
+	n := 0
+	grant := func(store string, backlog int64) int {
+		t.Helper()
+		tl := tills[store]
+		var txs []protocol.Transaction
+		for range 4 {
+			n++
+			txs = append(txs, tl.Earn(fmt.Sprintf("g%d", n), "m1", 1))
+		}
+		b := tl.Batch(t, txs...)
+		b.Backlog = backlog
+		before := f.rec.count()
+		f.in.HandleTx(topic(t, store, "t1", protocol.ChannelTx), encode(t, b))
+		testkit.WaitFor(t, wait, "the ack batch", func() bool { return f.rec.count() > before })
+		msgs := f.rec.all()
+		last := msgs[len(msgs)-1]
+		if want := topic(t, store, "t1", protocol.ChannelAck); last.Topic != want {
+			t.Fatalf("acks on %s, want %s", last.Topic, want)
+		}
+		ab, err := protocol.DecodeAckBatch(last.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ab.Window
+	}
+	check := func(what string, got, batches int) {
+		t.Helper()
+		if got != batches*4 {
+			t.Fatalf("%s: granted %d, want %d batches of 4", what, got, batches)
+		}
+	}
+	check("a till's first backlog batch", grant("s1", 10), 1)
+	f.clock.Advance(5 * time.Second)
+	check("5 s later", grant("s1", 10), 6)
+	f.clock.Advance(30 * time.Second)
+	check("35 s later, alone", grant("s1", 10), 30)
+	check("a second till's first", grant("s2", 10), 1)
+	check("a third till's first", grant("s9", 10), 1)
+	check("the first, among three", grant("s1", 10), 10)
+	// A batch with nothing behind it ends its till's backlog: two count.
+	check("the first's last batch", grant("s1", 0), 15)
+	f.clock.Advance(20 * time.Second)
+	check("the second, 20 s on", grant("s2", 10), 15)
+	// 59 s after its last batch the third still counts; past a minute it went away.
+	f.clock.Advance(39 * time.Second)
+	check("the second, the third quiet for 59 s", grant("s2", 10), 15)
+	f.clock.Advance(2 * time.Second)
+	check("the second, the third gone", grant("s2", 10), 30)
+}
+
+// A till counts for the grants from the moment its backlog batch arrives,
+// before its commit: the first ack of a region reconnecting at once grants
+// a share among all of them, not among the tills committed so far.
+func TestGrantCountsTillsOnArrival(t *testing.T) {
+	f := newFixture(t, ingest.Options{QueueSize: 40, MaxGroup: 1}, nil) // a commit a batch
+	for i, s := range []string{"s1", "s2", "s9"} {
+		tl := ledgertest.NewTill(s, "t1", "p1")
+		b := tl.Batch(t, tl.Earn(fmt.Sprintf("r%da", i), "m1", 1), tl.Earn(fmt.Sprintf("r%db", i), "m1", 1))
+		b.Backlog = 5
+		f.in.HandleTx(topic(t, s, "t1", protocol.ChannelTx), encode(t, b))
+	}
+	f.clock.Advance(20 * time.Second) // past the grants' ramp
+	f.run(t)
+	testkit.WaitFor(t, wait, "three ack batches", func() bool { return f.rec.count() == 3 })
+	for _, m := range f.rec.all() {
+		ab, err := protocol.DecodeAckBatch(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ab.Window != 10*2 {
+			t.Errorf("%s: granted %d, want 30 batches / 3 tills × 2 = 20", m.Topic, ab.Window)
+		}
+	}
+}
+
+// A till that has sent all it has still counts for the grants while its
+// batches wait in the queues: it holds that much of them until the hub
+// has taken them.
+func TestGrantCountsTillsUntilTheirBatchesAreTaken(t *testing.T) {
+	f := newFixture(t, ingest.Options{QueueSize: 40, MaxGroup: 1}, nil) // a commit a batch
+	s1, s2 := ledgertest.NewTill("s1", "t1", "p1"), ledgertest.NewTill("s2", "t1", "p1")
+	for i, c := range []struct {
+		tl      *ledgertest.Till
+		backlog int64
+	}{{s1, 5}, {s1, 0}, {s2, 5}} {
+		b := c.tl.Batch(t, c.tl.Earn(fmt.Sprintf("q%da", i), "m1", 1), c.tl.Earn(fmt.Sprintf("q%db", i), "m1", 1))
+		b.Backlog = c.backlog
+		f.in.HandleTx(topic(t, c.tl.Store, "t1", protocol.ChannelTx), encode(t, b))
+	}
+	f.clock.Advance(40 * time.Second) // past the grants' ramp
+	f.run(t)
+	testkit.WaitFor(t, wait, "three ack batches", func() bool { return f.rec.count() == 3 })
+	var got []string
+	for _, m := range f.rec.all() {
+		ab, err := protocol.DecodeAckBatch(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %d", strings.Split(m.Topic, "/")[3], ab.Window))
+	}
+	// s1's last batch is live and goes first: s1 still has its backlog
+	// batch queued, so two tills count (15 batches of 2 each); then s1's
+	// backlog batch, the last of it, leaves one (30 batches).
+	if want := []string{"s1 30", "s1 60", "s2 60"}; !slices.Equal(got, want) {
+		t.Fatalf("grants %v, want %v", got, want)
+	}
+}
