@@ -334,6 +334,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		Publish:    func(topic string, qos byte, payload []byte) error { return bus.Publish(topic, qos, false, payload) },
 		TokenKeys:  h.MemberTokenKeys(),
 		RequireMAC: external, RequireEnrollment: external && h.o.RequireEnrollment,
+		AckQoS:      ackQoS(external),
 		AfterCommit: h.o.AfterCommit, Logger: h.log, Clock: h.o.Clock,
 	})
 	h.ingest.Store(in)
@@ -659,4 +660,13 @@ func mqttRefused(bus broker.Bus) func() int64 {
 		return e.Refused
 	}
 	return nil
+}
+
+// ackQoS is the QoS of acks: 0 through the embedded broker, 1 through an
+// external one (see ingest.Options.AckQoS).
+func ackQoS(external bool) byte {
+	if external {
+		return 1
+	}
+	return 0
 }

@@ -16,6 +16,6 @@ const (
 	MaxLines = 100
 	// MaxConfigBytes is the largest encoded Config accepted.
 	MaxConfigBytes = 256 << 10
-	// MaxWindow is the largest window an AckBatch may grant.
+	// MaxWindow is the largest window a hub grants in an AckBatch.
 	MaxWindow = 1 << 20
 )

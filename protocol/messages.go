@@ -181,7 +181,10 @@ type AckBatch struct {
 	// Window is the hub's grant: the most transactions the till may have
 	// sent and not yet had answered, its share of the hub's queue among
 	// the tills sending a backlog. 0 (absent): no grant; the till keeps
-	// its own window. At most MaxWindow. Since Version 3, extended.
+	// its own window. A hub sends at most MaxWindow; a reader takes a
+	// value of 0 or less as no grant and any other within its own window,
+	// and never refuses the acks for it (a later hub may grant more).
+	// Since Version 3, extended.
 	Window int `json:"window,omitempty"`
 	// MAC authenticates the acks with the terminal's MAC key (Seal): set
 	// by the hub for an enrolled terminal. Since Version 3.

@@ -139,9 +139,6 @@ func (a *AckBatch) Validate() error {
 	if len(a.Acks) > MaxBatchTxs {
 		return Errorf(CodeTooMany, "acks", "%d acks, at most %d", len(a.Acks), MaxBatchTxs)
 	}
-	if a.Window < 0 || a.Window > MaxWindow {
-		return Errorf(CodeMalformed, "window", "%d transactions, want 0 to %d", a.Window, MaxWindow)
-	}
 	for i, k := range a.Acks {
 		if !ValidID(k.ID) {
 			return Errorf(CodeInvalidID, ackField(i, "id"), "not a valid id")

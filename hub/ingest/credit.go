@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -82,11 +83,12 @@ func newCredit(queue int) *credit {
 	return &credit{queue: queue, tills: make(map[string]*creditTil), perTx: 1}
 }
 
-// arrived records a batch of txs transactions from the till answered on
-// ackTopic, going into a queue: a backlog batch (backlog), or one with
-// nothing queued behind it. A batch that finds the queue full leaves
-// again at once (left).
-func (c *credit) arrived(ackTopic string, txs int, backlog bool, now time.Time) {
+// arrived records a batch from the till answered on ackTopic, going into
+// a queue: one with a backlog behind it (backlog), or with nothing queued
+// behind it. size is its transactions when it is a batch of the backlog
+// queue, for the average, else 0. A batch that finds the queue full
+// leaves again at once (left).
+func (c *credit) arrived(ackTopic string, size int, backlog bool, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.tills[ackTopic]
@@ -103,11 +105,14 @@ func (c *credit) arrived(ackTopic string, txs int, backlog bool, now time.Time) 
 		return
 	}
 	t.last = now
+	if size <= 0 {
+		return
+	}
 	// A running mean over the first batches, then an exponential one that
 	// follows a fleet's batch size as it changes.
 	c.batches++
 	w := max(1/float64(c.batches), 1.0/256)
-	c.perTx += w * (float64(txs) - c.perTx)
+	c.perTx += w * (float64(size) - c.perTx)
 }
 
 // left records that a batch of the till answered on ackTopic left the
@@ -119,8 +124,10 @@ func (c *credit) left(ackTopic string) {
 	if t == nil {
 		return
 	}
-	t.queued--
-	if t.queued <= 0 && t.ended {
+	// Never below 0: a batch queued before its till was counted leaves
+	// without having been added.
+	t.queued = max(0, t.queued-1)
+	if t.queued == 0 && t.ended {
 		delete(c.tills, ackTopic)
 	}
 }
@@ -161,5 +168,8 @@ func (c *credit) grant(ackTopic string, now time.Time) int {
 	if t := c.tills[ackTopic]; t != nil {
 		batches = min(batches, 1+int(now.Sub(t.first)/creditRamp))
 	}
-	return min(protocol.MaxWindow, max(1, int(float64(batches)*c.perTx)))
+	// Rounded up: the till fills what it is granted, so its batches are no
+	// larger than the grant allows, and a grant rounded down would pull the
+	// average, and every grant after it, down with each batch.
+	return min(protocol.MaxWindow, max(1, int(math.Ceil(float64(batches)*c.perTx))))
 }

@@ -45,3 +45,43 @@ func TestCreditPace(t *testing.T) {
 		t.Fatalf("pace %.0f tx/s: granted %d, want %d", c.paceTxs/c.paceSecs, got, want)
 	}
 }
+
+// The average batch size comes from backlog batches alone, and grants are
+// rounded up: batches that tell nothing of it (a hold sent ahead of its
+// till's backlog, a batch with nothing behind it) leave it alone, and a
+// till granted one batch that fills it keeps the average where it is.
+func TestCreditBatchSize(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	c := newCredit(8192)
+	for i := range 1000 {
+		c.arrived(fmt.Sprintf("till-%d", i), 100, true, t0)
+	}
+	now := t0.Add(time.Minute)
+	for i := range 1000 {
+		c.arrived(fmt.Sprintf("till-%d", i), 0, true, now) // holds jumping the backlog
+	}
+	if c.perTx != 100 {
+		t.Fatalf("average batch %.2f after batches that are not backlog batches, want 100", c.perTx)
+	}
+	// 6,144 batches among 1,000 tills: 6 each.
+	if got := c.grant("till-0", now); got != 600 {
+		t.Fatalf("granted %d, want 600", got)
+	}
+	// One batch each (750 batches among 1,000 tills), batches of 99 and
+	// 100 alternating: an average of 99.5, a grant of 100. Tills that send
+	// what they are granted keep it there; rounded down, the grant would
+	// have been 99, and the average and the grant would have followed each
+	// other down.
+	c = newCredit(1000)
+	for i := range 2000 {
+		c.arrived(fmt.Sprintf("till-%d", i%1000), 99+i%2, true, t0)
+	}
+	g := c.grant("till-0", now)
+	for range 20_000 {
+		c.arrived("till-0", g, true, now)
+		g = c.grant("till-0", now)
+	}
+	if g != 100 {
+		t.Fatalf("one batch each: granted %d after tills sent their grants, want 100", g)
+	}
+}

@@ -43,14 +43,17 @@
 // messages are never answered: an answer to a forged batch naming a till's
 // transaction ids would be an ack that till believes.
 //
-// Acks go out at QoS 0, as balance replies do. A till's session is clean
-// (its outbox, not the broker, carries what must survive a reconnect), so
-// QoS 1 would buy no redelivery the connection's TCP does not already
-// give, and would cost each ack a packet id, an entry in the broker's
-// in-flight store and a PUBACK back from the till for the hub to read. An
-// ack lost anyway (a connection dropped, a till's write queue full, which
-// drops at either QoS) is sent again when the till re-sends its
-// transactions and the hub answers them as duplicates.
+// Acks go out at QoS 0 through the embedded broker, as balance replies do.
+// A till's session is clean (its outbox, not the broker, carries what must
+// survive a reconnect), so QoS 1 would buy no redelivery the connection's
+// TCP does not already give, and would cost each ack a packet id, an entry
+// in the broker's in-flight store and a PUBACK back from the till for the
+// hub to read. An ack lost anyway (a connection dropped, a till's write
+// queue full, which drops at either QoS) is sent again when the till
+// re-sends its transactions and the hub answers them as duplicates.
+// Through an external broker they stay QoS 1 (Options.AckQoS): there the
+// hub's own connection to the broker can drop, and paho keeps a QoS 1
+// publish for the next one where it drops a QoS 0 one.
 //
 // Acks and balance replies to an enrolled terminal are sealed with its key
 // in turn, so that its till can tell them from forgeries (a forged ack
@@ -81,9 +84,6 @@ import (
 	"github.com/tillsync/tillsync/protocol"
 )
 
-// AckQoS is the QoS acks are published at (see the package doc).
-const AckQoS = 0
-
 // Publisher sends a message to the broker without waiting for delivery.
 type Publisher func(topic string, qos byte, payload []byte) error
 
@@ -91,6 +91,11 @@ type Publisher func(topic string, qos byte, payload []byte) error
 type Options struct {
 	Store   ledger.Store
 	Publish Publisher
+	// AckQoS is the QoS acks are published at; default 0 (see the package
+	// doc). The hub gives 1 for an external broker: paho drops a QoS 0
+	// publish while its connection to the broker is being made again, and
+	// keeps a QoS 1 one for it.
+	AckQoS byte
 	// QueueSize bounds the batches waiting for the commit loop in each of
 	// its two queues, live and backlog (see the package doc); default 8192.
 	QueueSize int
@@ -304,7 +309,14 @@ func (in *Ingest) HandleTx(topic string, payload []byte) {
 		q = in.live
 	}
 	// Counted as queued before it is: the commit loop may take it at once.
-	in.credit.arrived(ackTopic, len(b.Txs)+len(w.early), b.Backlog > 0, w.received)
+	// Only a batch for the backlog queue tells the size of backlog batches
+	// (not a hold sent ahead of its till's backlog, nor one emptied by
+	// rejections).
+	size := 0
+	if q == in.batches {
+		size = len(b.Txs) + len(w.early)
+	}
+	in.credit.arrived(ackTopic, size, b.Backlog > 0, w.received)
 	select {
 	case q <- w:
 	default:
@@ -491,7 +503,7 @@ func (in *Ingest) commit(group []*work) {
 			in.log.Error("encode acks", "err", err)
 			continue
 		}
-		if err := in.o.Publish(w.ackTopic, AckQoS, payload); err != nil {
+		if err := in.o.Publish(w.ackTopic, in.o.AckQoS, payload); err != nil {
 			in.log.Warn("publish acks", "topic", w.ackTopic, "err", err)
 		}
 		in.observe(w, acks)
