@@ -82,7 +82,7 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 			}
 			for _, hf := range o.HubFlags {
 				if !strings.HasPrefix(hf, "--") {
-					return cli.Usagef("--hub-flag %q: want a flag of tillsync-hub serve, e.g. --hub-flag=--gc-percent=400", hf)
+					return cli.Usagef("--hub-flag %q: want a flag of tillsync-hub serve, e.g. --hub-flag=--memory-limit=2GiB", hf)
 				}
 			}
 			if err := chaos.CheckBin(o.Bin); err != nil {
@@ -116,7 +116,7 @@ reported, and the exit status is 0 as long as every scenario ran.`,
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "how long the load runs before it is measured")
 	f.BoolVar(&o.NoMosquitto, "no-mosquitto", false, "leave out the runs with Mosquitto (left out anyway when it is not installed)")
 	f.BoolVar(&o.Profile, "profile", false, "capture a CPU profile of the hub during each measured phase (with --dir, to keep them)")
-	f.StringArrayVar(&o.HubFlags, "hub-flag", nil, "give this flag to every hub the bench starts (repeatable), e.g. --hub-flag=--gc-percent=400; the rows say so")
+	f.StringArrayVar(&o.HubFlags, "hub-flag", nil, "give this flag to every hub the bench starts (repeatable), e.g. --hub-flag=--memory-limit=2GiB; the rows say so")
 	f.StringVar(&jsonOut, "json", "", "also write the table's rows as JSON to this file")
 	f.BoolVar(&markdown, "markdown", false, "print the table as Markdown (for docs/performance.md)")
 	return c

@@ -69,7 +69,7 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"bench", "--terminals", "0"}, []string{"--terminals 0", "1 or more"}},
 		{[]string{"bench", "--aging-txs", "-1"}, []string{"--aging-txs -1", "1 or more"}},
 		{[]string{"bench", "--members", "0"}, []string{"--members 0", "1 or more"}},
-		{[]string{"bench", "--hub-flag", "gc-percent=400"}, []string{`--hub-flag "gc-percent=400"`, "--hub-flag=--gc-percent=400"}},
+		{[]string{"bench", "--hub-flag", "memory-limit=2GiB"}, []string{`--hub-flag "memory-limit=2GiB"`, "--hub-flag=--memory-limit=2GiB"}},
 		{[]string{"bench", "--duration", "10ms"}, []string{"--duration 10ms", "1s or more"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -58,7 +58,7 @@ type Options struct {
 	// (default DefaultMembers); scenario 6 fills its ledger with its own.
 	Members int
 	// HubFlags are given to every hub the bench starts, after its own
-	// (e.g. --gc-percent=400), to measure a hub set up otherwise than the
+	// (e.g. --memory-limit=2GiB), to measure a hub set up otherwise than the
 	// default; the rows of scenarios 2 to 5 say so.
 	HubFlags []string
 	// AgingTxs is the size of scenario 6's aged ledger (default 10
