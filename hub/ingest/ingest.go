@@ -404,17 +404,14 @@ func (in *Ingest) Run(ctx context.Context) error {
 		// A live batch waiting is taken first; else whichever comes.
 		select {
 		case w := <-in.live:
-			in.credit.left(w.ackTopic)
-			in.commit(in.fill(append(group, w)))
+			in.commitTaken(in.fill(append(group, w)))
 			continue
 		default:
 		}
 		select {
 		case w := <-in.live:
-			in.credit.left(w.ackTopic)
 			group = append(group, w)
 		case w := <-in.batches:
-			in.credit.left(w.ackTopic)
 			group = append(group, w)
 		case <-ctx.Done():
 			// Commit what was accepted into the queues before stopping.
@@ -422,11 +419,20 @@ func (in *Ingest) Run(ctx context.Context) error {
 				if group = in.fill(group[:0]); len(group) == 0 {
 					return nil
 				}
-				in.commit(group)
+				in.commitTaken(group)
 			}
 		}
-		in.commit(in.fill(group))
+		in.commitTaken(in.fill(group))
 	}
+}
+
+// commitTaken commits a group just taken from the queues, which it has
+// left as far as the grants count (credit.go).
+func (in *Ingest) commitTaken(group []*work) {
+	for _, w := range group {
+		in.credit.left(w.ackTopic)
+	}
+	in.commit(group)
 }
 
 // fill adds to group the live batches waiting, then backlog batches,
@@ -436,7 +442,6 @@ func (in *Ingest) fill(group []*work) []*work {
 		for more := true; more && len(group) < in.o.MaxGroup; {
 			select {
 			case w := <-q:
-				in.credit.left(w.ackTopic)
 				group = append(group, w)
 			default:
 				more = false

@@ -131,7 +131,7 @@ func (b *bench) drain(ctx context.Context, mosq bool) error {
 		return fmt.Errorf("not exactly once: the tills queued %d, the ledger holds %d; answered applied %d, duplicate %d, rejected %d",
 			want, n, ba+la, bd+ld, br+lr)
 	}
-	b.row(Row{ID: id, What: fmt.Sprintf("backlog drain, %d stores × %d, %s%s", len(backlog), b.o.DrainQueued, via, b.members()),
+	b.row(Row{ID: id, What: fmt.Sprintf("backlog drain, %d stores × %d, %s%s", len(backlog), b.o.DrainQueued, via, b.setup()),
 		Figure: fmt.Sprintf("%.1f s (%s)", took.Seconds(), rate(float64(total)/took.Seconds())), Target: "≤ 10 s, exactly once", Met: took <= 10*time.Second,
 		Note: fmt.Sprintf("ledger holds %s transactions = queued, each once; %s answered duplicate (re-sent after %s without an ack); %s batches dropped at the hub's full queue; %s group commits",
 			thousands(n), thousands(bd+ld), "10s", thousands(st.Dropped), thousands(st.Commits))})

@@ -92,7 +92,7 @@ func (b *bench) ingest(ctx context.Context, mosq bool) error {
 	}
 	applied, dups, rejected, _ := f.Answers()
 	ratio := got / single
-	b.row(Row{ID: id, What: fmt.Sprintf("live ingest, durable, %d tills, %s%s", len(creds), via, b.members()), Figure: rate(got), Baseline: rate(single) + " QoS 1, a tx a message", Ratio: ratio,
+	b.row(Row{ID: id, What: fmt.Sprintf("live ingest, durable, %d tills, %s%s", len(creds), via, b.setup()), Figure: rate(got), Baseline: rate(single) + " QoS 1, a tx a message", Ratio: ratio,
 		Target: "≥ 50,000 tx/s and ≥ 0.70×", Met: got >= 50000 && ratio >= 0.7,
 		Note: fmt.Sprintf("%s applied in all, %d duplicates, %d rejected; the hub: %s group commits, %d batches dropped at a full queue, %.0f transactions a batch",
 			thousands(applied), dups, rejected, thousands(st.Commits), st.Dropped, float64(st.Applied+st.Duplicates)/float64(max(1, st.Batches)))})

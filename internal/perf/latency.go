@@ -92,7 +92,7 @@ func (b *bench) roundtrip(ctx context.Context) error {
 		return err
 	}
 	p99 := loaded.Quantile(0.99)
-	b.row(Row{ID: "4", What: fmt.Sprintf("round trip till → hub → ack at %s tx/s%s", thousands(int64(b.o.Background)), b.members()), Figure: "p99 " + ms(p99),
+	b.row(Row{ID: "4", What: fmt.Sprintf("round trip till → hub → ack at %s tx/s%s", thousands(int64(b.o.Background)), b.setup()), Figure: "p99 " + ms(p99),
 		Baseline: "p99 " + ms(idle.Quantile(0.99)) + " idle", Ratio: float64(p99) / float64(idle.Quantile(0.99)),
 		Target: "p99 ≤ 10 ms", Met: p99 <= 10*time.Millisecond,
 		Note: fmt.Sprintf("p50 %s (idle %s); %s transactions sent in the loaded phase over %d tills, %s measured; %s",

@@ -93,9 +93,10 @@ func (o *Options) defaults() {
 	}
 }
 
-// members is what a row of scenarios 2 to 4 says of the tills' members
-// and of --hub-flag: nothing for the defaults, which the docs give.
-func (b *bench) members() string {
+// setup is what a row of scenarios 2 to 4 says of how the run differs
+// from the defaults (the tills' members, --hub-flag): nothing for the
+// defaults, which the docs give.
+func (b *bench) setup() string {
 	s := ""
 	if b.o.Members != DefaultMembers {
 		s = ", members from " + thousands(int64(b.o.Members))
