@@ -129,6 +129,22 @@ const (
 func hubSide(before, after map[string]Histogram) string {
 	ack := after[metricAck].Sub(before[metricAck])
 	com := after[metricCommit].Sub(before[metricCommit])
-	return fmt.Sprintf("at the hub: arrival → acks out p50 ≤ %s, p99 ≤ %s; %s commits, mean %s, p99 ≤ %s",
-		ms(ack.Quantile(0.5)), ms(ack.Quantile(0.99)), thousands(int64(com.Count)), ms(com.Mean()), ms(com.Quantile(0.99)))
+	return fmt.Sprintf("at the hub: arrival → acks out p50 %s, p99 %s; %s commits, mean %s, p99 %s",
+		ack.upTo(0.5), ack.upTo(0.99), thousands(int64(com.Count)), ms(com.Mean()), com.upTo(0.99))
+}
+
+// upTo says where the q-quantile lies: at most a bucket's bound, or past
+// the last finite one (the histogram cannot say by how much).
+func (h Histogram) upTo(q float64) string {
+	d := h.Quantile(q)
+	if d != time.Duration(math.MaxInt64) {
+		return "≤ " + ms(d)
+	}
+	last := 0.0
+	for _, b := range h.Bounds {
+		if !math.IsInf(b, 1) {
+			last = max(last, b)
+		}
+	}
+	return "> " + ms(time.Duration(last*float64(time.Second)))
 }

@@ -151,6 +151,14 @@ func TestHistogram(t *testing.T) {
 	if got := h.Mean(); got != 5*time.Millisecond {
 		t.Errorf("mean = %v", got)
 	}
+	if got := h.upTo(0.99); got != "≤ 100.00 ms" {
+		t.Errorf("p99 says %q", got)
+	}
+	// Past the last finite bound: said so, not as the largest duration.
+	over := Histogram{Bounds: before.Bounds, Counts: []float64{50, 60, 90, 100}, Count: 100}
+	if got := over.upTo(0.99); got != "> 100.00 ms" {
+		t.Errorf("p99 in the +Inf bucket says %q, want > 100.00 ms", got)
+	}
 }
 
 func TestThousands(t *testing.T) {
