@@ -454,9 +454,11 @@ func (in *Ingest) fill(group []*work) []*work {
 // commit applies a group in one ledger commit, then acks every batch in it.
 func (in *Ingest) commit(group []*work) {
 	batches := make([]*protocol.Batch, 0, len(group))
+	txs := 0 // for the grants' pace
 	for _, w := range group {
 		if len(w.batch.Txs) > 0 {
 			batches = append(batches, w.batch)
+			txs += len(w.batch.Txs)
 		}
 	}
 	var results [][]protocol.Ack
@@ -481,11 +483,7 @@ func (in *Ingest) commit(group []*work) {
 			return
 		}
 		in.commits.Add(1)
-		n := 0
-		for _, b := range batches {
-			n += len(b.Txs)
-		}
-		in.credit.committed(n, in.o.Clock.Now().Sub(began))
+		in.credit.committed(txs, in.o.Clock.Now().Sub(began))
 		if in.o.AfterCommit != nil {
 			in.o.AfterCommit()
 		}
