@@ -84,7 +84,7 @@ func (c *cluster) startHub(ctx context.Context, armAfter int) error {
 			if armAfter > 0 {
 				return true, nil // it reached its fatal commit before its API answered
 			}
-			return false, fmt.Errorf("the hub exited at its start; see %s", c.hub.Log)
+			return false, c.hub.ExitedAtStart()
 		}
 		resp, err := c.http.Get("http://" + c.hubHTTP + "/healthz")
 		if err != nil {
@@ -111,7 +111,7 @@ func (c *cluster) startAgent(ctx context.Context, t *till) error {
 	}
 	return proc.WaitFor(ctx, 30*time.Second, t.String()+"'s POS API", func() (bool, error) {
 		if !t.agent.Running() {
-			return false, fmt.Errorf("%s's agent exited at its start; see %s", t, t.agent.Log)
+			return false, t.agent.ExitedAtStart()
 		}
 		_, err := c.health(t)
 		return err == nil, nil

@@ -142,7 +142,7 @@ func (p *Proc) StartListening(ctx context.Context, timeout time.Duration, addr s
 	}
 	return WaitFor(ctx, timeout, p.Name+" to listen", func() (bool, error) {
 		if !p.Running() {
-			return false, fmt.Errorf("%s exited at its start; see %s", p.Name, p.Log)
+			return false, p.ExitedAtStart()
 		}
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -150,6 +150,25 @@ func (p *Proc) StartListening(ctx context.Context, timeout time.Duration, addr s
 		}
 		return err == nil, nil
 	})
+}
+
+// ExitedAtStart is the error for a process that exited before it was
+// ready: it names the log and quotes the log's last lines, as a test's
+// temporary dir, the log with it, is gone by the time its failure is read.
+func (p *Proc) ExitedAtStart() error {
+	return fmt.Errorf("%s exited at its start; see %s, which ends:\n%s", p.Name, p.Log, tail(p.Log, 15))
+}
+
+// tail returns the last n lines of the file at path, indented, or why it
+// cannot.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "    (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	return "    " + strings.Join(lines, "\n    ")
 }
 
 // WaitFor polls cond every 50ms until it holds, fails, or timeout passes.
